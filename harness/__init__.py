@@ -1,0 +1,1 @@
+"""rvharness: boot RISC-V kernels under QEMU and check their IPI behaviour."""

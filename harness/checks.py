@@ -1,0 +1,130 @@
+"""Evaluating a scenario's expectations against what was observed. Every
+result says what was expected and what was observed."""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .observations import Observations
+from .parsers import backtrace, cpulist
+from .parsers.interrupts import delta
+from .scenario import Expectation
+
+PASS, FAIL, SKIP, ERROR = "pass", "fail", "skip", "error"
+
+
+@dataclass
+class CheckResult:
+    name: str
+    verdict: str
+    expected: str
+    observed: str
+    step: str | None = None
+    message: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _per_cpu(table: dict, cpus: list[int]) -> dict[int, int]:
+    """Expand {1: 0, others: 1} over the CPUs present."""
+    out = {c: table["others"] for c in cpus if "others" in table}
+    out.update({c: v for c, v in table.items() if c != "others"})
+    return out
+
+
+def expected_of(exp: Expectation, obs: Observations | None = None) -> str:
+    a = exp.args
+    if exp.kind == "counter":
+        parts = [f"{k} {a[k]}" for k in ("delta", "at_least", "at_most") if a[k] is not None]
+        return f"'{a['row']}' {a['between'][0]}->{a['between'][1]}: " + ", ".join(parts)
+    if exp.kind == "backtrace":
+        s = f"every online CPU accounted for after step '{a['step']}' by an IPI backtrace"
+        if a["sender"] is not None:
+            s += f", sent from CPU {a['sender']}"
+        return s
+    if exp.kind == "console":
+        return (f"/{a['present']}/ present" if a["present"] else f"/{a['absent']}/ absent") + \
+            (f" in step '{a['step']}'" if a["step"] else "")
+    if exp.kind == "exit_status":
+        return f"step '{a['step']}' exits {a['status']}"
+    return exp.kind
+
+
+def evaluate(exp: Expectation, obs: Observations) -> CheckResult:
+    fn = {"counter": _counter, "backtrace": _backtrace, "console": _console,
+          "exit_status": _exit_status}[exp.kind]
+    verdict, observed, step = fn(exp.args, obs)
+    return CheckResult(exp.name, verdict, expected_of(exp), observed, step)
+
+
+def _counter(a: dict, obs: Observations) -> tuple[str, str, str | None]:
+    first, second = a["between"]
+    if first not in obs.snapshots or second not in obs.snapshots:
+        return ERROR, f"snapshot '{first if first not in obs.snapshots else second}' was not taken", None
+    before, after = obs.snapshots[first], obs.snapshots[second]
+    row = a["row"]
+    d = delta(before, after, row)
+    if d is None:
+        missing = [lbl for lbl, s in ((first, before), (second, after)) if s.row(row) is None]
+        return FAIL, (f"no '{row}' row in /proc/interrupts at snapshot(s) {', '.join(missing)}; "
+                      f"IPI rows present: {', '.join(after.ipi_names()) or 'none'}"), None
+    cpus = sorted(d)
+    problems = []
+    for key, op, text in (("delta", lambda x, y: x == y, "="), ("at_least", lambda x, y: x >= y, ">="),
+                          ("at_most", lambda x, y: x <= y, "<=")):
+        if a[key] is None:
+            continue
+        for cpu, want in sorted(_per_cpu(a[key], cpus).items()):
+            if cpu not in d:
+                problems.append(f"CPU {cpu} has no column (offline?)")
+            elif not op(d[cpu], want):
+                problems.append(f"CPU {cpu}: {d[cpu]:+d}, want {text} {want}")
+    observed = "deltas " + ", ".join(f"CPU{c}:{d[c]:+d}" for c in cpus)
+    if problems:
+        return FAIL, observed + " (" + "; ".join(problems) + ")", None
+    return PASS, observed, None
+
+
+def _backtrace(a: dict, obs: Observations) -> tuple[str, str, str | None]:
+    step = a["step"]
+    rec = obs.steps.get(step)
+    if rec is None:
+        return ERROR, f"step '{step}' did not run", step
+    report = backtrace.parse(obs.step_text(step))
+    forms = report.forms()
+    observed = "forms " + (", ".join(f"CPU{c}:{f}" for c, f in forms.items()) or "none")
+    if report.sender is not None:
+        observed += f"; sent from CPU {report.sender} to {cpulist.format(report.targets or [])}"
+    problems = []
+    if a["accounted"] == "online":
+        for cpu in rec.online:
+            form = forms.get(cpu)
+            if form not in (backtrace.FULL, backtrace.IDLE):
+                problems.append(f"CPU {cpu}: " + (f"{form} form, not an IPI backtrace" if form
+                                                  else "no backtrace and no 'skipped: idling' line"))
+        for cpu in forms:
+            if cpu not in rec.online:
+                problems.append(f"CPU {cpu} is offline but printed a backtrace")
+    if a["sender"] is not None and report.sender != a["sender"]:
+        problems.append(f"no 'Sending NMI from CPU {a['sender']}' line")
+    if problems:
+        return FAIL, observed + " (" + "; ".join(problems) + ")", step
+    return PASS, observed, step
+
+
+def _console(a: dict, obs: Observations) -> tuple[str, str, str | None]:
+    text = obs.step_text(a["step"]) if a["step"] else obs.console
+    pattern = a["present"] or a["absent"]
+    m = re.search(pattern, text, re.MULTILINE)
+    found = f"found {m.group(0)!r}" if m else "not found"
+    ok = bool(m) == bool(a["present"])
+    return (PASS if ok else FAIL), found, a["step"]
+
+
+def _exit_status(a: dict, obs: Observations) -> tuple[str, str, str | None]:
+    rec = obs.steps.get(a["step"])
+    if rec is None or rec.status is None:
+        return ERROR, f"step '{a['step']}' has no exit status", a["step"]
+    return (PASS if rec.status == a["status"] else FAIL), f"exit status {rec.status}", a["step"]

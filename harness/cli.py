@@ -1,0 +1,144 @@
+"""rvharness command line. Exit codes: 0 all passed, 1 a check failed,
+2 usage or infrastructure error."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from . import debs, initramfs, kbuild, scenario
+from .arch import RISCV64
+from .checks import ERROR, FAIL
+from .errors import HarnessError, InputError
+from .paths import REPO_ROOT
+from .recipe import load_recipe
+
+DEFAULT_RECIPE = REPO_ROOT / "kernels" / "default.yaml"
+EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+
+
+def _progress(msg: str) -> None:
+    print(f"rvharness: {msg}", file=sys.stderr, flush=True)
+
+
+def _kernels(args: argparse.Namespace) -> list[kbuild.BuiltKernel]:
+    patches = [Path(p) for p in args.patch]
+    if args.kernel_image:
+        if patches or args.kernel:
+            raise InputError(None, "--kernel-image cannot be combined with --kernel or --patch")
+        return [kbuild.prebuilt(Path(args.kernel_image), RISCV64)]
+    recipes = [Path(k) for k in args.kernel] or [DEFAULT_RECIPE]
+    return [kbuild.build(load_recipe(r).with_patches(patches), progress=_progress) for r in recipes]
+
+
+def _out_dir(args: argparse.Namespace) -> Path:
+    if args.out:
+        return Path(args.out)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("rvharness-out") / stamp
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", name)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from . import report  # imports junit_xml, only needed here
+    from .runner import run_scenario
+
+    files = scenario.discover([Path(p) for p in args.paths])
+    scenarios = [scenario.load(f) for f in files]   # all validated before any QEMU starts
+    kernels = _kernels(args)
+    initrd = initramfs.build(RISCV64)
+    out = _out_dir(args)
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for kernel in kernels:
+        for scn in scenarios:
+            res = run_scenario(scn, kernel, initrd, out / _safe(kernel.recipe_name) / _safe(scn.name))
+            report.print_result(res, sys.stdout)
+            sys.stdout.flush()
+            results.append(res)
+    junit_path = Path(args.junit) if args.junit else out / "junit.xml"
+    junit_path.parent.mkdir(parents=True, exist_ok=True)
+    junit_path.write_text(report.junit(results))
+    report.write_summary(results, out / "summary.json")
+    print(report.summary_line(results))
+    print(f"artifacts: {out}  junit: {junit_path}")
+    if any(r.verdict == ERROR for r in results):
+        return EXIT_ERROR
+    return EXIT_FAIL if any(r.verdict == FAIL for r in results) else EXIT_OK
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    recipe = load_recipe(Path(args.recipe)).with_patches([Path(p) for p in args.patch])
+    built = kbuild.build(recipe, progress=_progress)
+    print(built.image)
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    files = scenario.discover([Path(p) for p in args.paths])
+    for f in files:
+        scn = scenario.load(f)
+        print(f"ok    {f}: {scn.name}, {len(scn.steps)} steps, {len(scn.expect)} expectations")
+    return EXIT_OK
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    for name, arch in (("linux-source-6.12", "all"), ("busybox-static", RISCV64.deb_arch)):
+        pkg = debs.fetch(name, arch)
+        print(f"{pkg.name}:{pkg.arch} {pkg.version} {pkg.path}")
+    return EXIT_OK
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rvharness", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def kernel_opts(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--kernel", action="append", default=[], metavar="RECIPE",
+                        help="kernel recipe YAML (repeatable; default kernels/default.yaml)")
+        sp.add_argument("--kernel-image", metavar="IMAGE", help="a prebuilt RISC-V Image")
+        sp.add_argument("--patch", action="append", default=[], metavar="FILE",
+                        help="extra patch applied on top of the recipe's (repeatable)")
+
+    r = sub.add_parser("run", help="run scenarios on one or more kernels")
+    r.add_argument("paths", nargs="+", help="scenario files or directories")
+    kernel_opts(r)
+    r.add_argument("--junit", metavar="FILE", help="JUnit XML path (default OUT/junit.xml)")
+    r.add_argument("--out", metavar="DIR", help="artifact directory (default rvharness-out/<time>)")
+    r.set_defaults(func=cmd_run)
+
+    b = sub.add_parser("build", help="build a kernel recipe and print the Image path")
+    b.add_argument("recipe")
+    b.add_argument("--patch", action="append", default=[], metavar="FILE")
+    b.set_defaults(func=cmd_build)
+
+    c = sub.add_parser("check", help="validate scenario files without booting")
+    c.add_argument("paths", nargs="+")
+    c.set_defaults(func=cmd_check)
+
+    f = sub.add_parser("fetch", help="download the kernel source and riscv64 busybox packages")
+    f.set_defaults(func=cmd_fetch)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except HarnessError as exc:
+        print(f"rvharness: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("rvharness: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""Driving the guest's serial console: the ready marker, shell commands with
+sentinels and exit status, sysrq, and crash detection while waiting."""
+from __future__ import annotations
+
+import re
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import pexpect
+
+from .errors import BootTimeout, ConsoleTimeout, GuestCrashed, QemuExited
+
+if TYPE_CHECKING:
+    from .machine import _Tee
+
+READY = re.compile(r"rvharness-ready cpus=(\d+) kernel=(\S+)")
+
+# Seeing one of these while waiting for anything ends the wait at once.
+CRASH_PATTERNS: tuple[tuple[str, str], ...] = (
+    ("panic", r"Kernel panic - not syncing: [^\r\n]*"),
+    ("oops", r"Unable to handle kernel [^\r\n]*"),
+    ("oops", r"(?:Oops|Kernel BUG)(?: - [^\r\n\[]*)? \[#\d+\]"),
+    ("bug", r"kernel BUG at [^\r\n]*"),
+)
+
+# A kernel console line: "[    1.234567][    T1] text" (timestamp, caller).
+KMSG_LINE = re.compile(r"\[\s*\d+\.\d+\](?:\[\s*[TC]\d+\])? [^\n]*\n?")
+SYSRQ_KEYS = re.compile(r"^[0-9a-z]$")
+
+
+@dataclass
+class CommandResult:
+    command: str
+    status: int
+    raw: str            # everything between the sentinels, kernel messages included
+    output: str         # raw with kernel console lines removed
+    start: int          # transcript offsets of the step
+    end: int
+    seconds: float
+
+
+class Console:
+    def __init__(self, child: pexpect.spawn, tee: "_Tee", argv: Sequence[str],
+                 log_path: Path) -> None:
+        self.child = child
+        self.tee = tee
+        self.argv = list(argv)
+        self.log_path = log_path
+        self.cpus: int | None = None
+        self.kernel_release = ""
+        self._seq = 0
+        # Crash kinds a step expects (e.g. an LKDTM WARNING); others stay fatal.
+        self.allowed_crashes: set[str] = set()
+
+    @property
+    def position(self) -> int:
+        return self.tee.length
+
+    def text(self, start: int = 0, end: int | None = None) -> str:
+        return self.tee.text(start, end)
+
+    # ------------------------------------------------------------ waiting
+
+    def expect(self, patterns: Sequence[str], timeout: float, what: str,
+               timeout_error: type[ConsoleTimeout] = ConsoleTimeout) -> re.Match:
+        """Wait for one of patterns; a crash, QEMU exiting or the timeout
+        raise typed errors that carry the console excerpt."""
+        crash = [(k, p) for k, p in CRASH_PATTERNS if k not in self.allowed_crashes]
+        compiled = [re.compile(p) for p in patterns] + [re.compile(p) for _, p in crash]
+        try:
+            idx = self.child.expect(compiled + [pexpect.EOF, pexpect.TIMEOUT], timeout=timeout)
+        except OSError as exc:
+            raise QemuExited(f"console lost while waiting for {what}: {exc}", self.argv,
+                             self.log_path, self._tail()) from None
+        if idx < len(patterns):
+            return self.child.match
+        if idx < len(compiled):
+            match = self.child.match
+            self._drain(1.5)
+            title = match.group(0).strip()
+            start = max(0, self.tee.length - 20000)
+            raise GuestCrashed(title, self._crash_text(title, start), self.argv, self.log_path)
+        if idx == len(compiled):
+            self.child.close()
+            raise QemuExited(f"QEMU exited (status {self.child.exitstatus}, signal "
+                             f"{self.child.signalstatus}) while waiting for {what}",
+                             self.argv, self.log_path, self._tail())
+        raise timeout_error(f"timed out after {timeout:g} s waiting for {what}", self.argv,
+                            self.log_path, self._tail())
+
+    def _drain(self, quiet: float, limit: float = 5.0) -> None:
+        """Read until the console has been quiet for `quiet` seconds."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            try:
+                self.child.read_nonblocking(65536, timeout=quiet)
+            except pexpect.TIMEOUT:
+                return
+            except (pexpect.EOF, OSError):
+                return
+
+    def settle(self, quiet: float = 0.15, limit: float = 3.0) -> None:
+        """Let asynchronous kernel output (backtraces from other CPUs) land
+        before the next step starts."""
+        self._drain(quiet, limit)
+
+    def _crash_text(self, title: str, start: int) -> str:
+        text = self.text(start)
+        at = text.rfind(title)
+        # Start a few dozen lines before the title: the report header is there.
+        head = text.rfind("\n", 0, max(0, at))
+        lines_before = text[:head].splitlines()[-40:] if head > 0 else []
+        return "\n".join(lines_before + text[head:].splitlines()).strip()
+
+    def _tail(self, chars: int = 3000) -> str:
+        return self.text(max(0, self.tee.length - chars))
+
+    # ------------------------------------------------------------ actions
+
+    def wait_ready(self, timeout: float) -> None:
+        m = self.expect([READY.pattern], timeout, "the guest's ready line", BootTimeout)
+        self.cpus = int(m.group(1))
+        self.kernel_release = m.group(2)
+
+    def send(self, data: str) -> None:
+        self.child.send(data)
+
+    def run(self, command: str | Sequence[str], timeout: float = 30.0) -> CommandResult:
+        """Run a shell command; return its output and exit status. A list is
+        quoted word by word; a string is passed to the guest shell as is."""
+        if not isinstance(command, str):
+            command = shlex.join(command)
+        if "\n" in command or len(command) > 3000:
+            raise ValueError("a console command must be one line under 3000 characters")
+        self._seq += 1
+        n = self._seq
+        # The quotes split the markers in the echoed input, so only the
+        # shell's output matches the patterns below.
+        line = f'echo "@RVH""S{n}@"; {command}; echo "@RVH""E{n}:$?@"\n'
+        start = self.position
+        t0 = time.monotonic()
+        self.child.send(line)
+        what = f"command `{command}`"
+        self.expect([rf"@RVHS{n}@\r*\n"], timeout, what)
+        m = self.expect([rf"@RVHE{n}:(\d+)@"], max(0.1, timeout - (time.monotonic() - t0)), what)
+        seconds = time.monotonic() - t0
+        raw = self.child.before.replace("\r", "")
+        status = int(m.group(1))
+        return CommandResult(command, status, raw, KMSG_LINE.sub("", raw), start,
+                             self.position, seconds)
+
+    def interrupt(self) -> None:
+        """Ctrl-C to the foreground command, e.g. after a timeout."""
+        self.child.sendcontrol("c")
+
+    def sysrq(self, key: str, cpu: int | None = None, timeout: float = 30.0) -> CommandResult:
+        """Write key to /proc/sysrq-trigger, pinned to cpu with taskset."""
+        if not SYSRQ_KEYS.match(key):
+            raise ValueError(f"invalid sysrq key {key!r}")
+        inner = ["sh", "-c", f"echo {key} > /proc/sysrq-trigger"]
+        argv = (["taskset", "-c", str(cpu)] if cpu is not None else []) + inner
+        result = self.run(argv, timeout)
+        self.settle()
+        result.end = self.position
+        return result
+
+    def serial_break(self, key: str) -> None:
+        """BREAK on the serial line (Ctrl-A b to the QEMU mux), then the sysrq
+        key: the handler runs in the UART interrupt, not in a task."""
+        if not SYSRQ_KEYS.match(key):
+            raise ValueError(f"invalid sysrq key {key!r}")
+        self.child.send("\x01b")
+        time.sleep(0.05)
+        self.child.send(key)
+
+
+def idle(console: Console, seconds: float) -> None:
+    """Let time pass on the guest while still watching for crashes."""
+    try:
+        console.expect([], seconds, f"{seconds:g} s of guest time")
+    except ConsoleTimeout:
+        return

@@ -1,0 +1,171 @@
+"""The QEMU launcher: a typed machine description, the command line built
+from it, and a context manager that always ends QEMU and its process group."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import pexpect
+
+from . import hostcmd
+from .arch import Arch
+from .console import Console
+from .errors import MachineError
+from .paths import private_dir
+
+DEFAULT_CMDLINE = ("earlycon=sbi", "kgdboc={console}")
+
+
+@dataclass(frozen=True)
+class MachineSpec:
+    arch: Arch
+    kernel: Path
+    initrd: Path
+    cpus: int = 4
+    memory: str = "512M"
+    cmdline: tuple[str, ...] = ()       # appended to the defaults
+    qemu_args: tuple[str, ...] = ()     # appended to the QEMU command line
+    no_reboot: bool = True
+
+    def kernel_cmdline(self) -> str:
+        parts = [f"console={self.arch.console}"]
+        parts += [p.format(console=self.arch.console) for p in DEFAULT_CMDLINE]
+        return " ".join(parts + list(self.cmdline))
+
+    def argv(self, qmp_socket: Path) -> list[str]:
+        argv = [
+            self.arch.qemu, "-M", self.arch.machine, "-smp", str(self.cpus), "-m", self.memory,
+            "-bios", self.arch.bios, "-kernel", str(self.kernel), "-initrd", str(self.initrd),
+            "-append", self.kernel_cmdline(),
+            # One stdio chardev muxed between the serial port and the monitor,
+            # as -nographic does, but with signal=off: a Ctrl-C meant for the
+            # guest must not kill QEMU. Ctrl-A b still sends a serial BREAK.
+            "-display", "none",
+            "-chardev", "stdio,id=con0,mux=on,signal=off",
+            "-serial", "chardev:con0",
+            "-mon", "chardev=con0,mode=readline",
+            "-qmp", f"unix:{qmp_socket},server=on,wait=off",
+        ]
+        if self.no_reboot:
+            argv.append("-no-reboot")
+        return argv + list(self.qemu_args)
+
+
+class _Tee:
+    """pexpect's logfile_read: every byte goes to the artifact file at once
+    (so a hang or crash never loses the log) and to the in-memory transcript."""
+
+    def __init__(self, fh: IO[str]) -> None:
+        self.fh = fh
+        self.chunks: list[str] = []
+        self.length = 0
+
+    def write(self, s: str) -> None:
+        self.chunks.append(s)
+        self.length += len(s)
+        self.fh.write(s)
+        self.fh.flush()
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+    def text(self, start: int = 0, end: int | None = None) -> str:
+        if len(self.chunks) > 1:
+            self.chunks = ["".join(self.chunks)]
+        whole = self.chunks[0] if self.chunks else ""
+        return whole[start:end]
+
+
+class Machine:
+    """with Machine(spec, artifacts) as m: m.console.run('uname -a')"""
+
+    def __init__(self, spec: MachineSpec, artifacts: Path, boot_timeout: float = 60.0) -> None:
+        self.spec = spec
+        self.artifacts = artifacts
+        self.boot_timeout = boot_timeout
+        self.run_dir: Path | None = None
+        self.child: pexpect.spawn | None = None
+        self.console: Console | None = None
+        self.console_log = artifacts / "console.log"
+        self.argv: list[str] = []
+        self._log_fh: IO[str] | None = None
+        self.started_at = 0.0
+        self.exit_status: int | None = None
+
+    @property
+    def qmp_socket(self) -> Path:
+        assert self.run_dir is not None
+        return self.run_dir / "qmp.sock"
+
+    def start(self) -> "Machine":
+        hostcmd.require_tool(self.spec.arch.qemu)
+        self.spec.arch.check_image(self.spec.kernel)
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+        self.run_dir = private_dir(prefix="rvh-run-")
+        self.argv = self.spec.argv(self.qmp_socket)
+        (self.artifacts / "qemu.argv").write_text("\n".join(self.argv) + "\n")
+        self._log_fh = open(self.console_log, "w", encoding="utf-8", errors="replace")
+        tee = _Tee(self._log_fh)
+        self.started_at = time.monotonic()
+        try:
+            self.child = pexpect.spawn(self.argv[0], self.argv[1:], encoding="utf-8",
+                                       codec_errors="replace", echo=False, timeout=None,
+                                       dimensions=(50, 500))
+        except pexpect.ExceptionPexpect as exc:
+            self.close()
+            raise MachineError(f"cannot start QEMU: {exc}", self.argv, self.console_log) from None
+        self.child.logfile_read = tee
+        self.console = Console(self.child, tee, self.argv, self.console_log)
+        return self
+
+    def boot(self) -> float:
+        """Wait for the guest's ready line; return seconds since QEMU started."""
+        assert self.console is not None
+        self.console.wait_ready(self.boot_timeout)
+        return time.monotonic() - self.started_at
+
+    def __enter__(self) -> "Machine":
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """End QEMU and anything in its process group; idempotent."""
+        child, self.child = self.child, None
+        if child is not None:
+            pid = child.pid
+            if child.isalive():
+                # QEMU exits cleanly on SIGTERM; SIGKILL the group if it lingers.
+                try:
+                    os.killpg(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+                deadline = time.monotonic() + 3
+                while child.isalive() and time.monotonic() < deadline:
+                    time.sleep(0.02)
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                child.close(force=True)
+            except Exception:  # noqa: BLE001 - cleanup must not mask the real error
+                pass
+            self.exit_status = child.exitstatus if child.exitstatus is not None else child.signalstatus
+        if self._log_fh is not None:
+            self._log_fh.close()
+            self._log_fh = None
+        if self.run_dir is not None:
+            for p in self.run_dir.iterdir():
+                p.unlink(missing_ok=True)
+            self.run_dir.rmdir()
+            self.run_dir = None

@@ -1,0 +1,53 @@
+"""What a run observed: step records, /proc/interrupts snapshots, the
+console transcript. Written to observations.json for reviewers."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .parsers import backtrace
+from .parsers.interrupts import Interrupts
+
+
+@dataclass
+class StepRecord:
+    name: str
+    kind: str
+    start: int                  # console transcript offsets
+    end: int
+    seconds: float
+    online: list[int]           # CPUs online when the step ran
+    status: int | None = None
+    output: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Observations:
+    console: str = ""
+    steps: dict[str, StepRecord] = field(default_factory=dict)
+    snapshots: dict[str, Interrupts] = field(default_factory=dict)
+    boot_seconds: float | None = None
+    kernel_release: str = ""
+
+    def step_text(self, name: str) -> str:
+        rec = self.steps[name]
+        return self.console[rec.start:rec.end]
+
+    def to_json(self) -> dict[str, Any]:
+        steps = {}
+        for name, rec in self.steps.items():
+            entry: dict[str, Any] = {
+                "kind": rec.kind, "seconds": round(rec.seconds, 3), "online": rec.online,
+                "status": rec.status, "console_span": [rec.start, rec.end], **rec.detail,
+            }
+            if rec.kind == "sysrq":
+                entry["backtraces"] = backtrace.parse(self.step_text(name)).to_json()
+            if rec.output:
+                entry["output"] = rec.output
+            steps[name] = entry
+        return {
+            "boot_seconds": self.boot_seconds, "kernel_release": self.kernel_release,
+            "steps": steps,
+            "snapshots": {label: snap.to_json() for label, snap in self.snapshots.items()},
+        }

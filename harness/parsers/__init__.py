@@ -1,0 +1,1 @@
+"""Parsers for what the guest prints. Each never raises on bad input."""

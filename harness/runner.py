@@ -1,0 +1,178 @@
+"""Running one scenario on one kernel: boot once, carry out the steps,
+evaluate the expectations, write the artifacts."""
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import kconfig
+from .checks import ERROR, FAIL, PASS, SKIP, CheckResult, evaluate, expected_of
+from .console import Console, idle
+from .errors import BootTimeout, ConsoleTimeout, GuestCrashed, HarnessError, QemuExited
+from .kbuild import BuiltKernel
+from .machine import Machine, MachineSpec
+from .observations import Observations, StepRecord
+from .parsers import interrupts
+from .scenario import Scenario, Step
+
+
+@dataclass
+class ScenarioResult:
+    scenario: Scenario
+    kernel: str
+    verdict: str
+    checks: list[CheckResult] = field(default_factory=list)
+    seconds: float = 0.0
+    artifacts: Path | None = None
+    reason: str = ""
+
+    @property
+    def console_log(self) -> Path | None:
+        return self.artifacts / "console.log" if self.artifacts else None
+
+    def failures(self) -> list[CheckResult]:
+        return [c for c in self.checks if c.verdict in (FAIL, ERROR)]
+
+
+_UPTIME = re.compile(r"hotplug-uptime (\d+\.\d+) (\d+\.\d+)")
+
+
+def _run_step(step: Step, con: Console, obs: Observations, online: set[int]) -> StepRecord:
+    start, t0 = con.position, time.monotonic()
+    rec = StepRecord(step.name, step.kind, start, start, 0.0, sorted(online))
+    a = step.args
+    if step.kind == "shell":
+        res = con.run(a["command"], step.timeout)
+        rec.status, rec.output = res.status, res.output
+    elif step.kind == "sysrq":
+        if a["via"] == "break":
+            con.serial_break(a["key"])
+            con.settle(quiet=0.5, limit=step.timeout)
+        else:
+            res = con.sysrq(a["key"], a["cpu"], step.timeout)
+            rec.status = res.status
+    elif step.kind == "snapshot":
+        res = con.run(["cat", "/proc/interrupts"], step.timeout)
+        rec.status, rec.output = res.status, res.output
+        obs.snapshots[a["label"]] = interrupts.parse(res.output)
+    elif step.kind == "sleep":
+        idle(con, a["seconds"])
+    elif step.kind == "hotplug":
+        cpu, want = a["cpu"], 1 if a["online"] else 0
+        # Timed inside the guest: host-side timing would include console latency.
+        res = con.run(f"t0=$(cat /proc/uptime); echo {want} > /sys/devices/system/cpu/cpu{cpu}/online; "
+                      f"rc=$?; t1=$(cat /proc/uptime); echo hotplug-uptime ${{t0%% *}} ${{t1%% *}}; "
+                      f"(exit $rc)", step.timeout)
+        rec.status, rec.output = res.status, res.output
+        if m := _UPTIME.search(res.output):
+            rec.detail["latency_ms"] = round((float(m.group(2)) - float(m.group(1))) * 1000)
+        if res.status == 0:
+            (online.add if want else online.discard)(cpu)
+    rec.end = con.position
+    rec.seconds = time.monotonic() - t0
+    return rec
+
+
+def _requires(scn: Scenario, config: dict[str, str] | None) -> str | None:
+    if not scn.requires:
+        return None
+    if config is None:
+        return "kernel config unknown (no .config beside the image and no /proc/config.gz)"
+    lacking = [opt for opt in scn.requires if not kconfig.has(config, opt)]
+    return f"kernel lacks {', '.join(lacking)}" if lacking else None
+
+
+def _guest_config(con: Console) -> dict[str, str] | None:
+    res = con.run("zcat /proc/config.gz", timeout=20)
+    return kconfig.parse(res.output) if res.status == 0 else None
+
+
+def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path) -> ScenarioResult:
+    out.mkdir(parents=True, exist_ok=True)
+    result = ScenarioResult(scn, kernel.recipe_name, PASS, artifacts=out)
+    t0 = time.monotonic()
+    config = kernel.config
+    if config is not None and (reason := _requires(scn, config)):
+        result.verdict, result.reason = SKIP, reason
+        _write(result, None)
+        return result
+
+    m = scn.machine
+    spec = MachineSpec(kernel.arch, kernel.image, initrd, cpus=m.cpus, memory=m.memory,
+                       cmdline=m.cmdline, qemu_args=m.qemu_args)
+    obs = Observations()
+    online = set(range(m.cpus))
+    current: Step | None = None
+    try:
+        with Machine(spec, out, boot_timeout=m.boot_timeout) as machine:
+            try:
+                obs.boot_seconds = round(machine.boot(), 3)
+                con = machine.console
+                assert con is not None
+                obs.kernel_release = con.kernel_release
+                if config is None and scn.requires:
+                    config = _guest_config(con)
+                    if reason := _requires(scn, config):
+                        result.verdict, result.reason = SKIP, reason
+                        return result
+                for step in scn.steps:
+                    current = step
+                    rec = _run_step(step, con, obs, online)
+                    obs.steps[step.name] = rec
+                    if step.kind == "shell" and rec.status != step.args["status"]:
+                        result.checks.append(CheckResult(
+                            f"step {step.name}", FAIL, f"exit status {step.args['status']}",
+                            f"exit status {rec.status}: {rec.output.strip()[-300:]}", step.name))
+                current = None
+            finally:
+                if machine.console is not None:
+                    obs.console = machine.console.text()
+    except GuestCrashed as exc:
+        where = f"in step '{current.name}'" if current else "while booting"
+        result.verdict, result.reason = FAIL, f"kernel crashed {where}: {exc.title}"
+        result.checks.append(CheckResult("kernel did not crash", FAIL, "no panic or oops",
+                                         f"{exc.title}\n{exc.text[-4000:]}",
+                                         current.name if current else None))
+    except ConsoleTimeout as exc:
+        result.verdict = FAIL
+        result.reason = f"guest hung in step '{current.name if current else '?'}': {exc}"
+        result.checks.append(CheckResult("guest responded", FAIL, "every step completes",
+                                         f"{exc}\n{exc.excerpt[-2000:]}",
+                                         current.name if current else None))
+    except (BootTimeout, QemuExited) as exc:
+        result.verdict, result.reason = ERROR, str(exc)
+    except HarnessError as exc:
+        result.verdict, result.reason = ERROR, str(exc)
+    if result.verdict == PASS:
+        result.checks.extend(evaluate(exp, obs) for exp in scn.expect)
+        if any(c.verdict == FAIL for c in result.checks):
+            result.verdict = FAIL
+        elif any(c.verdict == ERROR for c in result.checks):
+            result.verdict = ERROR
+    elif result.verdict == FAIL:
+        # Checks that could not be evaluated after a crash or hang are listed
+        # as errors, so the report shows what was not verified.
+        result.checks.extend(CheckResult(e.name, ERROR, expected_of(e), "not evaluated: " + result.reason)
+                             for e in scn.expect)
+    result.seconds = time.monotonic() - t0
+    _write(result, obs)
+    return result
+
+
+def _write(result: ScenarioResult, obs: Observations | None) -> None:
+    out = result.artifacts
+    assert out is not None
+    scn = result.scenario
+    (out / "expectations.json").write_text(json.dumps(
+        [{"name": e.name, "kind": e.kind, "expected": expected_of(e),
+          "line": e.where.line} for e in scn.expect], indent=2))
+    if obs is not None:
+        (out / "observations.json").write_text(json.dumps(obs.to_json(), indent=2))
+    (out / "verdicts.json").write_text(json.dumps({
+        "scenario": scn.name, "file": str(scn.path), "kernel": result.kernel,
+        "verdict": result.verdict, "reason": result.reason,
+        "seconds": round(result.seconds, 2),
+        "checks": [c.to_json() for c in result.checks]}, indent=2))

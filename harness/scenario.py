@@ -1,0 +1,305 @@
+"""Scenario files: what to do to a running SMP kernel and what must hold.
+Validated completely before any QEMU starts; every error names the file,
+line and column."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from . import yamlfile
+from .errors import InputError
+from .yamlfile import Fields, Where, item_where
+
+SCENARIO_KEYS = ("name", "description", "covers", "machine", "requires", "steps", "expect")
+MACHINE_KEYS = ("cpus", "memory", "cmdline", "qemu_args", "boot_timeout")
+MAX_CPUS = 8  # CONFIG_NR_CPUS in kernels/configs/riscv-ipi.config
+_MEMORY = re.compile(r"^\d+[MG]$")
+_CONFIG = re.compile(r"^CONFIG_[A-Z0-9_]+$")
+
+
+@dataclass(frozen=True)
+class MachineSettings:
+    cpus: int = 4
+    memory: str = "512M"
+    cmdline: tuple[str, ...] = ()
+    qemu_args: tuple[str, ...] = ()
+    boot_timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: str
+    name: str
+    timeout: float
+    args: dict[str, Any]
+    where: Where
+
+
+@dataclass(frozen=True)
+class Expectation:
+    kind: str
+    name: str
+    args: dict[str, Any]
+    where: Where
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    path: Path
+    description: str
+    covers: tuple[str, ...]
+    machine: MachineSettings
+    requires: tuple[str, ...]
+    steps: tuple[Step, ...]
+    expect: tuple[Expectation, ...]
+
+
+# ------------------------------------------------------------------ schemas
+# A field: (accepted types, required, default, extra validation or None).
+# Validators take (value, where, ctx) and raise where.error(...).
+
+Validator = Callable[[Any, Where, "Ctx"], None]
+
+
+@dataclass
+class Ctx:
+    cpus: int
+    step_names: set[str] = field(default_factory=set)
+    snapshot_labels: set[str] = field(default_factory=set)
+
+
+def _cpu(value: Any, where: Where, ctx: Ctx) -> None:
+    if not 0 <= value < ctx.cpus:
+        raise where.error(f"CPU {value} out of range: the machine has cpus: {ctx.cpus} (0-{ctx.cpus - 1})")
+
+
+def _sysrq_key(value: Any, where: Where, ctx: Ctx) -> None:
+    if not re.fullmatch(r"[0-9a-z]", value):
+        raise where.error(f"expected a single sysrq key [0-9a-z], got {value!r}")
+
+
+def _positive(value: Any, where: Where, ctx: Ctx) -> None:
+    if value <= 0:
+        raise where.error(f"expected a positive number, got {value}")
+
+
+def _one_line(value: Any, where: Where, ctx: Ctx) -> None:
+    if "\n" in value or not value.strip():
+        raise where.error("expected a non-empty single-line shell command")
+
+
+def _via(value: Any, where: Where, ctx: Ctx) -> None:
+    if value not in ("proc", "break"):
+        raise where.error(f"expected 'proc' (/proc/sysrq-trigger) or 'break' (serial BREAK), got {value!r}")
+
+
+NUM = (int, float)
+
+STEP_SCHEMAS: dict[str, tuple[str | None, dict[str, tuple[Any, bool, Any, Validator | None]]]] = {
+    # kind: (shorthand field for a scalar value, fields)
+    "shell": ("command", {
+        "command": (str, True, None, _one_line),
+        "status": (int, False, 0, None),
+    }),
+    "sysrq": ("key", {
+        "key": (str, True, None, _sysrq_key),
+        "cpu": (int, False, None, _cpu),
+        "via": (str, False, "proc", _via),
+    }),
+    "snapshot": ("label", {
+        "label": (str, True, None, None),
+    }),
+    "sleep": ("seconds", {
+        "seconds": (NUM, True, None, _positive),
+    }),
+    "hotplug": (None, {
+        "cpu": (int, True, None, _cpu),
+        "online": (bool, True, None, None),
+    }),
+}
+STEP_COMMON = ("name", "timeout")
+
+EXPECT_SCHEMAS: dict[str, dict[str, tuple[Any, bool, Any, Validator | None]]] = {
+    "counter": {
+        "row": (str, True, None, None),
+        "between": (list, True, None, None),
+        "delta": (dict, False, None, None),
+        "at_least": (dict, False, None, None),
+        "at_most": (dict, False, None, None),
+    },
+    "backtrace": {
+        "step": (str, True, None, None),
+        "sender": (int, False, None, _cpu),
+        "accounted": (str, False, "online", None),
+    },
+    "console": {
+        "step": (str, False, None, None),
+        "present": (str, False, None, None),
+        "absent": (str, False, None, None),
+    },
+    "exit_status": {
+        "step": (str, True, None, None),
+        "status": (int, True, None, None),
+    },
+}
+
+
+def _fields(path: Path, raw: Any, schema: dict, ctx: Ctx, context: str, where: Where,
+            shorthand: str | None = None) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        if shorthand is None:
+            raise where.error(f"expected a mapping with keys: {', '.join(schema)}")
+        raw = {shorthand: raw}
+        f = Fields(path, yamlfile.MDict(raw), context, where)
+    else:
+        f = Fields(path, raw, context, where)
+    f.reject_unknown(schema)
+    out: dict[str, Any] = {}
+    for key, (types, required, default, check) in schema.items():
+        val = f.get(key, types, default, required)
+        if val is not None and check is not None:
+            check(val, f.at(key), ctx)
+        out[key] = val
+    return out
+
+
+def _parse_step(path: Path, raw: Any, where: Where, index: int, ctx: Ctx) -> Step:
+    f = Fields(path, raw, f"steps[{index}]", where)
+    kinds = [k for k in raw if k in STEP_SCHEMAS]
+    unknown = [k for k in raw if k not in STEP_SCHEMAS and k not in STEP_COMMON]
+    if unknown:
+        raise f.at(str(unknown[0])).error(
+            f"unknown key '{unknown[0]}' (step types: {', '.join(STEP_SCHEMAS)}; "
+            f"common keys: {', '.join(STEP_COMMON)})")
+    if len(kinds) != 1:
+        raise f.where.error(f"a step needs exactly one step type ({', '.join(STEP_SCHEMAS)}), "
+                            f"got {len(kinds)}")
+    kind = kinds[0]
+    shorthand, schema = STEP_SCHEMAS[kind]
+    args = _fields(path, raw[kind], schema, ctx, f"steps[{index}].{kind}", f.at(kind), shorthand)
+    name = f.get("name", str, f"{index + 1}-{kind}")
+    if name in ctx.step_names:
+        raise f.at("name").error(f"duplicate step name '{name}'")
+    ctx.step_names.add(name)
+    timeout = float(f.get("timeout", NUM, 30.0))
+    _positive(timeout, f.at("timeout"), ctx)
+    if kind == "snapshot":
+        if args["label"] in ctx.snapshot_labels:
+            raise f.at(kind).error(f"duplicate snapshot label '{args['label']}'")
+        ctx.snapshot_labels.add(args["label"])
+    return Step(kind, name, timeout, args, f.where)
+
+
+def _parse_expect(path: Path, raw: Any, where: Where, index: int, ctx: Ctx) -> Expectation:
+    f = Fields(path, raw, f"expect[{index}]", where)
+    kinds = [k for k in raw if k in EXPECT_SCHEMAS]
+    unknown = [k for k in raw if k not in EXPECT_SCHEMAS and k != "name"]
+    if unknown:
+        raise f.at(str(unknown[0])).error(
+            f"unknown key '{unknown[0]}' (expectation types: {', '.join(EXPECT_SCHEMAS)})")
+    if len(kinds) != 1:
+        raise f.where.error(f"an expectation needs exactly one type ({', '.join(EXPECT_SCHEMAS)})")
+    kind = kinds[0]
+    args = _fields(path, raw[kind], EXPECT_SCHEMAS[kind], ctx, f"expect[{index}].{kind}", f.at(kind))
+    af = Fields(path, raw[kind], f"expect[{index}].{kind}", f.at(kind))
+    if kind == "counter":
+        _check_counter(args, af, ctx)
+    if kind in ("backtrace", "exit_status") or (kind == "console" and args["step"]):
+        if args["step"] not in ctx.step_names:
+            raise af.at("step").error(f"no step named '{args['step']}' (steps: {', '.join(sorted(ctx.step_names))})")
+    if kind == "console":
+        if (args["present"] is None) == (args["absent"] is None):
+            raise af.where.error("give exactly one of 'present' or 'absent'")
+        pattern = args["present"] or args["absent"]
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise af.at("present" if args["present"] else "absent").error(f"bad regular expression: {exc}")
+    if kind == "backtrace" and args["accounted"] not in ("online", "none"):
+        raise af.at("accounted").error("expected 'online' or 'none'")
+    return Expectation(kind, f.get("name", str, f"{kind}-{index + 1}"), args, f.where)
+
+
+def _check_counter(args: dict, af: Fields, ctx: Ctx) -> None:
+    between = args["between"]
+    if len(between) != 2 or not all(isinstance(x, str) for x in between):
+        raise af.at("between").error("expected two snapshot labels: [before, after]")
+    for label in between:
+        if label not in ctx.snapshot_labels:
+            raise af.at("between").error(f"no snapshot labelled '{label}' "
+                                         f"(snapshots: {', '.join(sorted(ctx.snapshot_labels)) or 'none'})")
+    bounds = [k for k in ("delta", "at_least", "at_most") if args[k] is not None]
+    if not bounds:
+        raise af.where.error("give at least one of delta, at_least, at_most")
+    for key in bounds:
+        table = args[key]
+        where = af.at(key)
+        for cpu, value in table.items():
+            if cpu != "others" and not isinstance(cpu, int):
+                raise where.error(f"keys are CPU numbers or 'others', got {cpu!r}")
+            if isinstance(cpu, int):
+                _cpu(cpu, where, ctx)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise where.error(f"CPU {cpu}: expected an integer count, got {value!r}")
+
+
+def load(path: Path) -> Scenario:
+    data = yamlfile.load(path)
+    f = Fields(path, data, "")
+    f.reject_unknown(SCENARIO_KEYS)
+
+    mraw = f.value.get("machine") or yamlfile.MDict()
+    mf = Fields(path, mraw, "machine", f.at("machine"))
+    mf.reject_unknown(MACHINE_KEYS)
+    cpus = mf.get("cpus", int, 4)
+    if not 1 <= cpus <= MAX_CPUS:
+        raise mf.at("cpus").error(f"expected 1 to {MAX_CPUS} CPUs, got {cpus}")
+    memory = mf.get("memory", str, "512M")
+    if not _MEMORY.match(memory):
+        raise mf.at("memory").error(f"expected a size like 512M or 1G, got {memory!r}")
+    machine = MachineSettings(cpus, memory, tuple(mf.str_list("cmdline")),
+                              tuple(mf.str_list("qemu_args")),
+                              float(mf.get("boot_timeout", NUM, 60.0)))
+    ctx = Ctx(cpus)
+
+    requires = f.str_list("requires")
+    for i, opt in enumerate(requires):
+        if not _CONFIG.match(opt):
+            raise item_where(path, f.value["requires"], i, f"requires[{i}]").error(
+                f"expected a kernel config option like CONFIG_SMP, got {opt!r}")
+
+    steps_raw = f.get("steps", list, required=True)
+    if not steps_raw:
+        raise f.at("steps").error("a scenario needs at least one step")
+    steps = tuple(_parse_step(path, raw, item_where(path, steps_raw, i, f"steps[{i}]"), i, ctx)
+                  for i, raw in enumerate(steps_raw))
+    expect_raw = f.get("expect", list, [])
+    expect = tuple(_parse_expect(path, raw, item_where(path, expect_raw, i, f"expect[{i}]"), i, ctx)
+                   for i, raw in enumerate(expect_raw))
+    return Scenario(
+        name=f.get("name", str, path.stem), path=path, description=f.get("description", str, ""),
+        covers=tuple(f.str_list("covers")), machine=machine, requires=tuple(requires),
+        steps=steps, expect=expect)
+
+
+def discover(paths: list[Path]) -> list[Path]:
+    """Scenario files under the given files and directories, sorted. Files
+    reached through a directory must stay inside it (no symlink escapes)."""
+    found: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            root = p.resolve()
+            for child in sorted(p.rglob("*.yaml")) + sorted(p.rglob("*.yml")):
+                if not child.resolve().is_relative_to(root):
+                    raise InputError(child, f"resolves outside the scenario directory {p}")
+                found.append(child)
+        elif p.exists():
+            found.append(p)
+        else:
+            raise InputError(p, "no such file or directory")
+    if not found:
+        raise InputError(paths[0] if paths else Path("."), "no scenario files (*.yaml) found")
+    return found
