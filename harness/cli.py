@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from . import debs, initramfs, kbuild, scenario
+from . import debs, hostcmd, initramfs, kbuild, scenario
 from .arch import RISCV64
 from .checks import ERROR, FAIL
 from .errors import HarnessError, InputError
@@ -52,6 +52,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     files = scenario.discover([Path(p) for p in args.paths])
     scenarios = [scenario.load(f) for f in files]   # all validated before any QEMU starts
+    hostcmd.require_tool(RISCV64.qemu)             # fail before a long kernel build
     kernels = _kernels(args)
     initrd = initramfs.build(RISCV64)
     out = _out_dir(args)

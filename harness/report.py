@@ -29,7 +29,7 @@ def print_result(r: ScenarioResult, out: TextIO) -> None:
         step = f" (step '{c.step}')" if c.step else ""
         print(f"      {c.verdict}: {c.name}{step}: expected {c.expected}; observed "
               f"{c.observed.splitlines()[0] if c.observed else ''}", file=out)
-    if r.verdict in (FAIL, ERROR) and r.console_log is not None:
+    if r.verdict in (FAIL, ERROR) and r.console_log is not None and r.console_log.exists():
         print(f"      console log: {r.console_log}", file=out)
 
 

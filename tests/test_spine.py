@@ -1,0 +1,166 @@
+"""End to end on real kernels built from the Debian source: the backtrace
+scenario passes with f15c21a3de1b and fails without it; crashes, hangs and
+interrupts end quickly and leave no QEMU behind."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from harness import kbuild
+from harness.arch import RISCV64
+from harness.machine import Machine, MachineSpec
+from harness.recipe import load_recipe
+from helpers import ROOT, RVHARNESS, qemu_pids_mentioning, rvharness
+
+pytestmark = pytest.mark.integration
+
+
+def qmp_socket_of(artifacts: Path) -> str:
+    argv = (artifacts / "qemu.argv").read_text().splitlines()
+    return next(a for a in argv if a.startswith("unix:")).split(",")[0][5:]
+
+
+def assert_no_qemu(out: Path) -> None:
+    argv_files = list(out.rglob("qemu.argv"))
+    assert argv_files, f"no QEMU was started under {out}"
+    for f in argv_files:
+        assert qemu_pids_mentioning(qmp_socket_of(f.parent)) == [], f"QEMU left behind for {f}"
+
+
+def scenario_file(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "s.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_backtrace_scenario_passes_on_default_kernel(default_kernel, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = rvharness("run", "scenarios/backtrace-ipi.yaml", "--out", str(out), "--junit", str(tmp_path / "j.xml"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "PASS  backtrace-ipi [default]" in proc.stdout
+    assert "1 passed, 0 failed" in proc.stdout
+    suites = ET.parse(tmp_path / "j.xml").getroot().findall("testsuite")
+    assert [s.get("name") for s in suites] == ["default"]
+    cases = suites[0].findall("testcase")
+    assert len(cases) == 2 and not suites[0].findall(".//failure")
+    art = out / "default" / "backtrace-ipi"
+    assert "NMI backtrace for cpu 1" in (art / "console.log").read_text()
+    obs = json.loads((art / "observations.json").read_text())
+    assert obs["steps"]["trigger"]["backtraces"]["sender"] == 1
+    assert obs["snapshots"]["after"]["rows"]["CPU backtrace interrupts"] == {"0": 1, "1": 0, "2": 1, "3": 1}
+    verdicts = json.loads((art / "verdicts.json").read_text())
+    assert verdicts["verdict"] == "pass" and len(verdicts["checks"]) == 2
+    assert (art / "expectations.json").exists()
+    assert_no_qemu(out)
+
+
+def test_reverted_backtrace_commit_is_caught(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = rvharness("run", "scenarios/", "--patch", "kernels/patches/revert-f15c21a3de1b.patch",
+                     "--out", str(out))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "FAIL  backtrace-ipi [default+revert-f15c21a3de1b]" in proc.stdout
+    assert "no 'CPU backtrace interrupts' row in /proc/interrupts" in proc.stdout
+    root = ET.parse(out / "junit.xml").getroot()
+    failures = root.findall(".//failure")
+    assert any("CPU backtrace interrupts" in (f.get("message") or "") for f in failures)
+    # The fallback path printed "CPUn:" dumps instead of IPI backtraces.
+    assert any("fallback" in (f.text or "") for f in failures)
+    assert (out / "default+revert-f15c21a3de1b" / "backtrace-ipi" / "console.log").stat().st_size > 0
+    assert_no_qemu(out)
+
+
+def test_panic_ends_in_seconds_with_verdict(default_kernel, tmp_path: Path) -> None:
+    scn = scenario_file(tmp_path, """\
+name: panics
+steps:
+  - shell: "echo hello"
+  - name: crash
+    sysrq: {key: c, cpu: 2}
+    timeout: 120
+expect:
+  - exit_status: {step: crash, status: 0}
+""")
+    out = tmp_path / "out"
+    t0 = time.monotonic()
+    proc = rvharness("run", str(scn), "--out", str(out))
+    elapsed = time.monotonic() - t0
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "kernel crashed in step 'crash': Kernel panic - not syncing: sysrq triggered crash" in proc.stdout
+    assert elapsed < 30, f"took {elapsed:.1f}s: waited for the step timeout instead of the panic"
+    verdicts = json.loads((out / "default" / "panics" / "verdicts.json").read_text())
+    assert verdicts["verdict"] == "fail"
+    assert [c["verdict"] for c in verdicts["checks"]] == ["fail", "error"]
+    assert "sysrq triggered crash" in (out / "default" / "panics" / "console.log").read_text()
+    assert_no_qemu(out)
+
+
+def test_hung_command_times_out_and_cleans_up(default_kernel, tmp_path: Path) -> None:
+    scn = scenario_file(tmp_path, """\
+name: hangs
+steps:
+  - name: stuck
+    shell: "sleep 1000"
+    timeout: 2
+""")
+    out = tmp_path / "out"
+    t0 = time.monotonic()
+    proc = rvharness("run", str(scn), "--out", str(out))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "guest hung in step 'stuck'" in proc.stdout
+    assert time.monotonic() - t0 < 30
+    assert_no_qemu(out)
+
+
+def test_ctrl_c_kills_qemu_and_keeps_log(default_kernel, tmp_path: Path) -> None:
+    scn = scenario_file(tmp_path, "steps:\n  - shell: 'sleep 1000'\n    timeout: 600\n")
+    out = tmp_path / "out"
+    proc = subprocess.Popen([*RVHARNESS, "run", str(scn), "--out", str(out)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = out / "default" / "s" / "console.log"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and "sleep 1000" not in (log.read_text() if log.exists() else ""):
+        time.sleep(0.2)
+    assert "sleep 1000" in log.read_text()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert "rvharness-ready" in log.read_text()
+    assert_no_qemu(out)
+
+
+def test_console_commands(default_kernel, initrd, tmp_path: Path) -> None:
+    spec = MachineSpec(RISCV64, default_kernel.image, initrd, cpus=2)
+    with Machine(spec, tmp_path) as m:
+        boot = m.boot()
+        assert boot < 20
+        con = m.console
+        assert con.cpus == 2
+        assert con.run("sh -c 'exit 7'").status == 7
+        assert con.run(["echo", "a b", "$HOME"]).output == "a b $HOME\n"
+        # A kernel message interleaved with the command's own output.
+        r = con.run("echo one; echo '<4>rvh-kmsg-test' > /dev/kmsg; echo two")
+        assert r.status == 0
+        assert "rvh-kmsg-test" in r.raw
+        assert r.output == "one\ntwo\n"
+        r = con.sysrq("l", cpu=0)
+        assert "NMI backtrace for cpu 0" in con.text(r.start, r.end)
+        pid = m.child.pid
+    assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+    assert "rvharness-ready" in (tmp_path / "console.log").read_text()
+
+
+def test_cache_hit_is_fast(default_kernel) -> None:
+    t0 = time.monotonic()
+    again = kbuild.build(load_recipe(ROOT / "kernels" / "default.yaml"))
+    assert again.key == default_kernel.key
+    assert time.monotonic() - t0 < 1.0
