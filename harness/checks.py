@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .observations import Observations
-from .parsers import backtrace, cpulist
+from .parsers import backtrace, cpulist, kdb, reports
 from .parsers.interrupts import delta
 from .scenario import Expectation
 
@@ -41,6 +41,10 @@ def expected_of(exp: Expectation, obs: Observations | None = None) -> str:
         return f"'{a['row']}' {a['between'][0]}->{a['between'][1]}: " + ", ".join(parts)
     if exp.kind == "backtrace":
         s = f"every online CPU accounted for after step '{a['step']}' by an IPI backtrace"
+        if a["accounted"] != "online":
+            s = f"backtraces after step '{a['step']}'"
+        if a["forms"]:
+            s += "; forms " + ", ".join(f"CPU{c}:{f}" for c, f in sorted(a["forms"].items()))
         if a["sender"] is not None:
             s += f", sent from CPU {a['sender']}"
         return s
@@ -49,12 +53,34 @@ def expected_of(exp: Expectation, obs: Observations | None = None) -> str:
             (f" in step '{a['step']}'" if a["step"] else "")
     if exp.kind == "exit_status":
         return f"step '{a['step']}' exits {a['status']}"
+    if exp.kind == "kdb":
+        parts = []
+        if a["available"] is not None:
+            parts.append(f"'Available cpus: {a['available']}'")
+        if a["states"]:
+            parts.append("states " + ", ".join(f"CPU{c}:{s}" for c, s in sorted(a["states"].items())))
+        if a["go_refused"] is not None:
+            parts.append("go refused once" if a["go_refused"] else "go accepted at once")
+        if a["btc"]:
+            parts.append("btc traces every online CPU")
+        return f"kdb in step '{a['step']}': " + "; ".join(parts)
+    if exp.kind == "report":
+        where = f" in step '{a['step']}'" if a["step"] else ""
+        if a["type"] == "none":
+            return "no kernel report" + where
+        return f"a {a['type']} report" + (f" on CPU {a['cpu']}" if a["cpu"] is not None else "") + where
+    if exp.kind == "latency":
+        bounds = [f"<= {a['max_ms']:g} ms" if a["max_ms"] is not None else "",
+                  f">= {a['min_ms']:g} ms" if a["min_ms"] is not None else ""]
+        count = f" over {a['count']} steps" if a["count"] else ""
+        return f"p{a['percentile']:g} of steps '{a['steps']}*' {' and '.join(b for b in bounds if b)}{count}"
     return exp.kind
 
 
 def evaluate(exp: Expectation, obs: Observations) -> CheckResult:
     fn = {"counter": _counter, "backtrace": _backtrace, "console": _console,
-          "exit_status": _exit_status}[exp.kind]
+          "exit_status": _exit_status, "kdb": _kdb, "report": _report,
+          "latency": _latency}[exp.kind]
     verdict, observed, step = fn(exp.args, obs)
     return CheckResult(exp.name, verdict, expected_of(exp), observed, step)
 
@@ -107,6 +133,10 @@ def _backtrace(a: dict, obs: Observations) -> tuple[str, str, str | None]:
         for cpu in forms:
             if cpu not in rec.online:
                 problems.append(f"CPU {cpu} is offline but printed a backtrace")
+    for cpu, want in sorted((a["forms"] or {}).items()):
+        got = forms.get(cpu, "none")
+        if got != want:
+            problems.append(f"CPU {cpu}: {got} form, want {want}")
     if a["sender"] is not None and report.sender != a["sender"]:
         problems.append(f"no 'Sending NMI from CPU {a['sender']}' line")
     if problems:
@@ -128,3 +158,61 @@ def _exit_status(a: dict, obs: Observations) -> tuple[str, str, str | None]:
     if rec is None or rec.status is None:
         return ERROR, f"step '{a['step']}' has no exit status", a["step"]
     return (PASS if rec.status == a["status"] else FAIL), f"exit status {rec.status}", a["step"]
+
+
+def _kdb(a: dict, obs: Observations) -> tuple[str, str, str | None]:
+    step = a["step"]
+    rec = obs.steps.get(step)
+    if rec is None:
+        return ERROR, f"step '{step}' did not run", step
+    parsed = kdb.parse(obs.step_text(step), obs.cpus)
+    session = parsed.sessions[-1] if parsed.sessions else None
+    status = session.status if session else None
+    listed = status.listed if status else None
+    observed = [f"'Available cpus: {listed}'" if listed is not None else "no 'Available cpus' line",
+                "states " + ", ".join(f"CPU{c}:{s}" for c, s in sorted(parsed.states.items())),
+                "go refused once" if parsed.go_refused else "go accepted at once"]
+    problems = []
+    if a["available"] is not None and listed != a["available"]:
+        problems.append(f"available {listed!r} != {a['available']!r}")
+    for cpu, state in sorted((a["states"] or {}).items()):
+        if parsed.states.get(cpu) != state:
+            problems.append(f"CPU {cpu} is {parsed.states.get(cpu, 'absent')}, want {state}")
+    if a["go_refused"] is not None and parsed.go_refused != a["go_refused"]:
+        problems.append("go " + ("was not refused" if a["go_refused"] else "was refused"))
+    if a["btc"]:
+        traced = sorted(session.btc()) if session else []
+        observed.append(f"btc traced CPUs {cpulist.format(traced) or 'none'}")
+        if traced != rec.online:
+            problems.append(f"btc traced {cpulist.format(traced) or 'none'}, online {cpulist.format(rec.online)}")
+    text = "; ".join(observed)
+    return (FAIL, f"{text} ({'; '.join(problems)})", step) if problems else (PASS, text, step)
+
+
+def _report(a: dict, obs: Observations) -> tuple[str, str, str | None]:
+    text = obs.step_text(a["step"]) if a["step"] else obs.console
+    found = reports.parse(text)
+    summary = "; ".join(f"{r.type} on CPU {r.cpu}: {r.title}" for r in found) or "no reports"
+    if a["type"] == "none":
+        return (PASS if not found else FAIL), summary, a["step"]
+    hits = [r for r in found if r.type == a["type"] and (a["cpu"] is None or r.cpu == a["cpu"])]
+    return (PASS if hits else FAIL), summary, a["step"]
+
+
+def _latency(a: dict, obs: Observations) -> tuple[str, str, str | None]:
+    values = sorted(float(rec.detail.get("latency_ms", rec.seconds * 1000))
+                    for name, rec in obs.steps.items() if name.startswith(a["steps"]))
+    if not values:
+        return ERROR, f"no step named '{a['steps']}*' ran", None
+    rank = max(0, min(len(values) - 1, int(round(a["percentile"] / 100 * len(values) + 0.5)) - 1))
+    p = values[rank]
+    observed = (f"p{a['percentile']:g} = {p:.0f} ms over {len(values)} steps "
+                f"(min {values[0]:.0f}, median {values[len(values) // 2]:.0f}, max {values[-1]:.0f})")
+    problems = []
+    if a["max_ms"] is not None and p > a["max_ms"]:
+        problems.append(f"above {a['max_ms']:g} ms")
+    if a["min_ms"] is not None and p < a["min_ms"]:
+        problems.append(f"below {a['min_ms']:g} ms")
+    if a["count"] is not None and len(values) != a["count"]:
+        problems.append(f"{len(values)} steps ran, want {a['count']}")
+    return (FAIL, observed + " (" + "; ".join(problems) + ")", None) if problems else (PASS, observed, None)

@@ -46,16 +46,12 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", name)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _run_all(scenarios: list[scenario.Scenario], kernels: list[kbuild.BuiltKernel], out: Path,
+             junit_path: Path) -> list:
     from . import report  # imports junit_xml, only needed here
     from .runner import run_scenario
 
-    files = scenario.discover([Path(p) for p in args.paths])
-    scenarios = [scenario.load(f) for f in files]   # all validated before any QEMU starts
-    hostcmd.require_tool(RISCV64.qemu)             # fail before a long kernel build
-    kernels = _kernels(args)
     initrd = initramfs.build(RISCV64)
-    out = _out_dir(args)
     out.mkdir(parents=True, exist_ok=True)
     results = []
     for kernel in kernels:
@@ -64,15 +60,46 @@ def cmd_run(args: argparse.Namespace) -> int:
             report.print_result(res, sys.stdout)
             sys.stdout.flush()
             results.append(res)
-    junit_path = Path(args.junit) if args.junit else out / "junit.xml"
     junit_path.parent.mkdir(parents=True, exist_ok=True)
     junit_path.write_text(report.junit(results))
     report.write_summary(results, out / "summary.json")
     print(report.summary_line(results))
     print(f"artifacts: {out}  junit: {junit_path}")
+    return results
+
+
+def _load_scenarios(paths: list[str]) -> list[scenario.Scenario]:
+    files = scenario.discover([Path(p) for p in paths])
+    return [scenario.load(f) for f in files]   # all validated before any QEMU starts
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    scenarios = _load_scenarios(args.paths)
+    hostcmd.require_tool(RISCV64.qemu)             # fail before a long kernel build
+    kernels = _kernels(args)
+    out = _out_dir(args)
+    results = _run_all(scenarios, kernels, out, Path(args.junit) if args.junit else out / "junit.xml")
     if any(r.verdict == ERROR for r in results):
         return EXIT_ERROR
     return EXIT_FAIL if any(r.verdict == FAIL for r in results) else EXIT_OK
+
+
+def cmd_matrix(args: argparse.Namespace) -> int:
+    from . import matrix
+
+    scenarios = [s for s in _load_scenarios(args.paths) if s.covers]
+    hostcmd.require_tool(RISCV64.qemu)
+    recipes = [DEFAULT_RECIPE] + sorted((REPO_ROOT / "kernels").glob("revert-*.yaml"))
+    kernels = [kbuild.build(load_recipe(r), progress=_progress) for r in recipes]
+    out = _out_dir(args)
+    results = _run_all(scenarios, kernels, out, out / "junit.xml")
+    cells = matrix.cells(results)
+    matrix.write(cells, out)
+    print()
+    print(matrix.table(cells))
+    ok = matrix.holds(cells)
+    print(f"matrix {'holds' if ok else 'does NOT hold'}: {out / 'matrix.md'}")
+    return EXIT_OK if ok else EXIT_FAIL
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -123,6 +150,11 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="validate scenario files without booting")
     c.add_argument("paths", nargs="+")
     c.set_defaults(func=cmd_check)
+
+    mx = sub.add_parser("matrix", help="seed scenarios x patched and reverted kernels")
+    mx.add_argument("paths", nargs="*", default=["scenarios/"])
+    mx.add_argument("--out", metavar="DIR")
+    mx.set_defaults(func=cmd_matrix)
 
     f = sub.add_parser("fetch", help="download the kernel source and riscv64 busybox packages")
     f.set_defaults(func=cmd_fetch)

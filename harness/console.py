@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from .machine import _Tee
 
 READY = re.compile(r"rvharness-ready cpus=(\d+) kernel=(\S+)")
+KDB_PROMPT = r"\[(\d+)\]kdb> "
+KDB_MORE = r"more> "
+KDB_GO_AGAIN = r"type go a second time"
 
 # Seeing one of these while waiting for anything ends the wait at once.
 CRASH_PATTERNS: tuple[tuple[str, str], ...] = (
@@ -29,6 +32,16 @@ CRASH_PATTERNS: tuple[tuple[str, str], ...] = (
 # A kernel console line: "[    1.234567][    T1] text" (timestamp, caller).
 KMSG_LINE = re.compile(r"\[\s*\d+\.\d+\](?:\[\s*[TC]\d+\])? [^\n]*\n?")
 SYSRQ_KEYS = re.compile(r"^[0-9a-z]$")
+
+
+@dataclass
+class Pending:
+    command: str
+    seq: int
+    start: int
+    t0: float
+    started: bool = False
+    out_start: int = 0
 
 
 @dataclass
@@ -128,9 +141,9 @@ class Console:
     def send(self, data: str) -> None:
         self.child.send(data)
 
-    def run(self, command: str | Sequence[str], timeout: float = 30.0) -> CommandResult:
-        """Run a shell command; return its output and exit status. A list is
-        quoted word by word; a string is passed to the guest shell as is."""
+    def begin(self, command: str | Sequence[str]) -> "Pending":
+        """Send a shell command without waiting for it (kdb entry, background
+        crash points); finish() collects its status later."""
         if not isinstance(command, str):
             command = shlex.join(command)
         if "\n" in command or len(command) > 3000:
@@ -138,19 +151,74 @@ class Console:
         self._seq += 1
         n = self._seq
         # The quotes split the markers in the echoed input, so only the
-        # shell's output matches the patterns below.
+        # shell's output matches the patterns in finish().
         line = f'echo "@RVH""S{n}@"; {command}; echo "@RVH""E{n}:$?@"\n'
-        start = self.position
-        t0 = time.monotonic()
+        pending = Pending(command, n, self.position, time.monotonic())
         self.child.send(line)
-        what = f"command `{command}`"
-        self.expect([rf"@RVHS{n}@\r*\n"], timeout, what)
-        m = self.expect([rf"@RVHE{n}:(\d+)@"], max(0.1, timeout - (time.monotonic() - t0)), what)
-        seconds = time.monotonic() - t0
-        raw = self.child.before.replace("\r", "")
-        status = int(m.group(1))
-        return CommandResult(command, status, raw, KMSG_LINE.sub("", raw), start,
-                             self.position, seconds)
+        return pending
+
+    def started(self, p: "Pending", timeout: float) -> None:
+        """Wait until the shell has begun running p's command."""
+        if not p.started:
+            self.expect([rf"@RVHS{p.seq}@\r*\n"], timeout, f"command `{p.command}` to start")
+            p.started = True
+            p.out_start = self._match_end()
+
+    def finish(self, p: "Pending", timeout: float) -> CommandResult:
+        self.started(p, timeout)
+        remaining = max(0.1, timeout - (time.monotonic() - p.t0))
+        m = self.expect([rf"@RVHE{p.seq}:(\d+)@"], remaining, f"command `{p.command}`")
+        end = self._match_end()
+        raw = self.text(p.out_start, end - len(self.child.after)).replace("\r", "")
+        return CommandResult(p.command, int(m.group(1)), raw, KMSG_LINE.sub("", raw), p.start,
+                             end, time.monotonic() - p.t0)
+
+    def _match_end(self) -> int:
+        """Transcript offset just past the last match: pexpect has already
+        logged what it read beyond the match, which is still in its buffer."""
+        return self.position - len(self.child.buffer)
+
+    def run(self, command: str | Sequence[str], timeout: float = 30.0) -> CommandResult:
+        """Run a shell command; return its output and exit status. A list is
+        quoted word by word; a string is passed to the guest shell as is."""
+        return self.finish(self.begin(command), timeout)
+
+    # ------------------------------------------------------------ kdb
+
+    def kdb_enter(self, cpu: int, timeout: float) -> tuple[Pending, int]:
+        """sysrq g from cpu; returns the pending shell command (it completes
+        after go) and the CPU kdb says it is on."""
+        p = self.begin(["taskset", "-c", str(cpu), "sh", "-c", "echo g > /proc/sysrq-trigger"])
+        self.started(p, timeout)
+        m = self.expect([KDB_PROMPT], timeout, "the kdb prompt")
+        on = int(m.group(1))
+        self.kdb_command("set LINES 10000", timeout)  # no more> paging
+        return p, on
+
+    def kdb_command(self, command: str, timeout: float) -> str:
+        start = self._match_end()
+        self.child.send(command + "\r")
+        deadline = time.monotonic() + timeout
+        while True:
+            m = self.expect([KDB_PROMPT, KDB_MORE], max(0.1, deadline - time.monotonic()),
+                            f"kdb command `{command}`")
+            if m.re.pattern == KDB_PROMPT:
+                return self.text(start, self._match_end()).replace("\r", "")
+            self.child.send(" ")
+
+    def kdb_go(self, p: Pending, timeout: float) -> tuple[bool, CommandResult]:
+        """Leave kdb. kdb refuses the first go when a CPU did not answer the
+        round-up; then go is sent again. Returns (refused, the shell result)."""
+        self.child.send("go\r")
+        m = self.expect([KDB_GO_AGAIN, rf"@RVHE{p.seq}:"], timeout, "kdb to resume after go")
+        refused = m.re.pattern == KDB_GO_AGAIN
+        if refused:
+            self.expect([KDB_PROMPT], timeout, "the kdb prompt after the go refusal")
+            self.child.send("go\r")
+        else:
+            # Put the sentinel back in front of finish(): it was consumed above.
+            self.child.buffer = self.child.after + self.child.buffer
+        return refused, self.finish(p, timeout)
 
     def interrupt(self) -> None:
         """Ctrl-C to the foreground command, e.g. after a timeout."""

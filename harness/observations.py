@@ -28,6 +28,7 @@ class Observations:
     steps: dict[str, StepRecord] = field(default_factory=dict)
     snapshots: dict[str, Interrupts] = field(default_factory=dict)
     boot_seconds: float | None = None
+    cpus: int | None = None
     kernel_release: str = ""
 
     def step_text(self, name: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from .kbuild import BuiltKernel
 from .machine import Machine, MachineSpec
 from .observations import Observations, StepRecord
 from .parsers import interrupts
-from .scenario import Scenario, Step
+from .scenario import LKDTM_CRASHING, LKDTM_BACKGROUND, Scenario, Step
 
 
 @dataclass
@@ -71,6 +72,30 @@ def _run_step(step: Step, con: Console, obs: Observations, online: set[int]) -> 
             rec.detail["latency_ms"] = round((float(m.group(2)) - float(m.group(1))) * 1000)
         if res.status == 0:
             (online.add if want else online.discard)(cpu)
+    elif step.kind == "kdb":
+        pending, on = con.kdb_enter(a["cpu"], step.timeout)
+        rec.detail["kdb_cpu"] = on
+        rec.detail["commands"] = {cmd: con.kdb_command(cmd, step.timeout) for cmd in a["commands"]}
+        refused, res = con.kdb_go(pending, step.timeout)
+        rec.detail["go_refused"] = refused
+        rec.status = res.status
+        con.settle()
+    elif step.kind == "lkdtm":
+        pin = ["taskset", "-c", str(a["cpu"])] if a["cpu"] is not None else []
+        write = shlex.join([*pin, "sh", "-c", f"echo {a['crash']} > /sys/kernel/debug/provoke-crash/DIRECT"])
+        if a["crash"] in LKDTM_BACKGROUND:
+            # Never returns: run it in the background and let the kernel react.
+            res = con.run(f"{write} & echo lkdtm-pid $!", step.timeout)
+        else:
+            res = con.run(write, step.timeout)
+        rec.status, rec.output = res.status, res.output
+        con.settle()
+    elif step.kind == "load":
+        loop = shlex.join(["taskset", "-c", str(a["cpu"]), "sh", "-c", "while :; do :; done"])
+        if a["seconds"] is not None:
+            loop = f"timeout {a['seconds']:g} {loop}"
+        res = con.run(f"{loop} >/dev/null 2>&1 & echo load-pid $!", step.timeout)
+        rec.status, rec.output = res.status, res.output
     rec.end = con.position
     rec.seconds = time.monotonic() - t0
     return rec
@@ -106,6 +131,7 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path) ->
     obs = Observations()
     online = set(range(m.cpus))
     current: Step | None = None
+    step_start = 0
     try:
         with Machine(spec, out, boot_timeout=m.boot_timeout) as machine:
             try:
@@ -113,13 +139,14 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path) ->
                 con = machine.console
                 assert con is not None
                 obs.kernel_release = con.kernel_release
+                obs.cpus = con.cpus
                 if config is None and scn.requires:
                     config = _guest_config(con)
                     if reason := _requires(scn, config):
                         result.verdict, result.reason = SKIP, reason
                         return result
                 for step in scn.steps:
-                    current = step
+                    current, step_start = step, con.position
                     rec = _run_step(step, con, obs, online)
                     obs.steps[step.name] = rec
                     if step.kind == "shell" and rec.status != step.args["status"]:
@@ -131,11 +158,17 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path) ->
                 if machine.console is not None:
                     obs.console = machine.console.text()
     except GuestCrashed as exc:
-        where = f"in step '{current.name}'" if current else "while booting"
-        result.verdict, result.reason = FAIL, f"kernel crashed {where}: {exc.title}"
-        result.checks.append(CheckResult("kernel did not crash", FAIL, "no panic or oops",
-                                         f"{exc.title}\n{exc.text[-4000:]}",
-                                         current.name if current else None))
+        if current is not None and current.kind == "lkdtm" and current.args["crash"] in LKDTM_CRASHING:
+            # The crash the step asked for: record it, stop, and let the
+            # expectations judge the report.
+            obs.steps[current.name] = StepRecord(current.name, current.kind, step_start, len(obs.console),
+                                                 0.0, sorted(online), detail={"crashed": exc.title})
+        else:
+            where = f"in step '{current.name}'" if current else "while booting"
+            result.verdict, result.reason = FAIL, f"kernel crashed {where}: {exc.title}"
+            result.checks.append(CheckResult("kernel did not crash", FAIL, "no panic or oops",
+                                             f"{exc.title}\n{exc.text[-4000:]}",
+                                             current.name if current else None))
     except ConsoleTimeout as exc:
         result.verdict = FAIL
         result.reason = f"guest hung in step '{current.name if current else '?'}': {exc}"

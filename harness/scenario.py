@@ -12,7 +12,8 @@ from . import yamlfile
 from .errors import InputError
 from .yamlfile import Fields, Where, item_where
 
-SCENARIO_KEYS = ("name", "description", "covers", "machine", "requires", "steps", "expect")
+SCENARIO_KEYS = ("name", "description", "covers", "also_fails_without", "machine", "requires",
+                 "steps", "expect")
 MACHINE_KEYS = ("cpus", "memory", "cmdline", "qemu_args", "boot_timeout")
 MAX_CPUS = 8  # CONFIG_NR_CPUS in kernels/configs/riscv-ipi.config
 _MEMORY = re.compile(r"^\d+[MG]$")
@@ -55,6 +56,7 @@ class Scenario:
     requires: tuple[str, ...]
     steps: tuple[Step, ...]
     expect: tuple[Expectation, ...]
+    also_fails_without: tuple[str, ...] = ()
 
 
 # ------------------------------------------------------------------ schemas
@@ -98,6 +100,26 @@ def _via(value: Any, where: Where, ctx: Ctx) -> None:
 
 NUM = (int, float)
 
+# LKDTM crash points the scenarios use (drivers/misc/lkdtm/); those that
+# never return run in the background.
+LKDTM_BACKGROUND = ("HARDLOCKUP", "SOFTLOCKUP", "SPINLOCKUP", "HUNG_TASK", "SMP_CALL_LOCKUP")
+LKDTM_CRASHING = ("PANIC", "BUG", "EXCEPTION", "CORRUPT_STACK", "UNALIGNED_LOAD_STORE_WRITE")
+LKDTM_RETURNING = ("WARNING", "WARNING_MESSAGE")
+LKDTM_POINTS = LKDTM_BACKGROUND + LKDTM_CRASHING + LKDTM_RETURNING
+
+
+def _lkdtm(value: Any, where: Where, ctx: Ctx) -> None:
+    if value not in LKDTM_POINTS:
+        raise where.error(f"unknown LKDTM crash point {value!r} (expected one of: {', '.join(LKDTM_POINTS)})")
+
+
+def _kdb_commands(value: Any, where: Where, ctx: Ctx) -> None:
+    for cmd in value:
+        if not isinstance(cmd, str) or "\n" in cmd or not cmd.strip():
+            raise where.error(f"expected one-line kdb commands, got {cmd!r}")
+        if cmd.strip() == "go":
+            raise where.error("leave 'go' out: the step always leaves kdb with go")
+
 STEP_SCHEMAS: dict[str, tuple[str | None, dict[str, tuple[Any, bool, Any, Validator | None]]]] = {
     # kind: (shorthand field for a scalar value, fields)
     "shell": ("command", {
@@ -119,8 +141,22 @@ STEP_SCHEMAS: dict[str, tuple[str | None, dict[str, tuple[Any, bool, Any, Valida
         "cpu": (int, True, None, _cpu),
         "online": (bool, True, None, None),
     }),
+    "kdb": (None, {
+        "cpu": (int, True, None, _cpu),
+        "commands": (list, False, ["btc"], _kdb_commands),
+    }),
+    "lkdtm": ("crash", {
+        "crash": (str, True, None, _lkdtm),
+        "cpu": (int, False, None, _cpu),
+    }),
+    "load": ("cpu", {
+        "cpu": (int, True, None, _cpu),
+        "seconds": (NUM, False, None, _positive),
+    }),
 }
+REPEAT_KEYS = ("times", "cpus", "steps")
 STEP_COMMON = ("name", "timeout")
+ALL_STEP_KINDS = tuple(STEP_SCHEMAS) + ("repeat",)
 
 EXPECT_SCHEMAS: dict[str, dict[str, tuple[Any, bool, Any, Validator | None]]] = {
     "counter": {
@@ -134,6 +170,7 @@ EXPECT_SCHEMAS: dict[str, dict[str, tuple[Any, bool, Any, Validator | None]]] = 
         "step": (str, True, None, None),
         "sender": (int, False, None, _cpu),
         "accounted": (str, False, "online", None),
+        "forms": (dict, False, None, None),
     },
     "console": {
         "step": (str, False, None, None),
@@ -144,7 +181,33 @@ EXPECT_SCHEMAS: dict[str, dict[str, tuple[Any, bool, Any, Validator | None]]] = 
         "step": (str, True, None, None),
         "status": (int, True, None, None),
     },
+    "kdb": {
+        "step": (str, True, None, None),
+        "available": (str, False, None, None),
+        "states": (dict, False, None, None),
+        "go_refused": (bool, False, None, None),
+        "btc": (str, False, None, None),
+    },
+    "report": {
+        "type": (str, True, None, None),
+        "cpu": (int, False, None, _cpu),
+        "step": (str, False, None, None),
+    },
+    "latency": {
+        "steps": (str, True, None, None),
+        "max_ms": (NUM, False, None, _positive),
+        "min_ms": (NUM, False, None, None),
+        "percentile": (NUM, False, 100, None),
+        "count": (int, False, None, None),
+    },
+    "model": {
+        "rows": (list, False, None, None),
+    },
 }
+REPORT_TYPES = ("none", "panic", "oops", "kernel-bug", "bug", "warning", "soft-lockup", "hard-lockup",
+                "rcu-stall", "hung-task", "csd-lock", "lkdtm", "lkdtm-fail")
+BACKTRACE_FORMS = ("full", "idle", "fallback", "fallback-idle", "none")
+KDB_STATES = ("current", "responding", "idle", "unresponsive", "offline")
 
 
 def _fields(path: Path, raw: Any, schema: dict, ctx: Ctx, context: str, where: Where,
@@ -166,21 +229,90 @@ def _fields(path: Path, raw: Any, schema: dict, ctx: Ctx, context: str, where: W
     return out
 
 
-def _parse_step(path: Path, raw: Any, where: Where, index: int, ctx: Ctx) -> Step:
-    f = Fields(path, raw, f"steps[{index}]", where)
+def _substitute(value: Any, subst: dict[str, int]) -> Any:
+    """Fill {cpu} and {i} in a repeated block's values; a value that is
+    exactly "{cpu}" becomes the integer."""
+    if isinstance(value, str):
+        for k, v in subst.items():
+            if value == "{" + k + "}":
+                return v
+        for k, v in subst.items():
+            value = value.replace("{" + k + "}", str(v))
+        return value
+    if isinstance(value, dict):
+        out = yamlfile.MDict({k: _substitute(v, subst) for k, v in value.items()})
+        out.line, out.column = getattr(value, "line", 0), getattr(value, "column", 0)
+        out.key_pos = getattr(value, "key_pos", {})
+        return out
+    if isinstance(value, list):
+        lst = yamlfile.MList(_substitute(v, subst) for v in value)
+        lst.line, lst.column = getattr(value, "line", 0), getattr(value, "column", 0)
+        lst.item_pos = getattr(value, "item_pos", [])
+        return lst
+    return value
+
+
+def _parse_steps(path: Path, seq: Any, ctx: Ctx, context: str, subst: dict[str, int],
+                 suffix: str) -> list[Step]:
+    out: list[Step] = []
+    for i, raw in enumerate(seq):
+        where = item_where(path, seq, i, f"{context}[{i}]")
+        if isinstance(raw, dict) and "repeat" in raw:
+            out.extend(_parse_repeat(path, raw, where, f"{context}[{i}]", ctx, subst, suffix))
+        else:
+            out.append(_parse_step(path, _substitute(raw, subst), where, len(ctx.step_names), ctx,
+                                   f"{context}[{i}]", suffix))
+    return out
+
+
+def _parse_repeat(path: Path, raw: Any, where: Where, context: str, ctx: Ctx,
+                  subst: dict[str, int], suffix: str) -> list[Step]:
+    f = Fields(path, raw, context, where)
+    f.reject_unknown(("repeat", "name"))
+    rf = Fields(path, raw["repeat"], f"{context}.repeat", f.at("repeat"))
+    rf.reject_unknown(REPEAT_KEYS)
+    times = rf.get("times", int)
+    cpus = rf.get("cpus", list)
+    if (times is None) == (cpus is None):
+        raise rf.where.error("give exactly one of 'times' or 'cpus'")
+    body = rf.get("steps", list, required=True)
+    if not body:
+        raise rf.at("steps").error("a repeat needs at least one step")
+    rounds: list[dict[str, int]] = []
+    if times is not None:
+        if not 1 <= times <= 1000:
+            raise rf.at("times").error(f"expected 1 to 1000 repetitions, got {times}")
+        rounds = [{"i": i} for i in range(times)]
+    else:
+        for j, c in enumerate(cpus):
+            if not isinstance(c, int) or isinstance(c, bool):
+                raise rf.at("cpus").error(f"cpus[{j}]: expected a CPU number, got {c!r}")
+            _cpu(c, rf.at("cpus"), ctx)
+        rounds = [{"i": i, "cpu": c} for i, c in enumerate(cpus)]
+    out: list[Step] = []
+    for r in rounds:
+        tag = f"#{r['i']}" + (f"@cpu{r['cpu']}" if "cpu" in r else "")
+        out.extend(_parse_steps(path, body, ctx, f"{context}.repeat.steps", {**subst, **r},
+                                suffix + tag))
+    return out
+
+
+def _parse_step(path: Path, raw: Any, where: Where, index: int, ctx: Ctx,
+                context: str = "", suffix: str = "") -> Step:
+    f = Fields(path, raw, context or f"steps[{index}]", where)
     kinds = [k for k in raw if k in STEP_SCHEMAS]
     unknown = [k for k in raw if k not in STEP_SCHEMAS and k not in STEP_COMMON]
     if unknown:
         raise f.at(str(unknown[0])).error(
-            f"unknown key '{unknown[0]}' (step types: {', '.join(STEP_SCHEMAS)}; "
+            f"unknown key '{unknown[0]}' (step types: {', '.join(ALL_STEP_KINDS)}; "
             f"common keys: {', '.join(STEP_COMMON)})")
     if len(kinds) != 1:
-        raise f.where.error(f"a step needs exactly one step type ({', '.join(STEP_SCHEMAS)}), "
+        raise f.where.error(f"a step needs exactly one step type ({', '.join(ALL_STEP_KINDS)}), "
                             f"got {len(kinds)}")
     kind = kinds[0]
     shorthand, schema = STEP_SCHEMAS[kind]
-    args = _fields(path, raw[kind], schema, ctx, f"steps[{index}].{kind}", f.at(kind), shorthand)
-    name = f.get("name", str, f"{index + 1}-{kind}")
+    args = _fields(path, raw[kind], schema, ctx, f"{f.context}.{kind}", f.at(kind), shorthand)
+    name = f.get("name", str, f"{index + 1}-{kind}") + suffix
     if name in ctx.step_names:
         raise f.at("name").error(f"duplicate step name '{name}'")
     ctx.step_names.add(name)
@@ -207,7 +339,32 @@ def _parse_expect(path: Path, raw: Any, where: Where, index: int, ctx: Ctx) -> E
     af = Fields(path, raw[kind], f"expect[{index}].{kind}", f.at(kind))
     if kind == "counter":
         _check_counter(args, af, ctx)
-    if kind in ("backtrace", "exit_status") or (kind == "console" and args["step"]):
+    if kind == "kdb":
+        for cpu, state in (args["states"] or {}).items():
+            if not isinstance(cpu, int):
+                raise af.at("states").error(f"keys are CPU numbers, got {cpu!r}")
+            _cpu(cpu, af.at("states"), ctx)
+            if state not in KDB_STATES:
+                raise af.at("states").error(f"CPU {cpu}: unknown state {state!r} (expected one of: {', '.join(KDB_STATES)})")
+        if args["btc"] not in (None, "online"):
+            raise af.at("btc").error("expected 'online' (btc shows a trace for every online CPU)")
+    if kind == "backtrace":
+        for cpu, form in (args["forms"] or {}).items():
+            if not isinstance(cpu, int):
+                raise af.at("forms").error(f"keys are CPU numbers, got {cpu!r}")
+            _cpu(cpu, af.at("forms"), ctx)
+            if form not in BACKTRACE_FORMS:
+                raise af.at("forms").error(f"CPU {cpu}: unknown form {form!r} (expected one of: {', '.join(BACKTRACE_FORMS)})")
+    if kind == "report" and args["type"] not in REPORT_TYPES:
+        raise af.at("type").error(f"unknown report type {args['type']!r} (expected one of: {', '.join(REPORT_TYPES)})")
+    if kind == "latency":
+        if args["max_ms"] is None and args["min_ms"] is None:
+            raise af.where.error("give max_ms, min_ms or both")
+        if not 0 < args["percentile"] <= 100:
+            raise af.at("percentile").error("expected a percentile in (0, 100]")
+        if not any(n.startswith(args["steps"]) for n in ctx.step_names):
+            raise af.at("steps").error(f"no step name starts with '{args['steps']}'")
+    if kind in ("backtrace", "exit_status", "kdb") or (kind in ("console", "report") and args["step"]):
         if args["step"] not in ctx.step_names:
             raise af.at("step").error(f"no step named '{args['step']}' (steps: {', '.join(sorted(ctx.step_names))})")
     if kind == "console":
@@ -218,8 +375,9 @@ def _parse_expect(path: Path, raw: Any, where: Where, index: int, ctx: Ctx) -> E
             re.compile(pattern)
         except re.error as exc:
             raise af.at("present" if args["present"] else "absent").error(f"bad regular expression: {exc}")
-    if kind == "backtrace" and args["accounted"] not in ("online", "none"):
-        raise af.at("accounted").error("expected 'online' or 'none'")
+    if kind == "backtrace" and args["accounted"] not in ("online", "any"):
+        raise af.at("accounted").error("expected 'online' (each online CPU has an IPI backtrace or "
+                                       "'skipped: idling' line) or 'any' (no such requirement)")
     return Expectation(kind, f.get("name", str, f"{kind}-{index + 1}"), args, f.where)
 
 
@@ -274,15 +432,14 @@ def load(path: Path) -> Scenario:
     steps_raw = f.get("steps", list, required=True)
     if not steps_raw:
         raise f.at("steps").error("a scenario needs at least one step")
-    steps = tuple(_parse_step(path, raw, item_where(path, steps_raw, i, f"steps[{i}]"), i, ctx)
-                  for i, raw in enumerate(steps_raw))
+    steps = tuple(_parse_steps(path, steps_raw, ctx, "steps", {}, ""))
     expect_raw = f.get("expect", list, [])
     expect = tuple(_parse_expect(path, raw, item_where(path, expect_raw, i, f"expect[{i}]"), i, ctx)
                    for i, raw in enumerate(expect_raw))
     return Scenario(
         name=f.get("name", str, path.stem), path=path, description=f.get("description", str, ""),
         covers=tuple(f.str_list("covers")), machine=machine, requires=tuple(requires),
-        steps=steps, expect=expect)
+        steps=steps, expect=expect, also_fails_without=tuple(f.str_list("also_fails_without")))
 
 
 def discover(paths: list[Path]) -> list[Path]:

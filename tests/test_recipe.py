@@ -18,14 +18,15 @@ def test_default_and_revert_recipes() -> None:
     for commit in ("f15c21a3de1b", "983f12149942", "3908ba2e0b24"):
         rev = load_recipe(KERNELS / f"revert-{commit}.yaml")
         assert rev.fragments == default.fragments
-        assert [p.name for p in rev.patches] == [f"revert-{commit}.patch"]
+        assert [p.name for p in rev.patches] == ["fix-riscv-kgdb-compiled-break-rvc.patch", f"revert-{commit}.patch"]
 
 
 def test_extra_patches_append_and_rename() -> None:
     default = load_recipe(KERNELS / "default.yaml")
     patch = KERNELS / "patches" / "revert-f15c21a3de1b.patch"
     r = default.with_patches([patch])
-    assert r.patches == (patch.resolve(),) and r.name == "default+revert-f15c21a3de1b"
+    assert r.patches[-1] == patch.resolve() and len(r.patches) == 2
+    assert r.name == "default+revert-f15c21a3de1b"
 
 
 def _recipe(tmp_path: Path, text: str) -> Path:

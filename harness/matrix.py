@@ -1,0 +1,89 @@
+"""The detection matrix: seed scenarios x (patched kernel, each reverted
+kernel). A scenario must pass on the patched kernel and fail on the kernel
+that reverts a commit it covers; any other change is a surprise unless the
+scenario names it in `also_fails_without` and explains it."""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .checks import FAIL, PASS, SKIP
+from .runner import ScenarioResult
+from .scenario import Scenario
+
+REVERT = re.compile(r"^revert-([0-9a-f]{12,40})$")
+
+
+def reverted_commit(kernel_name: str) -> str | None:
+    m = REVERT.match(kernel_name)
+    return m.group(1) if m else None
+
+
+@dataclass
+class Cell:
+    scenario: str
+    kernel: str
+    verdict: str
+    wanted: str          # "pass", "fail", or "any" (explained elsewhere)
+    reason: str
+
+    @property
+    def holds(self) -> bool:
+        return self.wanted == "any" or self.verdict == self.wanted
+
+
+def wanted(scn: Scenario, kernel: str) -> str:
+    commit = reverted_commit(kernel)
+    if commit is None:
+        return PASS
+    covered = [c for c in scn.covers if c.startswith(commit) or commit.startswith(c)]
+    if covered:
+        return FAIL
+    if any(commit.startswith(c) or c.startswith(commit) for c in scn.also_fails_without):
+        return "any"
+    return PASS
+
+
+def cells(results: list[ScenarioResult]) -> list[Cell]:
+    return [Cell(r.scenario.name, r.kernel, r.verdict, wanted(r.scenario, r.kernel),
+                 r.reason or "; ".join(f"{c.name}: {c.observed.splitlines()[0] if c.observed else ''}"
+                                       for c in r.failures())[:300])
+            for r in results]
+
+
+def table(all_cells: list[Cell]) -> str:
+    kernels = list(dict.fromkeys(c.kernel for c in all_cells))
+    scenarios = list(dict.fromkeys(c.scenario for c in all_cells))
+    by = {(c.scenario, c.kernel): c for c in all_cells}
+    head = "| scenario | " + " | ".join(kernels) + " |"
+    rule = "|---|" + "---|" * len(kernels)
+    rows = []
+    for s in scenarios:
+        marks = []
+        for k in kernels:
+            c = by.get((s, k))
+            if c is None:
+                marks.append("")
+                continue
+            mark = c.verdict.upper()
+            if not c.holds:
+                mark += f" (want {c.wanted.upper()})"
+            marks.append(mark)
+        rows.append(f"| {s} | " + " | ".join(marks) + " |")
+    return "\n".join([head, rule, *rows])
+
+
+def write(all_cells: list[Cell], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "matrix.json").write_text(json.dumps([c.__dict__ | {"holds": c.holds} for c in all_cells], indent=2))
+    holds = all(c.holds for c in all_cells)
+    (out / "matrix.md").write_text(
+        "# Detection matrix\n\n" + table(all_cells) + "\n\n" +
+        ("The matrix holds.\n" if holds else "The matrix does NOT hold: see the cells marked 'want'.\n"))
+
+
+def holds(all_cells: list[Cell]) -> bool:
+    return all(c.holds for c in all_cells) and not any(c.verdict == SKIP and c.wanted == FAIL
+                                                        for c in all_cells)

@@ -1,0 +1,202 @@
+"""Kernel console lines as the parsers want them: console_lines.split plus
+what a shared serial console adds, and shared pieces (frames, registers,
+the task line) that several kinds of output print the same way.
+
+Everything here is linear in the input and never raises on odd text."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from . import console_lines
+from .console_lines import Line
+
+# printk caps a record at 1024 bytes; anything much longer is not a kernel
+# line, and skipping it keeps the per-line work bounded.
+MAX_LINE = 2048
+
+# A printk prefix after other text on the same line: the kernel printed
+# while the shell's prompt (or its echo) was on the console.
+_EMBEDDED = re.compile(r"\[ {0,12}\d{1,10}\.\d{6}\](?:\[ {0,8}[TC]\d{1,10}\])? ?")
+_HEX = frozenset("0123456789abcdef")
+
+
+def split(text: str) -> list[Line]:
+    out: list[Line] = []
+    for line in console_lines.split(text):
+        if line.timestamp is None and "." in line.text and len(line.text) <= MAX_LINE:
+            at = line.text.find("[")
+            m = _EMBEDDED.search(line.text, at) if at >= 0 else None
+            if m is not None:
+                inner = console_lines.split(line.text[m.start():])[0]
+                line = Line(line.number, inner.text, inner.timestamp, inner.caller)
+        out.append(line)
+    return out
+
+
+def lines_of(text: str | list[Line]) -> list[Line]:
+    """Parsers accept raw text or lines already split (observe splits once)."""
+    return split(text) if isinstance(text, str) else text
+
+
+CALLER = "caller"   # CONFIG_PRINTK_CALLER: every kernel line has [T<pid>] or [C<cpu>]
+TIME = "time"       # timestamps only
+PLAIN = "plain"     # no prefixes (stripped, or printk.time=0)
+
+
+def mode(lines: list[Line]) -> str:
+    """How kernel lines can be told from shell output and from each other."""
+    timed = False
+    for line in lines:
+        if line.caller is not None:
+            return CALLER
+        timed = timed or line.timestamp is not None
+    return TIME if timed else PLAIN
+
+
+def is_kernel(line: Line, log_mode: str) -> bool:
+    """Whether a line can be kernel output, given the log's mode."""
+    if log_mode == CALLER:
+        return line.caller is not None
+    if log_mode == TIME:
+        return line.timestamp is not None
+    return True
+
+
+def ends_mid_line(text: str | list[Line]) -> bool:
+    """The log does not end with a newline (lines cannot tell: False)."""
+    if isinstance(text, str):
+        return bool(text) and not text.endswith("\n")
+    return False
+
+
+def cut_off(text: str | list[Line], lines: list[Line]) -> bool:
+    """Whether the log was cut off in the middle of a kernel line (by a reset,
+    a timeout, a slice). A log that ends at a shell or kdb prompt also lacks
+    the final newline, but nothing was lost there."""
+    if not lines or not ends_mid_line(text):
+        return False
+    last = lines[-1]
+    if last.timestamp is not None:
+        return True
+    # kdb output has no printk prefix either; a prompt is the usual end.
+    tail = last.text.rstrip()
+    return bool(tail) and not tail.endswith(("#", "$", ">"))
+
+
+def is_hex(s: str) -> bool:
+    return bool(s) and all(c in _HEX for c in s)
+
+
+@dataclass
+class Frame:
+    address: str
+    function: str
+    offset: str | None = None
+    size: str | None = None
+    module: str | None = None
+    partial: bool = False       # the line was cut off: function name may be short
+
+    def __str__(self) -> str:
+        text = f"{self.function}+{self.offset}/{self.size}" if self.offset else self.function
+        return f"{text} [{self.module}]" if self.module else text
+
+
+def parse_symbol(text: str) -> tuple[str, str | None, str | None] | None:
+    """'func+0x1e/0x2a' -> (func, '0x1e', '0x2a'); a bare name has no offset."""
+    if not text or len(text) > 512:
+        return None
+    name, plus, rest = text.partition("+")
+    if not name:
+        return None
+    if not plus:
+        return name, None, None
+    off, slash, size = rest.partition("/")
+    if (not slash or not off.startswith("0x") or not size.startswith("0x")
+            or not is_hex(off[2:]) or not is_hex(size[2:])):
+        return None
+    return name, off, size
+
+
+def parse_frame(msg: str) -> Frame | None:
+    """'[<ffffffff80004c14>] walk_stackframe+0x0/0x6e [mod]' (print_ip_sym).
+    Hand-written rather than a regex so that junk costs linear time."""
+    if not msg.startswith("[<"):
+        return None
+    end = msg.find(">]", 2, 40)
+    if end < 0 or not is_hex(msg[2:end]):
+        return None
+    rest = msg[end + 2:].strip()
+    module = None
+    if rest.endswith("]") and " [" in rest:
+        rest, _, mod = rest.rpartition(" [")
+        module = mod[:-1]
+    if not rest or " " in rest:
+        return None
+    sym = parse_symbol(rest)
+    if sym is None:
+        # 'func+0x1' with the tail cut off, or a symbol-less address.
+        name = rest.partition("+")[0]
+        return Frame(msg[2:end], name or rest, module=module, partial=True)
+    # %pS always prints +off/size for a known symbol: without it the line
+    # was cut, unless it is a bare address kallsyms could not name.
+    partial = sym[1] is None and not sym[0].startswith("0x")
+    return Frame(msg[2:end], sym[0], sym[1], sym[2], module, partial)
+
+
+_REG = re.compile(r"([a-z][a-z0-9]{0,7}) ?: ([0-9a-f]{16})\b")
+_REG_NAMES = frozenset(["epc", "ra", "sp", "gp", "tp", "status", "badaddr", "cause"]
+                       + [f"t{i}" for i in range(7)] + [f"s{i}" for i in range(12)]
+                       + [f"a{i}" for i in range(8)])
+
+
+def parse_registers(msg: str) -> dict[str, str]:
+    """RISC-V __show_regs lines: ' gp : ffffffff8035b630 tp : ... t0 : ...'."""
+    if len(msg) > 200:
+        return {}
+    return {m.group(1): m.group(2) for m in _REG.finditer(msg) if m.group(1) in _REG_NAMES}
+
+
+def symbolic_register(msg: str) -> tuple[str, str] | None:
+    """'epc : tick_nohz_idle_exit+0x90/0x9c' / ' ra : ...' (%pS of epc, ra)."""
+    s = msg.strip()
+    for name in ("epc", "ra"):
+        if s.startswith(name + " : "):
+            value = s[len(name) + 3:].strip()
+            if value and " " not in value and not is_hex(value):
+                return name, value
+    return None
+
+
+@dataclass
+class TaskLine:
+    cpu: int
+    pid: int
+    comm: str
+    tainted: str
+
+
+def parse_task_line(msg: str) -> TaskLine | None:
+    """dump_stack_print_info: 'CPU: 1 UID: 0 PID: 58 Comm: sh Not tainted 6.12.107 #1'."""
+    if not msg.startswith("CPU: ") or len(msg) > 400:
+        return None
+    parts = msg.split()
+    try:
+        cpu = int(parts[1])
+        pid = int(parts[parts.index("PID:") + 1])
+        comm = parts[parts.index("Comm:") + 1]
+    except (ValueError, IndexError):
+        return None
+    tainted = "Not tainted" if "Not tainted" in msg else (
+        parts[parts.index("Tainted:") + 1] if "Tainted:" in parts[:-1] else "")
+    return TaskLine(cpu, pid, comm, tainted)
+
+
+def is_stack_line(msg: str) -> bool:
+    """Lines a register dump or stack trace is made of, in any order."""
+    if msg.startswith(("[<", "Call Trace:", "Hardware name:", "Workqueue:", "Stopper:",
+                       "Tainted: ", "status: ", "epc : ", "ra : ", "Code: ")):
+        return True
+    if msg.startswith("CPU: ") and " PID: " in msg:
+        return True
+    return len(parse_registers(msg)) >= 2

@@ -1,0 +1,432 @@
+"""Kernel reports (panic, oops, BUG, WARNING, lockups, RCU stalls, hung
+tasks, CSD-lock timeouts, LKDTM's own messages) with syzkaller-style
+titles: addresses, offsets and numbers are left out, so the same bug gets
+the same title in every run (cf. syzkaller pkg/report).
+
+Everything is table-driven: RULES says how a report starts and how its
+title is made, SKIP which functions are never to blame (printing, trap
+and IRQ entry, the detectors themselves, LKDTM's dispatch, the syscall
+path). A report's body is the lines after its first one that look like
+part of a report (registers, frames, task lines, detector details), in
+the same printk caller stream; when the report sends a backtrace IPI
+("Sending NMI from CPU x to CPUs y"), the answering CPUs' streams count
+too."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+from . import cpulist, klog
+from .console_lines import Line
+from .klog import Frame
+
+if TYPE_CHECKING:
+    from .symbolize import SystemMap
+
+PANIC = "panic"
+OOPS = "oops"
+KERNEL_BUG = "kernel-bug"
+BUG = "bug"
+WARNING = "warning"
+SOFT_LOCKUP = "soft-lockup"
+HARD_LOCKUP = "hard-lockup"
+RCU_STALL = "rcu-stall"
+HUNG_TASK = "hung-task"
+CSD_LOCK = "csd-lock"
+LKDTM = "lkdtm"
+LKDTM_FAIL = "lkdtm-fail"
+
+
+@dataclass(frozen=True)
+class Rule:
+    type: str
+    pattern: re.Pattern[str]
+    # Title from the match and the guilty function (None when not found).
+    title: Callable[[re.Match[str], str | None], str]
+    cpu_group: int | None = None        # group naming the CPU the report is about
+    joins: tuple[str, ...] = ()         # continues an open report of these types
+    single_line: bool = False
+    wants_trace: bool = True            # no frames at all -> corrupted
+    guilty_group: int | None = None     # group holding the guilty symbol itself
+
+
+def _in(prefix: str) -> Callable[[re.Match[str], str | None], str]:
+    return lambda m, g: f"{prefix} in {g}" if g else prefix
+
+
+def _fault(m: re.Match[str], g: str | None) -> str:
+    what = normalise(m.group(1))
+    return f"BUG: unable to handle kernel {what}" + (f" in {g}" if g else "")
+
+
+def _generic_bug(m: re.Match[str], g: str | None) -> str:
+    kind = normalise(m.group(1).partition(": ")[0])
+    return f"BUG: {kind}" + (f" in {g}" if g else "")
+
+
+# Order matters: the first matching rule wins. Patterns are matched at the
+# start of the message after a known pr_fmt prefix ("watchdog: ", "smp: ",
+# "rcu: ") is removed; all quantifiers are bounded or over disjoint classes.
+RULES: tuple[Rule, ...] = (
+    Rule(PANIC, re.compile(r"Kernel panic - not syncing: (.{0,300})"),
+         lambda m, g: "kernel panic: " + normalise(m.group(1)), wants_trace=False),
+    Rule(OOPS, re.compile(r"Unable to handle kernel (.{1,120}?) at virtual address"), _fault),
+    Rule(KERNEL_BUG, re.compile(r"kernel BUG at ([^\s:]{1,200}):(\d{1,7})!"), _in("kernel BUG")),
+    Rule(OOPS, re.compile(r"(?:Oops|Kernel BUG|Oops - [^\[]{1,80}) \[#\d{1,6}\]"), _in("Oops"),
+         joins=(OOPS, KERNEL_BUG)),
+    Rule(WARNING, re.compile(r"WARNING: CPU: (\d{1,5}) PID: \d{1,10} at (?:\S{1,300} )?(\S{1,300})"),
+         _in("WARNING"), cpu_group=1, guilty_group=2),
+    Rule(SOFT_LOCKUP, re.compile(r"BUG: soft lockup - CPU#(\d{1,5}) stuck for \d{1,10}s!"),
+         _in("BUG: soft lockup"), cpu_group=1),
+    Rule(HARD_LOCKUP, re.compile(r"Watchdog detected hard LOCKUP on cpu (\d{1,5})"),
+         _in("watchdog: hard LOCKUP"), cpu_group=1, wants_trace=False),
+    Rule(RCU_STALL, re.compile(r"INFO: \w{1,40} (?:self-detected stall on CPU|detected stalls? on "
+                               r"CPUs/tasks)"), _in("INFO: rcu detected stall"), wants_trace=False),
+    Rule(HUNG_TASK, re.compile(r"INFO: task .{1,64}:\d{1,10} blocked for more than \d{1,10} seconds"),
+         _in("INFO: task hung")),
+    Rule(CSD_LOCK, re.compile(r"csd: (?:Detected|Continued) non-responsive CSD lock \(#\d{1,10}\) on "
+                              r"CPU#(\d{1,5}), waiting \d{1,20} ns for CPU#\d{1,5} (\S{1,300}?)\("),
+         _in("csd: non-responsive CSD lock"), cpu_group=1, wants_trace=False, guilty_group=2),
+    Rule(BUG, re.compile(r"BUG: (.{1,200})"), _generic_bug),
+    Rule(LKDTM, re.compile(r"lkdtm: Performing direct entry (\w{1,64})"),
+         lambda m, g: f"lkdtm: Performing direct entry {m.group(1)}", single_line=True,
+         wants_trace=False),
+    Rule(LKDTM_FAIL, re.compile(r"lkdtm: (X?FAIL: .{1,200})"),
+         lambda m, g: "lkdtm: " + normalise(m.group(1)), single_line=True, wants_trace=False),
+)
+# Cheap test before the rules: every pattern contains one of these.
+_KEYWORDS = ("panic", "Unable to handle", "BUG", "[#", "WARNING:", "LOCKUP", "stall",
+             "blocked for more than", "CSD lock", "lkdtm:")
+_PR_FMT = ("watchdog: ", "smp: ", "rcu: ", "NMI watchdog: ")
+
+# Functions never to blame (matched against the whole function name), and
+# functions blamed only when nothing else in the report is left.
+SKIP = re.compile("(?:" + "|".join((
+    # printing and dumping
+    r"_?printk\w*", r"vprintk\w*", r"dump_stack\w*", r"show_stack", r"__show_regs", r"show_regs",
+    r"walk_stackframe", r"dump_backtrace", r"print_ip_sym", r"sched_show_task",
+    # panic, warn, bug, die
+    r"v?panic", r"nmi_panic", r"__warn\w*", r"warn_slowpath\w*", r"report_bug", r"__report_bug",
+    r"die", r"__die", r"die_kernel_fault", r"make_task_dead", r"do_exit",
+    # trap, fault and IRQ entry (RISC-V)
+    r"do_trap\w*", r"handle_break", r"handle_exception", r"ret_from_exception\w*",
+    r"do_page_fault", r"handle_page_fault", r"no_context", r"bad_area\w*", r"do_irq",
+    r"handle_riscv_irq", r"riscv_intc_irq", r"handle_irq_desc", r"handle_percpu_devid_irq",
+    r"generic_handle_\w+", r"ipi_mux_process", r"sbi_ipi_handle", r"handle_IPI",
+    r"__handle_irq_event_percpu", r"handle_irq_event\w*", r"handle_fasteoi_irq",
+    r"plic_handle_irq", r"irq_exit\w*", r"__irq_exit_rcu", r"handle_softirqs", r"__do_softirq",
+    r"irqentry_\w+",
+    # timers and the detectors
+    r"hrtimer_\w+", r"__hrtimer_run_queues", r"__run_hrtimer", r"riscv_timer_interrupt",
+    r"tick_\w+", r"update_process_times", r"watchdog\w*", r"__watchdog\w*", r"softlockup_fn",
+    r"rcu_sched_clock_irq", r"rcu_pending", r"print_cpu_stall\w*", r"print_other_cpu_stall",
+    r"check_cpu_stall", r"rcu_dump_cpu_stacks", r"dump_cpu_task", r"check_hung_\w+",
+    r"hung_task\w*", r"csd_lock_wait\w*", r"__csd_lock_wait",
+    # backtrace IPI machinery
+    r"nmi_cpu_backtrace", r"nmi_trigger_cpumask_backtrace", r"arch_trigger_cpumask_backtrace",
+    r"riscv_backtrace_ipi", r"trigger_\w*backtrace",
+    # process start
+    r"kthread", r"ret_from_fork\w*",
+)) + ")")
+WEAK = re.compile("(?:" + "|".join((
+    # LKDTM's dispatch and the write(2) path into it
+    r"lkdtm_do_action", r"direct_entry", r"lkdtm_debugfs_\w+", r"full_proxy_write",
+    r"vfs_write", r"ksys_write", r"__\w*sys_write", r"proc_reg_write",
+    # scheduling and locking primitives
+    r"(?:__)?schedule\w*", r"schedule_timeout\w*", r"io_schedule\w*", r"__cond_resched",
+    r"preempt_schedule\w*", r"_raw_spin_\w+", r"do_raw_spin_\w+", r"queued_spin_\w+",
+    r"smp_call_function\w*", r"generic_exec_single", r"cpu_relax",
+    # library helpers that fault on bad input from their caller
+    r"__pi_\w+", r"str[a-z]*", r"mem[a-z]*",
+)) + ")")
+_SUFFIX = re.compile(r"(?:\.(?:isra|constprop|part|cold|llvm|lto_priv)(?:\.\d{1,12})?)+$")
+_NUMBERS = re.compile(r"\b0x[0-9a-fA-F]{1,32}\b|\b[0-9a-f]{8,32}\b|\b\d{1,32}\b")
+_SPACES = re.compile(r"\s{2,200}")
+
+# Lines that belong to a report besides registers and stack traces.
+_BODY_PREFIXES = (
+    "Modules linked in:", "irq event stamp:", "hardirqs last", "softirqs last", "task:",
+    "\"echo 0 > /proc/sys/kernel/hung_task_timeout_secs\"", "Not tainted", "Tainted:",
+    "Sending NMI from CPU", "NMI backtrace for cpu", "csd: ", "rcu: ", "CPU#",
+    "SMP: stopping secondary CPUs", "Kernel Offset:", "Rebooting in", "---[ end ",
+    "Showing busy workqueues", "#", "(t=", "(detected by",
+)
+# A report's lines come close together; a body-like line this far after
+# the last one in the stream belongs to something else.
+_MAX_GAP = 200
+# Dumps inside a report of something other than the culprit: the RCU
+# grace-period kthread that a stall starves.
+_NOT_GUILTY = ("rcu: RCU grace-period kthread stack dump", "rcu: Stack dump where RCU GP kthread",
+               "rcu: RCU GP kthread last ran on offline CPU")
+_END = ("---[ end trace", "---[ end Kernel panic")
+_CUT_HERE = "------------[ cut here ]------------"
+
+
+def normalise(text: str) -> str:
+    """Numbers and addresses out, whitespace collapsed: a stable title part."""
+    text = _NUMBERS.sub("NUM", text[:300])
+    return _SPACES.sub(" ", text).strip(" .")
+
+
+def function_name(symbol: str) -> str:
+    """'foo.isra.0+0x1e/0x2a' -> 'foo': the name a title uses."""
+    return _SUFFIX.sub("", symbol.partition("+")[0])
+
+
+@dataclass
+class Report:
+    type: str
+    title: str
+    first_line: int
+    last_line: int
+    cpu: int | None = None
+    guilty: str | None = None           # function name as it goes into the title
+    guilty_frame: str | None = None     # the frame as the kernel printed it
+    caller: str | None = None
+    corrupted: bool = False
+    problems: list[str] = field(default_factory=list)
+    details: dict[str, object] = field(default_factory=dict)
+
+    def text(self, log: str | list[Line]) -> str:
+        """The report's lines (printk prefixes removed) from the parsed log."""
+        lines = klog.lines_of(log)
+        return "\n".join(ln.text for ln in lines[self.first_line - 1:self.last_line])
+
+    def to_json(self) -> dict:
+        return {"type": self.type, "title": self.title, "cpu": self.cpu, "guilty": self.guilty,
+                "guilty_frame": self.guilty_frame, "lines": [self.first_line, self.last_line],
+                "caller": self.caller, "corrupted": self.corrupted, "problems": list(self.problems),
+                "details": dict(self.details)}
+
+
+@dataclass
+class _Open:
+    rule: Rule
+    match: re.Match[str]
+    report: Report
+    streams: set[str | None]
+    # (symbol, exact) in print order: exact for an epc, not for return addresses.
+    candidates: list[tuple[Frame | str, bool]] = field(default_factory=list)
+    primary: str | None = None          # the stream of the first line
+    task_cpu: int | None = None
+    frames: int = 0
+    ended: bool = False
+    exact_next: bool = False            # the next frame is an epc after a regs dump
+    collect: bool = True                # frames still count for the guilty frame
+
+
+def _is_body(msg: str) -> bool:
+    return klog.is_stack_line(msg) or msg.startswith(_BODY_PREFIXES)
+
+
+class _Parser:
+    def __init__(self, mode: str, symbols: "SystemMap | None") -> None:
+        self.mode = mode
+        self.symbols = symbols
+        self.open: list[_Open] = []
+        self.done: list[Report] = []
+        self.cut_here: dict[str | None, int] = {}       # stream -> line number
+
+    def feed(self, line: Line) -> None:
+        if len(line.text) > klog.MAX_LINE or not klog.is_kernel(line, self.mode):
+            return
+        msg = line.text.strip()
+        if not msg:
+            return
+        stream = line.caller if self.mode == klog.CALLER else None
+        if msg == _CUT_HERE:
+            self.cut_here[stream] = line.number
+            return
+        if self.start(line, msg, stream):
+            return
+        for rep in list(self.open):
+            self.extend(rep, line, msg, stream)
+
+    def start(self, line: Line, msg: str, stream: str | None) -> bool:
+        if not any(k in msg for k in _KEYWORDS):
+            return False
+        core = msg
+        for prefix in _PR_FMT:
+            if core.startswith(prefix):
+                core = core[len(prefix):]
+                break
+        for rule in RULES:
+            m = rule.pattern.match(core)
+            if m is None:
+                continue
+            if rule.joins:
+                host = next((o for o in reversed(self.open)
+                             if o.rule.type in rule.joins and stream in o.streams
+                             and not o.report.details.get("die")), None)
+                if host is not None:
+                    host.report.details["die"] = normalise(msg)
+                    host.report.last_line = line.number
+                    return True
+            self.begin(rule, m, line, stream)
+            return True
+        return False
+
+    def begin(self, rule: Rule, m: re.Match[str], line: Line, stream: str | None) -> None:
+        # A new report in a stream ends the one before it there (e.g. the
+        # panic that follows an oops in interrupt context).
+        for o in [o for o in self.open if stream in o.streams]:
+            if o.report.first_line < line.number and not o.rule.single_line:
+                self.finish(o)
+        first = line.number
+        cut = self.cut_here.pop(stream, None)
+        if cut is not None and line.number - cut <= 3 and rule.type in (WARNING, KERNEL_BUG):
+            first = cut
+        rep = Report(rule.type, "", first, line.number, caller=line.caller)
+        if rule.cpu_group is not None:
+            rep.cpu = int(m.group(rule.cpu_group))
+        elif line.caller_cpu is not None:
+            rep.cpu = line.caller_cpu
+        o = _Open(rule, m, rep, {stream}, primary=stream)
+        if rule.guilty_group is not None:
+            o.candidates.append((m.group(rule.guilty_group), True))
+        if rule.type == HUNG_TASK:
+            rep.cpu = None      # a blocked task runs on no CPU
+        if rule.single_line:
+            self.finish(o)
+            return
+        self.open.append(o)
+
+    def extend(self, o: _Open, line: Line, msg: str, stream: str | None) -> None:
+        if stream not in o.streams:
+            return
+        if line.number - o.report.last_line > _MAX_GAP:
+            self.finish(o)
+            return
+        if not _is_body(msg):
+            if stream == o.primary:
+                self.finish(o)
+            else:
+                o.streams.discard(stream)
+            return
+        rep = o.report
+        rep.last_line = line.number
+        if msg.startswith(_END):
+            self.finish(o)
+            return
+        if msg.startswith(_NOT_GUILTY):
+            o.collect = False
+        if not o.collect:
+            return
+        if msg.startswith("Sending NMI from CPU ") and msg.endswith(":"):
+            cpus = cpulist.parse(msg.rpartition(" to CPUs ")[2][:-1])
+            for cpu in cpus or []:
+                o.streams.add(f"C{cpu}")
+            if cpus:
+                rep.details.setdefault("backtrace_targets", cpulist.format(cpus))
+            return
+        if frame := klog.parse_frame(msg):
+            o.frames += 1
+            o.candidates.append((frame, o.exact_next))
+            o.exact_next = False
+            return
+        if sym := klog.symbolic_register(msg):
+            if sym[0] == "epc":
+                o.candidates.append((sym[1], True))
+                rep.details.setdefault("pc", sym[1])
+            else:
+                # The caller of a leaf function, which the unwinder skips.
+                o.candidates.append((sym[1], False))
+            return
+        if msg.startswith("status: "):
+            # show_regs prints the epc frame first after the registers.
+            o.exact_next = True
+            return
+        if task := klog.parse_task_line(msg):
+            if o.task_cpu is None:
+                o.task_cpu = task.cpu
+                rep.details.setdefault("task", f"{task.comm}:{task.pid}")
+            return
+        if msg.startswith("rcu: ") and o.rule.type == RCU_STALL and "stalled" not in rep.details:
+            body = msg[5:].strip()
+            cpu, dash, _ = body.partition("-")
+            if dash and cpu.isdigit() and len(cpu) < 6:
+                rep.details["stalled"] = int(cpu)
+
+    def finish(self, o: _Open) -> None:
+        if o in self.open:
+            self.open.remove(o)
+        if o.ended:
+            return
+        o.ended = True
+        rep = o.report
+        rule = o.rule
+        if rule.type == RCU_STALL and isinstance(rep.details.get("stalled"), int):
+            rep.cpu = rep.details["stalled"]    # type: ignore[assignment]
+        elif rep.cpu is None and rule.type != HUNG_TASK and o.task_cpu is not None:
+            rep.cpu = o.task_cpu
+        guilty = self.guilty(o)
+        if guilty is not None:
+            rep.guilty_frame = guilty
+            rep.guilty = function_name(guilty)
+        rep.title = rule.title(o.match, rep.guilty)
+        if rule.wants_trace and o.frames == 0 and not any(ex for _, ex in o.candidates):
+            rep.corrupted = True
+            rep.problems.append("no stack trace in the report")
+        self.done.append(rep)
+
+    def guilty(self, o: _Open) -> str | None:
+        """The first frame not in SKIP or WEAK, else the first not in SKIP.
+        A return address at offset 0 lies past a noreturn call, in the next
+        function: with a System.map it is looked up again one byte earlier,
+        without one it is passed over."""
+        names: list[str] = []
+        for cand, exact in o.candidates:
+            if isinstance(cand, str):
+                sym = cand
+            else:
+                if cand.partial or SKIP.fullmatch(function_name(cand.function)):
+                    continue
+                sym = str(cand)
+                if cand.offset == "0x0" and not exact:
+                    found = self.previous_byte(cand.address)
+                    if found is None:
+                        continue
+                    sym = found
+            name = function_name(sym)
+            if name and not name.startswith("0x") and not SKIP.fullmatch(name):
+                names.append(sym)
+        strong = [s for s in names if not WEAK.fullmatch(function_name(s))]
+        return (strong or names or [None])[0]
+
+    def previous_byte(self, address: str | None) -> str | None:
+        if self.symbols is None or address is None:
+            return None
+        try:
+            return self.symbols.format(int(address, 16) - 1)
+        except ValueError:
+            return None
+
+
+def parse(text: str | list[Line], symbols: "SystemMap | None" = None,
+          truncated: bool | None = None) -> list[Report]:
+    """Every report in the log, in order of their first line. symbols: a
+    System.map for better guilty frames. truncated: whether the log was cut
+    off mid-line (found from text when it is a str). Never raises."""
+    lines = klog.lines_of(text)
+    p = _Parser(klog.mode(lines), symbols)
+    for line in lines:
+        p.feed(line)
+    if truncated is None:
+        truncated = klog.cut_off(text, lines)
+    if lines and truncated:
+        for o in p.open:
+            if o.report.last_line == lines[-1].number:
+                o.report.corrupted = True
+                o.report.problems.append("log ends inside the report")
+    for o in list(p.open):
+        p.finish(o)
+    return sorted(p.done, key=lambda r: (r.first_line, r.last_line))
+
+
+def titles(reports: list[Report]) -> list[str]:
+    """Distinct titles in order of first appearance."""
+    seen: dict[str, None] = {}
+    for r in reports:
+        seen.setdefault(r.title, None)
+    return list(seen)
