@@ -177,6 +177,62 @@ def _patched_tree(resolved: ResolvedSource, patches: tuple[Path, ...], log: Path
     return dest / "linux"
 
 
+def _patch_targets(patch: Path) -> list[str]:
+    """Files a -p1 patch touches, from its ---/+++ headers."""
+    files: list[str] = []
+    for line in patch.read_text(errors="replace").splitlines():
+        if line.startswith(("+++ ", "--- ")):
+            name = line[4:].split("\t")[0].strip()
+            if name != "/dev/null" and "/" in name:
+                rel = name.split("/", 1)[1]
+                if rel not in files:
+                    files.append(rel)
+    return files
+
+
+def _work_tree(resolved: ResolvedSource, work: Path, patches: tuple[Path, ...], log: Path) -> Path:
+    """The slot's source tree with exactly `patches` applied, changed in
+    place so that make rebuilds only what the patches touch.
+
+    The tree is a hard-link farm of the pristine source. Files touched by the
+    previous build's patches are put back as fresh copies (a new mtime, so
+    make notices) or removed when a patch created them; GNU patch writes the
+    files it patches anew, so the pristine source is never modified."""
+    tree = work / resolved.root.name
+    state_file = work / "applied.json"
+    if not (work / ".farm-complete").exists():
+        shutil.rmtree(tree, ignore_errors=True)
+        work.mkdir(parents=True, exist_ok=True)
+        hostcmd.run(["cp", "-al", str(resolved.root), str(tree)], "hard-linking the source tree")
+        (work / ".farm-complete").touch()
+        state_file.write_text(json.dumps({"patches": [], "files": []}))
+    state = json.loads(state_file.read_text())
+    wanted = [hashlib.sha256(p.read_bytes()).hexdigest() for p in patches]
+    if state["patches"] == wanted:
+        return tree
+    touched = set(state["files"])
+    for rel in sorted(touched):
+        dst, src = tree / rel, resolved.root / rel
+        if dst.exists() or dst.is_symlink():
+            dst.unlink()
+        if src.exists():
+            shutil.copy2(src, dst)
+            os.utime(dst)       # newer than every object built from the patched file
+    new_files = sorted({f for p in patches for f in _patch_targets(p)})
+    # Record what is about to change before changing it: a patch that fails
+    # half-way is still undone next time.
+    state_file.write_text(json.dumps({"patches": None, "files": sorted(touched | set(new_files))}))
+    for p in patches:
+        try:
+            hostcmd.run(["patch", "-p1", "--forward", "--batch", "--no-backup-if-mismatch",
+                         "-d", str(tree), "-i", str(p)], f"applying {p.name}", log=log)
+        except CommandFailed as exc:
+            raise PatchError(f"{p}: patch does not apply to {resolved.identity.split(':')[0]} "
+                             f"source:\n{exc.args[0].split(chr(10), 1)[-1]}") from None
+    state_file.write_text(json.dumps({"patches": wanted, "files": new_files}))
+    return tree
+
+
 # ---------------------------------------------------------------- building
 
 def cache_key(recipe: Recipe, resolved: ResolvedSource, toolchain: str) -> str:
@@ -259,17 +315,25 @@ def build(recipe: Recipe, *, log_dir: Path | None = None, jobs: int | None = Non
     log = logs / f"build-{recipe.name}-{key[:12]}.log"
     if log.exists():
         log.unlink()
-    tree = _patched_tree(resolved, recipe.patches, log)
-    slot_id = hashlib.sha256(json.dumps([str(tree), arch.name, recipe.base,
-                                         [p.read_text() for p in recipe.fragments]]).encode())
-    build_dir = cache_dir() / "build" / slot_id.hexdigest()[:16]
-    build_dir.mkdir(parents=True, exist_ok=True)
     env = _build_env()
-    with file_lock(build_dir.parent / f"{build_dir.name}.lock"):
+    immutable = recipe.source.kind in ("debian", "tarball")
+    # One slot per source and configuration: its build directory (and, for
+    # unpacked sources, its work tree) is reused by every patch set, so a
+    # new patch series rebuilds only what it touches.
+    slot_doc = [resolved.identity if immutable else str(resolved.root), arch.name, recipe.base,
+                [p.read_text() for p in recipe.fragments]]
+    slot = cache_dir() / "work" / hashlib.sha256(json.dumps(slot_doc).encode()).hexdigest()[:16]
+    build_dir = slot / "build"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with file_lock(slot.parent / f"{slot.name}.lock"):
         if (out / ".complete").exists():
             return BuiltKernel(key, out, recipe.name, arch)
         say(f"building kernel '{recipe.name}' ({key[:12]}), log: {log}")
         start = time.monotonic()
+        if immutable:
+            tree = _work_tree(resolved, slot, recipe.patches, log)
+        else:
+            tree = _patched_tree(resolved, recipe.patches, log)
         _configure(recipe, tree, build_dir, env, log)
         hostcmd.run(_make_argv(arch, tree, build_dir, arch.image_target,
                                jobs=jobs or (os.cpu_count() or 1) + 1),

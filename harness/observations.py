@@ -29,6 +29,7 @@ class Observations:
     snapshots: dict[str, Interrupts] = field(default_factory=dict)
     boot_seconds: float | None = None
     cpus: int | None = None
+    boot_ipi_rows: list[str] = field(default_factory=list)
     kernel_release: str = ""
 
     def step_text(self, name: str) -> str:

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import kconfig
+from . import crosscheck, kconfig
 from .checks import ERROR, FAIL, PASS, SKIP, CheckResult, evaluate, expected_of
 from .console import Console, idle
 from .errors import BootTimeout, ConsoleTimeout, GuestCrashed, HarnessError, QemuExited
@@ -58,6 +58,7 @@ def _run_step(step: Step, con: Console, obs: Observations, online: set[int]) -> 
     elif step.kind == "snapshot":
         res = con.run(["cat", "/proc/interrupts"], step.timeout)
         rec.status, rec.output = res.status, res.output
+        rec.detail["label"] = a["label"]
         obs.snapshots[a["label"]] = interrupts.parse(res.output)
     elif step.kind == "sleep":
         idle(con, a["seconds"])
@@ -90,6 +91,17 @@ def _run_step(step: Step, con: Console, obs: Observations, online: set[int]) -> 
             res = con.run(write, step.timeout)
         rec.status, rec.output = res.status, res.output
         con.settle()
+    elif step.kind == "wait_for":
+        # The line may already have gone by (e.g. during a long sysrq step).
+        seen = re.search(a["pattern"], con.text(), re.MULTILINE)
+        if seen is None:
+            try:
+                con.expect([a["pattern"]], step.timeout, f"/{a['pattern']}/")
+                seen = True
+            except ConsoleTimeout:
+                seen = None
+        rec.status = 0 if seen else 1
+        rec.detail["matched"] = bool(seen)
     elif step.kind == "load":
         loop = shlex.join(["taskset", "-c", str(a["cpu"]), "sh", "-c", "while :; do :; done"])
         if a["seconds"] is not None:
@@ -140,6 +152,9 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path) ->
                 assert con is not None
                 obs.kernel_release = con.kernel_release
                 obs.cpus = con.cpus
+                if not any(st.kind == "snapshot" for st in scn.steps):
+                    # The model needs the kernel's IPI rows to know its features.
+                    obs.boot_ipi_rows = interrupts.parse(con.run(["cat", "/proc/interrupts"]).output).ipi_names()
                 if config is None and scn.requires:
                     config = _guest_config(con)
                     if reason := _requires(scn, config):
@@ -149,6 +164,10 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path) ->
                     current, step_start = step, con.position
                     rec = _run_step(step, con, obs, online)
                     obs.steps[step.name] = rec
+                    if step.kind == "wait_for" and not rec.detail["matched"]:
+                        result.checks.append(CheckResult(
+                            f"step {step.name}", FAIL, f"/{step.args['pattern']}/ within {step.timeout:g} s",
+                            "not printed", step.name))
                     if step.kind == "shell" and rec.status != step.args["status"]:
                         result.checks.append(CheckResult(
                             f"step {step.name}", FAIL, f"exit status {step.args['status']}",
@@ -179,8 +198,11 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path) ->
         result.verdict, result.reason = ERROR, str(exc)
     except HarnessError as exc:
         result.verdict, result.reason = ERROR, str(exc)
+    model_checks = _model(scn, kernel, config, spec, obs, out)
     if result.verdict == PASS:
-        result.checks.extend(evaluate(exp, obs) for exp in scn.expect)
+        result.checks.extend(evaluate(exp, obs) for exp in scn.expect if exp.kind != "model")
+        if any(exp.kind == "model" for exp in scn.expect):
+            result.checks.extend(model_checks)
         if any(c.verdict == FAIL for c in result.checks):
             result.verdict = FAIL
         elif any(c.verdict == ERROR for c in result.checks):
@@ -193,6 +215,33 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path) ->
     result.seconds = time.monotonic() - t0
     _write(result, obs)
     return result
+
+
+def _reverted(kernel: BuiltKernel) -> list[str] | None:
+    meta = kernel.dir / "meta.json"
+    if kernel.key == "prebuilt" or not meta.exists():
+        return None
+    return [Path(p).stem for p in json.loads(meta.read_text()).get("patches", [])]
+
+
+def _model(scn: Scenario, kernel: BuiltKernel, config: dict[str, str] | None, spec: MachineSpec,
+           obs: Observations, out: Path) -> list[CheckResult]:
+    """Run the reference model over the steps, write its predictions next to
+    the observations, and return the claim-by-claim comparison."""
+    if not obs.snapshots and not obs.boot_ipi_rows:
+        return []
+    try:
+        features = crosscheck.features_for(obs, config, spec.kernel_cmdline(), _reverted(kernel))
+        run = crosscheck.run_model(scn, features)
+        checks, not_compared = crosscheck.crosscheck(run, obs)
+    except Exception as exc:  # noqa: BLE001 - a model bug must not hide the kernel's verdict
+        (out / "predictions.json").write_text(json.dumps({"error": repr(exc)}))
+        return [CheckResult("model: predictions", ERROR, "the model runs", f"model error: {exc!r}")]
+    doc = run.to_json()
+    doc["comparison"] = {"compared": len(checks), "not_compared": not_compared,
+                         "disagreements": [c.to_json() for c in checks if c.verdict != PASS]}
+    (out / "predictions.json").write_text(json.dumps(doc, indent=2, default=str))
+    return checks
 
 
 def _write(result: ScenarioResult, obs: Observations | None) -> None:

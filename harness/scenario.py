@@ -113,6 +113,13 @@ def _lkdtm(value: Any, where: Where, ctx: Ctx) -> None:
         raise where.error(f"unknown LKDTM crash point {value!r} (expected one of: {', '.join(LKDTM_POINTS)})")
 
 
+def _regex(value: str, where: Where) -> None:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise where.error(f"bad regular expression: {exc}") from None
+
+
 def _kdb_commands(value: Any, where: Where, ctx: Ctx) -> None:
     for cmd in value:
         if not isinstance(cmd, str) or "\n" in cmd or not cmd.strip():
@@ -148,6 +155,9 @@ STEP_SCHEMAS: dict[str, tuple[str | None, dict[str, tuple[Any, bool, Any, Valida
     "lkdtm": ("crash", {
         "crash": (str, True, None, _lkdtm),
         "cpu": (int, False, None, _cpu),
+    }),
+    "wait_for": ("pattern", {
+        "pattern": (str, True, None, lambda v, w, c: _regex(v, w)),
     }),
     "load": ("cpu", {
         "cpu": (int, True, None, _cpu),
@@ -200,9 +210,7 @@ EXPECT_SCHEMAS: dict[str, dict[str, tuple[Any, bool, Any, Validator | None]]] = 
         "percentile": (NUM, False, 100, None),
         "count": (int, False, None, None),
     },
-    "model": {
-        "rows": (list, False, None, None),
-    },
+    "model": {},
 }
 REPORT_TYPES = ("none", "panic", "oops", "kernel-bug", "bug", "warning", "soft-lockup", "hard-lockup",
                 "rcu-stall", "hung-task", "csd-lock", "lkdtm", "lkdtm-fail")
@@ -335,6 +343,10 @@ def _parse_expect(path: Path, raw: Any, where: Where, index: int, ctx: Ctx) -> E
     if len(kinds) != 1:
         raise f.where.error(f"an expectation needs exactly one type ({', '.join(EXPECT_SCHEMAS)})")
     kind = kinds[0]
+    if kind == "model":
+        if raw[kind] is not True:
+            raise f.at(kind).error("expected 'model: true'")
+        return Expectation(kind, f.get("name", str, "model"), {}, f.where)
     args = _fields(path, raw[kind], EXPECT_SCHEMAS[kind], ctx, f"expect[{index}].{kind}", f.at(kind))
     af = Fields(path, raw[kind], f"expect[{index}].{kind}", f.at(kind))
     if kind == "counter":

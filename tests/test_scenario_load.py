@@ -81,3 +81,51 @@ def test_symlink_cannot_escape_directory(tmp_path: Path) -> None:
     (d / "link.yaml").symlink_to(outside)
     with pytest.raises(InputError, match="outside the scenario directory"):
         scenario.discover([d])
+
+
+def test_repeat_expands_names_and_cpus(tmp_path: Path) -> None:
+    scn = scenario.load(write(tmp_path, """\
+steps:
+  - repeat:
+      times: 2
+      steps:
+        - repeat:
+            cpus: [1, 3]
+            steps:
+              - name: up
+                hotplug: {cpu: "{cpu}", online: true}
+expect:
+  - latency: {steps: up, max_ms: 500, count: 4}
+"""))
+    assert [s.name for s in scn.steps] == ["up#0#0@cpu1", "up#0#1@cpu3", "up#1#0@cpu1", "up#1#1@cpu3"]
+    assert [s.args["cpu"] for s in scn.steps] == [1, 3, 1, 3]
+
+
+def test_repeat_cpu_out_of_range(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as err:
+        scenario.load(write(tmp_path, "machine: {cpus: 2}\nsteps:\n  - repeat:\n      cpus: [0, 5]\n"
+                                      "      steps: [{sleep: 1}]\n"))
+    assert "CPU 5 out of range" in str(err.value) and err.value.line == 4
+
+
+@pytest.mark.parametrize("step,fragment", [
+    ("lkdtm: {crash: EXPLODE, cpu: 1}", "unknown LKDTM crash point"),
+    ("kdb: {cpu: 1, commands: [btc, go]}", "leave 'go' out"),
+    ("load: {cpu: 1, seconds: -1}", "positive number"),
+    ("sysrq: {key: l, via: serial}", "'proc'"),
+])
+def test_step_field_errors(tmp_path: Path, step: str, fragment: str) -> None:
+    with pytest.raises(InputError) as err:
+        scenario.load(write(tmp_path, f"steps:\n  - {step}\n"))
+    assert fragment in str(err.value) and err.value.line == 2, str(err.value)
+
+
+def test_expectation_errors(tmp_path: Path) -> None:
+    base = "steps:\n  - name: d\n    kdb: {cpu: 1}\nexpect:\n"
+    for exp, fragment in (("  - kdb: {step: d, states: {1: asleep}}", "unknown state"),
+                          ("  - report: {type: meltdown}", "unknown report type"),
+                          ("  - latency: {steps: x, max_ms: 5}", "no step name starts with 'x'"),
+                          ("  - console: {present: '('}", "bad regular expression")):
+        with pytest.raises(InputError) as err:
+            scenario.load(write(tmp_path, base + exp + "\n"))
+        assert fragment in str(err.value) and err.value.line == 5, str(err.value)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from . import cpulist, klog
+from . import klog
 from .console_lines import Line
 from .klog import Frame
 
@@ -25,12 +25,18 @@ __all__ = ["FULL", "IDLE", "FALLBACK", "FALLBACK_IDLE", "Frame", "CpuBacktrace",
 
 FULL = "full"                       # "NMI backtrace for cpu N" + regs/trace
 IDLE = "idle"                       # "NMI backtrace for cpu N skipped: idling at ..."
-FALLBACK = "fallback"               # "CPUn:" + trace (no backtrace IPI)
-FALLBACK_IDLE = "fallback-idle"     # "CPUn: backtrace skipped as idling"
+FALLBACK = "fallback"               # "sysrq: CPUn:" + trace (no backtrace IPI)
+FALLBACK_IDLE = "fallback-idle"     # "sysrq: CPUn: backtrace skipped as idling"
 
 _FULL = re.compile(r"NMI backtrace for cpu (\d{1,5})$")
 _IDLE = re.compile(r"NMI backtrace for cpu (\d{1,5}) skipped: idling at (\S+)")
-_SENDING = re.compile(r"Sending NMI from CPU (\d{1,5}) to CPUs ([0-9,\-]{0,2000}):")
+_SENDING = re.compile(r"Sending NMI from CPU (\d{1,5}) to CPUs ([0-9,\-]{0,600}):")
+# Open blocks at a time; more only come from junk, and would make the
+# per-line lookups cost more than constant time.
+_MAX_OPEN = 64
+# Rounds kept: a real log has a few; a corrupted one must not grow memory
+# by a CPU list per line.
+MAX_ROUNDS = 1000
 _FALLBACK = re.compile(r"CPU(\d{1,5}):$")
 _FALLBACK_IDLE = re.compile(r"CPU(\d{1,5}): backtrace skipped as idling")
 _SYSRQ_L = "sysrq: Show backtrace of all active CPUs"
@@ -78,6 +84,7 @@ class BacktraceReport:
     first_line: int = 0
     last_line: int = 0
     sending_line: int = 0
+    fallback: bool | None = None    # whether its blocks are the fallback's "CPUn:" ones
 
     def forms(self) -> dict[int, str]:
         return {cpu: bt.form for cpu, bt in sorted(self.cpus.items())}
@@ -115,6 +122,8 @@ def _header(msg: str) -> tuple[int, str, str | None] | None:
         if m := _FULL.match(msg):
             return int(m.group(1)), FULL, None
         return None
+    if msg.startswith("sysrq: CPU"):
+        msg = msg[len("sysrq: "):]      # drivers/tty/sysrq.c's pr_fmt
     if msg.startswith("CPU") and len(msg) < 64:
         if m := _FALLBACK_IDLE.match(msg):
             return int(m.group(1)), FALLBACK_IDLE, None
@@ -134,7 +143,11 @@ class _Parser:
     def new_round(self, first_line: int, trigger: str | None = None) -> BacktraceReport:
         self.close_all()
         self.round = BacktraceReport(trigger=trigger, first_line=first_line, last_line=first_line)
-        self.rounds.append(self.round)
+        if len(self.rounds) < MAX_ROUNDS:
+            self.rounds.append(self.round)
+        elif len(self.rounds) == MAX_ROUNDS:
+            self.rounds[-1].flag(f"more than {MAX_ROUNDS} rounds: the rest not kept")
+            self.rounds.append(BacktraceReport())   # a marker, dropped at the end
         return self.round
 
     def close_all(self) -> None:
@@ -195,7 +208,7 @@ class _Parser:
             rnd.flag(f"line {line.number}: unreadable 'Sending NMI' line")
             return
         rnd.sender = sender
-        rnd.targets = cpulist.parse(m.group(2))
+        rnd.targets = klog.cpu_list(m.group(2))
         if rnd.targets is None:
             rnd.flag(f"line {line.number}: bad cpulist {m.group(2)!r}")
         elif sender in rnd.targets:
@@ -212,9 +225,9 @@ class _Parser:
                 # a block from a task starts the next trigger.
                 or (rnd.sender is not None and line.caller is not None
                     and line.caller.startswith("T"))
-                or any((b.form in (FALLBACK, FALLBACK_IDLE)) != fallback
-                       for b in rnd.cpus.values())):
+                or (rnd.fallback is not None and rnd.fallback != fallback)):
             rnd = self.new_round(line.number)
+        rnd.fallback = fallback
         block = CpuBacktrace(cpu, form, idle_at=idle_at, first_line=line.number,
                              last_line=line.number, caller=line.caller)
         rnd.cpus[cpu] = block
@@ -231,6 +244,8 @@ class _Parser:
             old = self.open.get(stream)
             if old is not None:
                 self.close(old)
+            if len(self.open) >= _MAX_OPEN:
+                self.close(next(iter(self.open.values())))
             self.open[stream] = block
             self.last = block
         else:
@@ -295,7 +310,7 @@ def parse_all(text: str | list[Line], truncated: bool | None = None) -> list[Bac
                     if block.frames and lines[-1].text.lstrip().startswith("[<"):
                         block.frames[-1].partial = True
                     rnd.flag(f"log ends inside cpu {block.cpu}'s backtrace")
-    return p.rounds
+    return p.rounds[:MAX_ROUNDS]
 
 
 def parse(text: str | list[Line], truncated: bool | None = None) -> BacktraceReport:

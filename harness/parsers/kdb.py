@@ -30,6 +30,11 @@ _CPU_ITEM = re.compile(r"(\d{1,5})(?:-(\d{1,5}))?(?:\((.)\))?$")
 _NCPUS = (re.compile(r"smp: Brought up \d+ nodes?, (\d{1,5}) CPUs?"),
           re.compile(r"rvharness-ready cpus=(\d{1,5})"))
 _MORE = "more> "
+# Kept per log and per session: a real log has a few; these bound what a
+# corrupted one (a status line repeated a million times) can cost.
+MAX_SESSIONS = 200
+MAX_STATUSES = 16
+_TOO_MANY = f"more than {MAX_SESSIONS} kdb sessions: the rest not kept"
 
 
 @dataclass
@@ -150,11 +155,15 @@ def parse_cpu_list(listed: str, current: int | None, ncpus: int | None
         if state is None or hi < lo or hi - lo > 4096:
             problems.append(f"unreadable cpu item {item[:40]!r}")
             continue
+        if len(states) + hi - lo >= klog.MAX_CPUS:
+            problems.append(f"more than {klog.MAX_CPUS} cpus listed")
+            break
         for cpu in range(lo, hi + 1):
             if cpu in states:
                 problems.append(f"cpu {cpu} listed twice")
+                break
             states[cpu] = state
-    if ncpus is not None and ncpus <= 4096:
+    if ncpus is not None and ncpus <= klog.MAX_CPUS:
         for cpu in range(ncpus):
             # Trailing offline CPUs are not printed at all.
             states.setdefault(cpu, OFFLINE)
@@ -187,7 +196,7 @@ class _Parser:
         if self.session is None:
             # Output from kdb before any "Entering kdb" (the log starts mid-session).
             self.session = KdbSession(first_line=line.number)
-            self.report.sessions.append(self.session)
+            self.keep(self.session)
         return self.session
 
     def feed(self, line: Line) -> None:
@@ -224,7 +233,14 @@ class _Parser:
             s.cpu = int(m.group(3)) if m.group(3) else None
             s.reason = m.group(4).strip() if m.group(4) else None
         self.session = s
-        self.report.sessions.append(s)
+        self.keep(s)
+
+    def keep(self, s: KdbSession) -> None:
+        if len(self.report.sessions) < MAX_SESSIONS:
+            self.report.sessions.append(s)
+        elif len(self.report.sessions) == MAX_SESSIONS and not self.report.problems[-1:] == [
+                _TOO_MANY]:
+            self.report.flag(_TOO_MANY)
 
     def prompt(self, line: Line, m: re.Match, command: str) -> None:
         s = self.ensure_session(line)
@@ -246,10 +262,15 @@ class _Parser:
                 s.notes.append(msg)
             return
         s.last_line = line.number
+        if s.reason is None and msg.startswith("due to ") and not s.commands:
+            # "Entering kdb (...) on processor 2 Oops: (null)" puts the
+            # reason on the next line.
+            s.reason = msg[len("due to "):][:200]
+            return
         at = msg.find("Currently on cpu ")
         if at >= 0:
             tail = msg[at + len("Currently on cpu "):].strip()
-            self.current = int(tail) if tail.isdigit() and len(tail) < 6 else None
+            self.current = klog.small_int(tail, 5)
             if self.current is None:
                 self.report.flag(f"line {line.number}: unreadable 'Currently on cpu'")
             return
@@ -259,24 +280,25 @@ class _Parser:
             for p in problems:
                 self.report.flag(f"line {line.number}: {p}")
             s.statuses.append(CpuStatus(self.current, states, line.number, listed))
+            del s.statuses[:-MAX_STATUSES]
             self.current = None
             return
         if msg.startswith("Stack traceback for pid "):
             self.trace = None
-            pid = msg[len("Stack traceback for pid "):].strip()
-            if not pid.isdigit() or len(pid) > 10:
+            pid = klog.small_int(msg[len("Stack traceback for pid "):].strip())
+            if pid is None:
                 self.report.flag(f"line {line.number}: unreadable traceback header")
                 return
-            self.trace = KdbTrace(int(pid), command=self.command, first_line=line.number,
+            self.trace = KdbTrace(pid, command=self.command, first_line=line.number,
                                   last_line=line.number)
             s.traces.append(self.trace)
             return
         if msg.startswith("WARNING: no task for cpu ") or msg.startswith(
                 "WARNING: no process for cpu "):
             self.trace = None
-            n = msg.rpartition(" ")[2]
-            if n.isdigit() and len(n) < 6:
-                (s.no_task if "task" in msg else s.no_process).append(int(n))
+            n = klog.small_int(msg.rpartition(" ")[2], 5)
+            if n is not None:
+                (s.no_task if "task" in msg else s.no_process).append(n)
             return
         if "type go a second time" in msg:
             s.go.append("refused")
@@ -315,13 +337,14 @@ class _Parser:
         assert t is not None
         t.last_line = line.number
         parts = msg.split()
-        if len(parts) < 7 or not all(p.isdigit() for p in parts[1:5]) or len(parts[1]) > 10:
+        nums = [klog.small_int(p) for p in parts[1:5]]
+        if len(parts) < 7 or None in nums:
             self.report.flag(f"line {line.number}: unreadable task line")
             return
-        if int(parts[1]) != t.pid:
+        if nums[0] != t.pid:
             self.report.flag(f"line {line.number}: task line for pid {parts[1]} under pid {t.pid}")
-        if parts[3] == "1" and len(parts[4]) < 6:
-            t.cpu = int(parts[4])
+        if nums[2] == 1:
+            t.cpu = nums[3]
         t.state = parts[5]
         comm = " ".join(parts[7:]) if len(parts) > 7 else ""
         t.current = comm.startswith("*")

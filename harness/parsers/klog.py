@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from . import console_lines
+from . import console_lines, cpulist
 from .console_lines import Line
 
 # printk caps a record at 1024 bytes; anything much longer is not a kernel
@@ -19,6 +19,8 @@ MAX_LINE = 2048
 # while the shell's prompt (or its echo) was on the console.
 _EMBEDDED = re.compile(r"\[ {0,12}\d{1,10}\.\d{6}\](?:\[ {0,8}[TC]\d{1,10}\])? ?")
 _HEX = frozenset("0123456789abcdef")
+# A shell prompt the kernel's text was printed after ("rvh# lkdtm: ...").
+_PROMPT = re.compile(r"[\w@:~/.\-]{0,40}[#$] ")
 
 
 def split(text: str) -> list[Line]:
@@ -30,6 +32,13 @@ def split(text: str) -> list[Line]:
             if m is not None:
                 inner = console_lines.split(line.text[m.start():])[0]
                 line = Line(line.number, inner.text, inner.timestamp, inner.caller)
+        if line.caller is not None and len(line.caller) > 8:
+            # "[C<5000 digits>]" is no CPU; int() of it would even raise.
+            line = Line(line.number, line.text, line.timestamp, None)
+        if line.timestamp is None and line.text[:1] not in ("", " ", "["):
+            p = _PROMPT.match(line.text)
+            if p is not None and p.end() < len(line.text):
+                line = Line(line.number, line.text[p.end():], None, None)
         out.append(line)
     return out
 
@@ -82,6 +91,36 @@ def cut_off(text: str | list[Line], lines: list[Line]) -> bool:
     # kdb output has no printk prefix either; a prompt is the usual end.
     tail = last.text.rstrip()
     return bool(tail) and not tail.endswith(("#", "$", ">"))
+
+
+# More CPUs than any kernel this harness boots (NR_CPUS is 8 here), small
+# enough that junk cannot make a CPU list cost more than linear time.
+MAX_CPUS = 512
+
+
+def cpu_list(text: str) -> list[int] | None:
+    """cpulist.parse, refused up front when the list would expand to more
+    than MAX_CPUS entries (e.g. "0-4095," repeated by a corrupted line)."""
+    if len(text) > 512:
+        return None
+    total = 0
+    for item in text.split(","):
+        lo, dash, hi = item.partition("-")
+        a, b = small_int(lo.strip(), 5), small_int(hi.strip(), 5) if dash else None
+        if a is None:
+            return None
+        total += (b - a + 1) if b is not None and b >= a else 1
+        if total > MAX_CPUS:
+            return None
+    return cpulist.parse(text)
+
+
+def small_int(s: str, digits: int = 10) -> int | None:
+    """An ASCII decimal of at most digits digits, else None (str.isdigit()
+    accepts '²', which int() rejects)."""
+    if s and len(s) <= digits and s.isascii() and s.isdigit():
+        return int(s)
+    return None
 
 
 def is_hex(s: str) -> bool:
@@ -182,10 +221,12 @@ def parse_task_line(msg: str) -> TaskLine | None:
         return None
     parts = msg.split()
     try:
-        cpu = int(parts[1])
-        pid = int(parts[parts.index("PID:") + 1])
+        cpu = small_int(parts[1], 5)
+        pid = small_int(parts[parts.index("PID:") + 1])
         comm = parts[parts.index("Comm:") + 1]
     except (ValueError, IndexError):
+        return None
+    if cpu is None or pid is None:
         return None
     tainted = "Not tainted" if "Not tainted" in msg else (
         parts[parts.index("Tainted:") + 1] if "Tainted:" in parts[:-1] else "")

@@ -150,17 +150,22 @@ _BODY_PREFIXES = (
     "\"echo 0 > /proc/sys/kernel/hung_task_timeout_secs\"", "Not tainted", "Tainted:",
     "Sending NMI from CPU", "NMI backtrace for cpu", "csd: ", "rcu: ", "CPU#",
     "SMP: stopping secondary CPUs", "Kernel Offset:", "Rebooting in", "---[ end ",
-    "Showing busy workqueues", "#", "(t=", "(detected by",
+    "Showing busy workqueues", "(t=", "(detected by",
 )
 # A report's lines come close together; a body-like line this far after
 # the last one in the stream belongs to something else.
 _MAX_GAP = 200
+# Reports open at a time (one per printk stream at most, in real logs).
+_MAX_OPEN = 16
+# Reports kept; more come only from a corrupted log.
+MAX_REPORTS = 1000
 # Dumps inside a report of something other than the culprit: the RCU
 # grace-period kthread that a stall starves.
 _NOT_GUILTY = ("rcu: RCU grace-period kthread stack dump", "rcu: Stack dump where RCU GP kthread",
                "rcu: RCU GP kthread last ran on offline CPU")
 _END = ("---[ end trace", "---[ end Kernel panic")
 _CUT_HERE = "------------[ cut here ]------------"
+_KDB_PANIC = "PANIC: "
 
 
 def normalise(text: str) -> str:
@@ -217,7 +222,15 @@ class _Open:
 
 
 def _is_body(msg: str) -> bool:
-    return klog.is_stack_line(msg) or msg.startswith(_BODY_PREFIXES)
+    if klog.is_stack_line(msg) or msg.startswith(_BODY_PREFIXES):
+        return True
+    if msg[:1] == "#" and msg[1:2].isdigit():
+        return True     # report_cpu_status(): "#1: 100% system, ..."
+    # "smp: \tcsd: ..." and the like: the same lines behind a pr_fmt prefix.
+    for prefix in _PR_FMT:
+        if msg.startswith(prefix):
+            return msg[len(prefix):].lstrip().startswith(_BODY_PREFIXES)
+    return False
 
 
 class _Parser:
@@ -229,7 +242,12 @@ class _Parser:
         self.cut_here: dict[str | None, int] = {}       # stream -> line number
 
     def feed(self, line: Line) -> None:
-        if len(line.text) > klog.MAX_LINE or not klog.is_kernel(line, self.mode):
+        if len(line.text) > klog.MAX_LINE:
+            return
+        if line.timestamp is None and line.text.startswith(_KDB_PANIC):
+            self.kdb_panic(line)
+            return
+        if not klog.is_kernel(line, self.mode):
             return
         msg = line.text.strip()
         if not msg:
@@ -267,6 +285,19 @@ class _Parser:
             return True
         return False
 
+    def kdb_panic(self, line: Line) -> None:
+        """kdb entered from panic() prints "PANIC: <message>" itself; the
+        printk lines of the panic may never reach the console (a BUG in the
+        trap handler on RISC-V), so this line can be all there is."""
+        message = normalise(line.text[len(_KDB_PANIC):].strip())
+        title = "kernel panic: " + message
+        if any(r.title == title for r in self.done) or any(
+                o.report.title == title or (o.rule.type == PANIC and normalise(
+                    o.match.group(1)) == message) for o in self.open):
+            return
+        if len(self.done) < MAX_REPORTS:
+            self.done.append(Report(PANIC, title, line.number, line.number, details={"via": "kdb"}))
+
     def begin(self, rule: Rule, m: re.Match[str], line: Line, stream: str | None) -> None:
         # A new report in a stream ends the one before it there (e.g. the
         # panic that follows an oops in interrupt context).
@@ -290,6 +321,8 @@ class _Parser:
         if rule.single_line:
             self.finish(o)
             return
+        if len(self.open) >= _MAX_OPEN:
+            self.finish(self.open[0])
         self.open.append(o)
 
     def extend(self, o: _Open, line: Line, msg: str, stream: str | None) -> None:
@@ -314,7 +347,7 @@ class _Parser:
         if not o.collect:
             return
         if msg.startswith("Sending NMI from CPU ") and msg.endswith(":"):
-            cpus = cpulist.parse(msg.rpartition(" to CPUs ")[2][:-1])
+            cpus = klog.cpu_list(msg.rpartition(" to CPUs ")[2][:-1])
             for cpu in cpus or []:
                 o.streams.add(f"C{cpu}")
             if cpus:
@@ -345,8 +378,9 @@ class _Parser:
         if msg.startswith("rcu: ") and o.rule.type == RCU_STALL and "stalled" not in rep.details:
             body = msg[5:].strip()
             cpu, dash, _ = body.partition("-")
-            if dash and cpu.isdigit() and len(cpu) < 6:
-                rep.details["stalled"] = int(cpu)
+            stalled = klog.small_int(cpu, 5) if dash else None
+            if stalled is not None:
+                rep.details["stalled"] = stalled
 
     def finish(self, o: _Open) -> None:
         if o in self.open:
@@ -365,6 +399,8 @@ class _Parser:
             rep.guilty_frame = guilty
             rep.guilty = function_name(guilty)
         rep.title = rule.title(o.match, rep.guilty)
+        if len(self.done) >= MAX_REPORTS:
+            return
         if rule.wants_trace and o.frames == 0 and not any(ex for _, ex in o.candidates):
             rep.corrupted = True
             rep.problems.append("no stack trace in the report")
@@ -410,13 +446,18 @@ def parse(text: str | list[Line], symbols: "SystemMap | None" = None,
     off mid-line (found from text when it is a str). Never raises."""
     lines = klog.lines_of(text)
     p = _Parser(klog.mode(lines), symbols)
-    for line in lines:
-        p.feed(line)
     if truncated is None:
         truncated = klog.cut_off(text, lines)
-    if lines and truncated:
+    # The words of a line cut off may be a prefix of what the kernel
+    # printed: it neither starts nor ends a report, it marks the ones it
+    # would have continued as cut.
+    for line in lines[:-1] if truncated else lines:
+        p.feed(line)
+    if truncated:
+        last = lines[-1]
+        stream = last.caller if p.mode == klog.CALLER else None
         for o in p.open:
-            if o.report.last_line == lines[-1].number:
+            if stream in o.streams or last.caller is None:
                 o.report.corrupted = True
                 o.report.problems.append("log ends inside the report")
     for o in list(p.open):

@@ -1,0 +1,273 @@
+"""What the modelled kernel can do: the seed commits present or reverted,
+the detectors and debug options configured, and the architecture's NMI
+capability. Frozen records; docs/model.md says where each comes from."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Iterable, Mapping, Sequence
+
+from ..parsers.backtrace import FULL, IDLE
+
+# /proc/interrupts IPI rows, in the order the kernel prints them.
+# arch/riscv/kernel/smp.c ipi_names[] (enum ipi_message_type order).
+RESCHED_ROW = "Rescheduling interrupts"
+CALL_ROW = "Function call interrupts"
+STOP_ROW = "CPU stop interrupts"
+CRASH_STOP_ROW = "CPU stop (for crash dump) interrupts"
+IRQ_WORK_ROW = "IRQ work interrupts"
+TIMER_ROW = "Timer broadcast interrupts"
+BACKTRACE_ROW = "CPU backtrace interrupts"
+KGDB_ROW = "KGDB roundup interrupts"
+STOP_NMI_ROW = "CPU stop NMIs"
+
+RISCV_IPI_ROWS = (RESCHED_ROW, CALL_ROW, STOP_ROW, CRASH_STOP_ROW, IRQ_WORK_ROW, TIMER_ROW,
+                  BACKTRACE_ROW, KGDB_ROW)
+# arch/arm64/kernel/smp.c ipi_types[] (enum ipi_msg_type order).
+ARM64_IPI_ROWS = (RESCHED_ROW, CALL_ROW, STOP_ROW, STOP_NMI_ROW, TIMER_ROW, IRQ_WORK_ROW,
+                  BACKTRACE_ROW, KGDB_ROW)
+
+# Rows that only the modelled actions move: the model predicts exact deltas.
+EXACT_ROWS = (BACKTRACE_ROW, KGDB_ROW)
+# Rows the rest of the kernel moves too: the model predicts lower bounds.
+NOISY_ROWS = (CALL_ROW, RESCHED_ROW, IRQ_WORK_ROW)
+
+# IPI kinds an architecture may deliver as an NMI.
+NMI_BACKTRACE = "backtrace"
+NMI_KGDB_ROUNDUP = "kgdb_roundup"
+NMI_STOP = "stop"
+ROW_IPI = {BACKTRACE_ROW: NMI_BACKTRACE, KGDB_ROW: NMI_KGDB_ROUNDUP, STOP_NMI_ROW: NMI_STOP}
+
+# The seed commits, for naming what a kernel lacks.
+SEED_BACKTRACE = "f15c21a3de1b"
+SEED_KGDB = "983f12149942"
+SEED_SBI_IPI = "3908ba2e0b24"
+
+
+@dataclass(frozen=True)
+class ArchProfile:
+    """An architecture's IPI behaviour as far as the model needs it."""
+    name: str
+    ipi_rows: tuple[str, ...]
+    nmi_ipis: frozenset[str]          # IPI kinds that reach a CPU with interrupts off
+    idle_forms: frozenset[str]        # forms an idle CPU's backtrace-IPI answer may take
+    uart_irq_cpu: int = 0             # the CPU the console UART interrupt is routed to at boot
+    hardlockup_detector: str = "buddy"
+
+    def reaches_irqs_off(self, ipi: str) -> bool:
+        return ipi in self.nmi_ipis
+
+
+# RISC-V has no NMI for IPIs: an IPI is an ordinary supervisor software
+# interrupt (arch/riscv/kernel/smp.c handle_IPI via the INTC); a CPU with
+# interrupts disabled never takes it. PLIC routes ttyS0 to CPU 0 at boot
+# (FIELD-NOTES; drivers/irqchip/irq-sifive-plic.c plic_set_affinity picks the
+# first online CPU of the mask).
+RISCV64 = ArchProfile("riscv64", RISCV_IPI_ROWS, frozenset(), frozenset({IDLE}))
+
+# arm64 with irqchip.gicv3_pseudo_nmi=1: ipi_should_be_nmi() is true for
+# IPI_CPU_STOP_NMI, IPI_CPU_BACKTRACE and IPI_KGDB_ROUNDUP
+# (arch/arm64/kernel/smp.c). Idle CPUs answer the backtrace either way
+# (FIELD-NOTES: sometimes "skipped: idling", sometimes a full trace).
+ARM64_PSEUDO_NMI = ArchProfile("arm64-pseudo-nmi", ARM64_IPI_ROWS,
+                               frozenset({NMI_BACKTRACE, NMI_KGDB_ROUNDUP, NMI_STOP}),
+                               frozenset({IDLE, FULL}))
+# arm64 with pseudo-NMIs off behaves as RISC-V does for stuck CPUs (FIELD-NOTES).
+ARM64 = ArchProfile("arm64", ARM64_IPI_ROWS, frozenset(), frozenset({IDLE, FULL}))
+
+ARCH_PROFILES = {p.name: p for p in (RISCV64, ARM64_PSEUDO_NMI, ARM64)}
+
+
+def _on(config: Mapping[str, str], name: str) -> bool:
+    return config.get(name, "n") in ("y", "m")
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(str(value).strip('"'), 0)
+    except (TypeError, ValueError):
+        return default
+
+
+def _param(cmdline: Sequence[str], name: str) -> str | None:
+    """Value of the last name=value in the kernel command line."""
+    found = None
+    for part in cmdline:
+        if part.startswith(name + "="):
+            found = part[len(name) + 1:]
+        elif part == name:
+            found = ""
+    return found
+
+
+@dataclass(frozen=True)
+class Features:
+    """The kernel being modelled. Defaults: Linux 6.12 on RISC-V with the
+    project's config fragment and the harness's default command line."""
+    arch: ArchProfile = RISCV64
+    backtrace_ipi: bool = True        # f15c21a3de1b: arch_trigger_cpumask_backtrace via IPI_CPU_BACKTRACE
+    kgdb_roundup_ipi: bool = True     # 983f12149942: kgdb_roundup_cpus via IPI_KGDB_ROUNDUP
+    sbi_ipi_early: bool | None = True  # 3908ba2e0b24: SBI IPI enabled at CPUHP_AP_IRQ_RISCV_SBI_IPI_STARTING
+    smp: bool = True
+    hotplug: bool = True              # CONFIG_HOTPLUG_CPU
+    magic_sysrq: bool = True
+    kgdb: bool = True                 # CONFIG_KGDB + CONFIG_KGDB_KDB
+    kgdb_attached: bool = True        # kgdboc= on the command line (machine.py DEFAULT_CMDLINE)
+    lkdtm: bool = True
+    softlockup_detector: bool = True
+    hardlockup_detector: bool = True
+    csd_lock_debug: bool = False      # CONFIG_CSD_LOCK_WAIT_DEBUG and csdlock_debug=1
+    preempt: bool = False             # CONFIG_PREEMPT (tinyconfig: PREEMPT_NONE)
+    preempt_rcu: bool = False
+    rcu_stall_timeout: float | None = 21.0
+    hung_task_timeout: float | None = 10.0
+    watchdog_thresh: int = 10
+    panic_timeout: int = 0
+    panic_on_oops: bool = False
+    nr_cpus: int = 8                  # CONFIG_NR_CPUS: kdb walks 0..NR_CPUS-1
+
+    # ------------------------------------------------------------ builders
+    @classmethod
+    def riscv_6_12(cls, **overrides: Any) -> "Features":
+        """Linux 6.12 with all three seed commits, kernels/configs/riscv-ipi.config."""
+        return replace(cls(), **overrides)
+
+    @classmethod
+    def arm64_pseudo_nmi(cls, **overrides: Any) -> "Features":
+        """arm64 6.12 booted with irqchip.gicv3_pseudo_nmi=1 (the arm64 seed)."""
+        base = cls(arch=ARM64_PSEUDO_NMI, sbi_ipi_early=None)
+        return replace(base, **overrides)
+
+    @classmethod
+    def from_kernel(cls, ipi_rows: Iterable[str], config: Mapping[str, str] | None,
+                    *, cmdline: Sequence[str] | str | None = None,
+                    sbi_ipi_early: bool | None = None,
+                    reverted: Iterable[str] | None = None) -> "Features":
+        """Features of a booted kernel from its /proc/interrupts IPI row
+        names and its .config (None: assume the project's fragment).
+
+        cmdline is the kernel command line (None: the harness default,
+        which has kgdboc= and no csdlock_debug). Whether 3908ba2e0b24 is
+        present cannot be seen in rows or config: pass sbi_ipi_early, or
+        reverted (the commits or patch names the kernel recipe reverts, []
+        for none); otherwise it is None (unknown)."""
+        rows = set(ipi_rows)
+        if isinstance(cmdline, str):
+            cmdline = cmdline.split()
+        explicit_cmdline = cmdline is not None
+        cmd = list(cmdline or [])
+        if sbi_ipi_early is None and reverted is not None:
+            names = [r.lower() for r in reverted]
+            sbi_ipi_early = not any(SEED_SBI_IPI in r or (len(r) >= 7 and SEED_SBI_IPI.startswith(r))
+                                    for r in names)
+        defaults = cls()
+        cfg = config if config is not None else None
+
+        def on(name: str, default: bool) -> bool:
+            return default if cfg is None else _on(cfg, name)
+
+        if cfg is not None and _on(cfg, "CONFIG_ARM64"):
+            nmi = on("CONFIG_ARM64_PSEUDO_NMI", False) and _param(cmd, "irqchip.gicv3_pseudo_nmi") == "1"
+            arch = ARM64_PSEUDO_NMI if nmi else ARM64
+        else:
+            arch = RISCV64
+        if cfg is not None and arch is RISCV64 and (_on(cfg, "CONFIG_HARDLOCKUP_DETECTOR_PERF")):
+            arch = replace(arch, hardlockup_detector="perf")
+
+        kgdb = on("CONFIG_KGDB", True) and on("CONFIG_KGDB_KDB", True)
+        kgdboc = (_param(cmd, "kgdboc") is not None) if explicit_cmdline else True
+        kgdb_attached = kgdb and on("CONFIG_KGDB_SERIAL_CONSOLE", True) and kgdboc
+
+        csd_param = _param(cmd, "csdlock_debug")
+        csd_default = on("CONFIG_CSD_LOCK_WAIT_DEBUG_DEFAULT", False)
+        csd_on = (csd_param not in (None, "") and _int(csd_param, 0) != 0) or (csd_default and csd_param is None)
+        csd = on("CONFIG_CSD_LOCK_WAIT_DEBUG", True) and csd_on
+
+        thresh = _int(_param(cmd, "watchdog_thresh"), defaults.watchdog_thresh)
+        watchdog_on = thresh > 0 and _param(cmd, "nowatchdog") is None
+        hard = (on("CONFIG_HARDLOCKUP_DETECTOR", True) and watchdog_on
+                and (_param(cmd, "nmi_watchdog") or "1").split(",")[0] != "0")
+        soft = (on("CONFIG_SOFTLOCKUP_DETECTOR", True) and watchdog_on
+                and _param(cmd, "nosoftlockup") is None)
+
+        rcu_stall = None
+        if on("CONFIG_SMP", True):
+            rcu_stall = float(_int(cfg.get("CONFIG_RCU_CPU_STALL_TIMEOUT"), 21) if cfg else 21)
+        hung = None
+        if on("CONFIG_DETECT_HUNG_TASK", True):
+            hung = float(_int(cfg.get("CONFIG_DEFAULT_HUNG_TASK_TIMEOUT"), 120) if cfg else 10)
+        panic_param = _param(cmd, "panic")
+        panic_timeout = _int(panic_param, 0) if panic_param is not None else \
+            (_int(cfg.get("CONFIG_PANIC_TIMEOUT"), 0) if cfg else 0)
+
+        return cls(
+            arch=arch,
+            backtrace_ipi=BACKTRACE_ROW in rows,
+            kgdb_roundup_ipi=KGDB_ROW in rows,
+            sbi_ipi_early=sbi_ipi_early if arch is RISCV64 else None,
+            smp=on("CONFIG_SMP", True),
+            hotplug=on("CONFIG_HOTPLUG_CPU", True),
+            magic_sysrq=on("CONFIG_MAGIC_SYSRQ", True),
+            kgdb=kgdb,
+            kgdb_attached=kgdb_attached,
+            lkdtm=on("CONFIG_LKDTM", True),
+            softlockup_detector=soft,
+            hardlockup_detector=hard,
+            csd_lock_debug=csd,
+            preempt=on("CONFIG_PREEMPT", False),
+            preempt_rcu=on("CONFIG_PREEMPT_RCU", False),
+            rcu_stall_timeout=rcu_stall,
+            hung_task_timeout=hung,
+            watchdog_thresh=thresh,
+            panic_timeout=panic_timeout,
+            panic_on_oops=on("CONFIG_PANIC_ON_OOPS", False) or _param(cmd, "oops") == "panic",
+            nr_cpus=_int(cfg.get("CONFIG_NR_CPUS"), 8) if cfg else 8,
+        )
+
+    # ------------------------------------------------------------ queries
+    def ipi_rows(self) -> list[str]:
+        """IPI rows /proc/interrupts shows, in order. The enum entries exist
+        only with the seed commits (a revert removes enum and name)."""
+        rows = []
+        for row in self.arch.ipi_rows:
+            if row == BACKTRACE_ROW and not self.backtrace_ipi:
+                continue
+            if row == KGDB_ROW and not self.kgdb_roundup_ipi:
+                continue
+            rows.append(row)
+        return rows
+
+    def reverted(self) -> list[str]:
+        """The RISC-V seed commits this kernel lacks."""
+        if self.arch is not RISCV64 and self.arch.name != "riscv64":
+            return []
+        out = []
+        if not self.backtrace_ipi:
+            out.append(SEED_BACKTRACE)
+        if not self.kgdb_roundup_ipi:
+            out.append(SEED_KGDB)
+        if self.sbi_ipi_early is False:
+            out.append(SEED_SBI_IPI)
+        return out
+
+    def describe(self) -> str:
+        def yn(v: bool | None) -> str:
+            return "unknown" if v is None else ("yes" if v else "no")
+        parts = [
+            f"arch {self.arch.name}",
+            f"backtrace IPI {yn(self.backtrace_ipi)}",
+            f"KGDB roundup IPI {yn(self.kgdb_roundup_ipi)}",
+            f"SBI IPI early {yn(self.sbi_ipi_early)}",
+            f"kgdb attached {yn(self.kgdb_attached)}",
+            f"hard-lockup detector {yn(self.hardlockup_detector)}",
+            f"soft-lockup detector {yn(self.softlockup_detector)}",
+            f"csdlock_debug {yn(self.csd_lock_debug)}",
+        ]
+        return ", ".join(parts)
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["arch"] = {"name": self.arch.name, "nmi_ipis": sorted(self.arch.nmi_ipis),
+                     "idle_forms": sorted(self.arch.idle_forms),
+                     "uart_irq_cpu": self.arch.uart_irq_cpu,
+                     "hardlockup_detector": self.arch.hardlockup_detector}
+        return d
