@@ -86,7 +86,11 @@ def _run_step(step: Step, con: Console, obs: Observations, online: set[int]) -> 
         write = shlex.join([*pin, "sh", "-c", f"echo {a['crash']} > /sys/kernel/debug/provoke-crash/DIRECT"])
         if a["crash"] in LKDTM_BACKGROUND:
             # Never returns: run it in the background and let the kernel react.
-            res = con.run(f"{write} & echo lkdtm-pid $!", step.timeout)
+            # The console shell first leaves that CPU: a task queued behind a
+            # CPU spinning with interrupts or preemption off never runs again.
+            others = sorted(online - {a["cpu"]}) if a["cpu"] is not None else []
+            move = f"taskset -p -c {','.join(map(str, others))} $$ >/dev/null; " if others else ""
+            res = con.run(f"{move}{write} & echo lkdtm-pid $!", step.timeout)
         else:
             res = con.run(write, step.timeout)
         rec.status, rec.output = res.status, res.output
@@ -102,6 +106,7 @@ def _run_step(step: Step, con: Console, obs: Observations, online: set[int]) -> 
                 seen = None
         rec.status = 0 if seen else 1
         rec.detail["matched"] = bool(seen)
+        con.settle(quiet=0.3)   # the rest of the report the line starts
     elif step.kind == "load":
         loop = shlex.join(["taskset", "-c", str(a["cpu"]), "sh", "-c", "while :; do :; done"])
         if a["seconds"] is not None:
