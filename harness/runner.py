@@ -157,6 +157,12 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path) ->
                 assert con is not None
                 obs.kernel_release = con.kernel_release
                 obs.cpus = con.cpus
+                if con.cpus is not None and con.cpus < m.cpus:
+                    # Seen on the 3908ba2e0b24 revert: "CPUn: failed to come online".
+                    result.checks.append(CheckResult(
+                        "all CPUs came online at boot", FAIL, f"{m.cpus} CPUs online",
+                        f"{con.cpus} CPUs online", None))
+                    online = set(range(con.cpus))
                 if not any(st.kind == "snapshot" for st in scn.steps):
                     # The model needs the kernel's IPI rows to know its features.
                     obs.boot_ipi_rows = interrupts.parse(con.run(["cat", "/proc/interrupts"]).output).ipi_names()
