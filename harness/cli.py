@@ -117,6 +117,21 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from .model import BACKTRACE_ROW, KGDB_ROW, Features, explain
+    from .model.features import SEED_BACKTRACE, SEED_KGDB
+
+    scn = scenario.load(Path(args.scenario))
+    gone = {SEED_BACKTRACE: BACKTRACE_ROW, SEED_KGDB: KGDB_ROW}
+    rows = [r for r in Features.riscv_6_12().ipi_rows()
+            if not any(gone.get(c) == r for c in args.without)]
+    features = Features.from_kernel(rows, None, cmdline=["kgdboc=ttyS0", *scn.machine.cmdline],
+                                    reverted=args.without)
+    print(f"{scn.path}: {scn.name}" + (f" (kernel without {', '.join(args.without)})" if args.without else ""))
+    print(explain(scn.steps, features, scn.machine.cpus))
+    return EXIT_OK
+
+
 def cmd_fetch(args: argparse.Namespace) -> int:
     for name, arch in (("linux-source-6.12", "all"), ("busybox-static", RISCV64.deb_arch)):
         pkg = debs.fetch(name, arch)
@@ -155,6 +170,12 @@ def parser() -> argparse.ArgumentParser:
     mx.add_argument("paths", nargs="*", default=["scenarios/"])
     mx.add_argument("--out", metavar="DIR")
     mx.set_defaults(func=cmd_matrix)
+
+    e = sub.add_parser("explain", help="print the reference model's predictions, step by step, without booting")
+    e.add_argument("scenario")
+    e.add_argument("--without", action="append", default=[], metavar="COMMIT",
+                   help="predict for a kernel without this seed commit (repeatable)")
+    e.set_defaults(func=cmd_explain)
 
     f = sub.add_parser("fetch", help="download the kernel source and riscv64 busybox packages")
     f.set_defaults(func=cmd_fetch)

@@ -3,9 +3,10 @@ console transcript. Written to observations.json for reviewers."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from .parsers import backtrace
+from .parsers import backtrace, observe
 from .parsers.interrupts import Interrupts
 
 
@@ -30,6 +31,7 @@ class Observations:
     boot_seconds: float | None = None
     cpus: int | None = None
     boot_ipi_rows: list[str] = field(default_factory=list)
+    system_map: Path | None = None
     kernel_release: str = ""
 
     def step_text(self, name: str) -> str:
@@ -50,6 +52,10 @@ class Observations:
             steps[name] = entry
         return {
             "boot_seconds": self.boot_seconds, "kernel_release": self.kernel_release,
+            "cpus": self.cpus,
+            # Everything the parsers find in the whole console: backtrace
+            # rounds, kdb sessions, kernel reports.
+            "console": observe.observe(self.console, self.cpus, self.system_map),
             "steps": steps,
             "snapshots": {label: snap.to_json() for label, snap in self.snapshots.items()},
         }

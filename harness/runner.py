@@ -145,7 +145,7 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path) ->
     m = scn.machine
     spec = MachineSpec(kernel.arch, kernel.image, initrd, cpus=m.cpus, memory=m.memory,
                        cmdline=m.cmdline, qemu_args=m.qemu_args)
-    obs = Observations()
+    obs = Observations(system_map=kernel.system_map)
     online = set(range(m.cpus))
     current: Step | None = None
     step_start = 0
