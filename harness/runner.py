@@ -88,7 +88,11 @@ def _run_step(step: Step, con: Console, obs: Observations, online: set[int]) -> 
             # Never returns: run it in the background and let the kernel react.
             # The console shell first leaves that CPU: a task queued behind a
             # CPU spinning with interrupts or preemption off never runs again.
-            others = sorted(online - {a["cpu"]}) if a["cpu"] is not None else []
+            stuck = {a["cpu"]} if a["cpu"] is not None else set()
+            if a["crash"] == "SMP_CALL_LOCKUP" and stuck:
+                # lkdtm cross-calls cpumask_any_but(online, cpu): that CPU spins too.
+                stuck.add(min(online - stuck))
+            others = sorted(online - stuck) if stuck else []
             move = f"taskset -p -c {','.join(map(str, others))} $$ >/dev/null; " if others else ""
             res = con.run(f"{move}{write} & echo lkdtm-pid $!", step.timeout)
         else:
