@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from . import yamlfile
 from .errors import InputError
@@ -237,16 +237,21 @@ def _fields(path: Path, raw: Any, schema: dict, ctx: Ctx, context: str, where: W
     return out
 
 
+def fill(text: str, subst: Mapping[str, int]) -> Any:
+    """Fill {cpu} and {i} placeholders; a value that is exactly "{cpu}"
+    becomes the integer."""
+    for k, v in subst.items():
+        if text == "{" + k + "}":
+            return v
+    for k, v in subst.items():
+        text = text.replace("{" + k + "}", str(v))
+    return text
+
+
 def _substitute(value: Any, subst: dict[str, int]) -> Any:
-    """Fill {cpu} and {i} in a repeated block's values; a value that is
-    exactly "{cpu}" becomes the integer."""
+    """fill() through a repeated block's values, keeping YAML positions."""
     if isinstance(value, str):
-        for k, v in subst.items():
-            if value == "{" + k + "}":
-                return v
-        for k, v in subst.items():
-            value = value.replace("{" + k + "}", str(v))
-        return value
+        return fill(value, subst)
     if isinstance(value, dict):
         out = yamlfile.MDict({k: _substitute(v, subst) for k, v in value.items()})
         out.line, out.column = getattr(value, "line", 0), getattr(value, "column", 0)

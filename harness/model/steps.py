@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from ..scenario import Step
+from ..scenario import Step, fill
 from ..yamlfile import Where
 
 # Argument defaults, with the names the scenario schemas use (and will use
@@ -69,12 +69,7 @@ def with_defaults(step: Step) -> dict[str, Any]:
 
 def _substitute(value: Any, env: Mapping[str, int]) -> Any:
     if isinstance(value, str):
-        for key, num in env.items():
-            if value == "{" + key + "}":
-                return num
-        for key, num in env.items():
-            value = value.replace("{" + key + "}", str(num))
-        return value
+        return fill(value, env)
     if isinstance(value, Step):
         return Step(value.kind, _substitute(value.name, env), value.timeout,
                     _substitute(value.args, env), value.where)
