@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .observations import Observations
-from .parsers import backtrace, cpulist, kdb, reports
+from .parsers import backtrace, console_lines, cpulist, kdb, reports
 from .parsers.interrupts import delta
 from .scenario import Expectation
 
@@ -50,7 +50,8 @@ def expected_of(exp: Expectation, obs: Observations | None = None) -> str:
         return s
     if exp.kind == "console":
         return (f"/{a['present']}/ present" if a["present"] else f"/{a['absent']}/ absent") + \
-            (f" in step '{a['step']}'" if a["step"] else "")
+            (f" in step '{a['step']}'" if a["step"] else "") + \
+            (f" on lines attributed to CPU {a['cpu']}" if a["cpu"] is not None else "")
     if exp.kind == "exit_status":
         return f"step '{a['step']}' exits {a['status']}"
     if exp.kind == "kdb":
@@ -148,6 +149,10 @@ def _backtrace(a: dict, obs: Observations) -> tuple[str, str, str | None]:
 
 def _console(a: dict, obs: Observations) -> tuple[str, str, str | None]:
     text = obs.step_text(a["step"]) if a["step"] else obs.console
+    if a["cpu"] is not None:
+        # Only lines the kernel attributes to that CPU: CONFIG_PRINTK_CALLER's
+        # [C<n>] prefix (interrupt context, e.g. a backtrace IPI handler).
+        text = "\n".join(ln.text for ln in console_lines.split(text) if ln.caller_cpu == a["cpu"])
     pattern = a["present"] or a["absent"]
     m = re.search(pattern, text, re.MULTILINE)
     found = f"found {m.group(0)!r}" if m else "not found"

@@ -186,6 +186,7 @@ EXPECT_SCHEMAS: dict[str, dict[str, tuple[Any, bool, Any, Validator | None]]] = 
         "step": (str, False, None, None),
         "present": (str, False, None, None),
         "absent": (str, False, None, None),
+        "cpu": (int, False, None, _cpu),
     },
     "exit_status": {
         "step": (str, True, None, None),

@@ -129,3 +129,19 @@ def test_expectation_errors(tmp_path: Path) -> None:
         with pytest.raises(InputError) as err:
             scenario.load(write(tmp_path, base + exp + "\n"))
         assert fragment in str(err.value) and err.value.line == 5, str(err.value)
+
+
+def test_console_cpu_attribution() -> None:
+    from harness.checks import evaluate
+    from harness.observations import Observations, StepRecord
+    text = ("[    2.64][   T60] Sending NMI from CPU 1 to CPUs 0,2-3:\n"
+            "[    2.65][    C2] NMI backtrace for cpu 2 skipped: idling at default_idle_call+0x1e/0x2a\n"
+            "[    2.65][    C0] NMI backtrace for cpu 0 skipped: idling at default_idle_call+0x1e/0x2a\n")
+    obs = Observations(console=text)
+    obs.steps["t"] = StepRecord("t", "sysrq", 0, len(text), 0.1, [0, 1, 2, 3])
+    ctx = scenario.Ctx(4, {"t"})
+    for cpu, pattern, want in ((2, "cpu 2 skipped", "pass"), (0, "cpu 2 skipped", "fail"),
+                               (0, "cpu 0 skipped", "pass"), (1, "Sending NMI", "fail")):
+        exp = scenario._parse_expect(Path("x.yaml"), {"console": {"step": "t", "cpu": cpu, "present": pattern}},
+                                     scenario.Where(Path("x.yaml")), 0, ctx)
+        assert evaluate(exp, obs).verdict == want, (cpu, pattern)
