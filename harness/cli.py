@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -182,8 +183,15 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # SIGTERM (a CI timeout, pkill) unwinds like Ctrl-C, so every context
+    # manager ends its QEMU and removes its private run directory.
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
     except HarnessError as exc:

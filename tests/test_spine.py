@@ -164,3 +164,21 @@ def test_cache_hit_is_fast(default_kernel) -> None:
     again = kbuild.build(load_recipe(ROOT / "kernels" / "default.yaml"))
     assert again.key == default_kernel.key
     assert time.monotonic() - t0 < 1.0
+
+
+def test_sigterm_cleans_up_like_ctrl_c(default_kernel, tmp_path: Path) -> None:
+    scn = scenario_file(tmp_path, "steps:\n  - shell: 'sleep 1000'\n    timeout: 600\n")
+    out = tmp_path / "out"
+    proc = subprocess.Popen([*RVHARNESS, "run", str(scn), "--out", str(out)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = out / "default" / "s" / "console.log"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and "sleep 1000" not in (log.read_text() if log.exists() else ""):
+        time.sleep(0.2)
+    run_dir = Path(qmp_socket_of(log.parent)).parent
+    assert run_dir.is_dir() and (run_dir.stat().st_mode & 0o777) == 0o700
+    proc.terminate()
+    proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert not run_dir.exists(), "private run directory left behind"
+    assert_no_qemu(out)
