@@ -167,7 +167,7 @@ def _patched_tree(resolved: ResolvedSource, patches: tuple[Path, ...], log: Path
         hostcmd.run(["cp", "-al", str(resolved.root), str(dest / "linux")], "hard-linking the source tree")
         for p in patches:
             try:
-                hostcmd.run(["patch", "-p1", "--forward", "--batch", "--no-backup-if-mismatch",
+                hostcmd.run(["patch", "-p1", "--forward", "--batch", "--no-backup-if-mismatch", "--reject-file=-",
                              "-d", str(dest / "linux"), "-i", str(p)], f"applying {p.name}", log=log)
             except CommandFailed as exc:
                 shutil.rmtree(dest, ignore_errors=True)
@@ -224,7 +224,7 @@ def _work_tree(resolved: ResolvedSource, work: Path, patches: tuple[Path, ...], 
     state_file.write_text(json.dumps({"patches": None, "files": sorted(touched | set(new_files))}))
     for p in patches:
         try:
-            hostcmd.run(["patch", "-p1", "--forward", "--batch", "--no-backup-if-mismatch",
+            hostcmd.run(["patch", "-p1", "--forward", "--batch", "--no-backup-if-mismatch", "--reject-file=-",
                          "-d", str(tree), "-i", str(p)], f"applying {p.name}", log=log)
         except CommandFailed as exc:
             raise PatchError(f"{p}: patch does not apply to {resolved.identity.split(':')[0]} "

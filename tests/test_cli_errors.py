@@ -12,8 +12,11 @@ from helpers import ROOT, rvharness
 def assert_clean_error(proc, *fragments: str) -> None:
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
+    # Progress lines ("rvharness: building ...") may come first; the error
+    # is the line that says so, and nothing after it is a traceback.
     err = proc.stderr.strip()
-    assert err.startswith("rvharness: error: "), err
+    assert "rvharness: error: " in err, err
+    err = err[err.index("rvharness: error: "):]
     for f in fragments:
         assert f in err, err
 
@@ -75,3 +78,5 @@ def test_patch_that_does_not_apply(tmp_path: Path) -> None:
     bad.write_text("--- a/Makefile\n+++ b/Makefile\n@@ -1,3 +1,3 @@\n-no such line\n+x\n context\n context\n")
     proc = rvharness("build", "kernels/default.yaml", "--patch", str(bad))
     assert_clean_error(proc, "bad.patch", "does not apply")
+    from harness.paths import cache_dir
+    assert not list((cache_dir() / "work").glob("*/*/Makefile.rej")), "patch left a reject file"
