@@ -123,7 +123,7 @@ def crosscheck(run: Run, obs: Observations) -> tuple[list[CheckResult], int]:
                 f"model: {pred.name}:report:{rep.key}", PASS if found else FAIL, f"/{rep.pattern}/",
                 f"found {found.group(0)!r}" if found else
                 f"model: /{rep.pattern}/ by the end of the step ({rep.why}), kernel: not printed", pred.name))
-    labels = [s.args["label"] for s in run_steps(run) if s.kind == "snapshot"]
+    labels = [p.args["label"] for p in run.predictions if p.kind == "snapshot"]
     for a, b in zip(labels, labels[1:]):
         if a not in obs.snapshots or b not in obs.snapshots:
             continue
@@ -141,7 +141,3 @@ def crosscheck(run: Run, obs: Observations) -> tuple[list[CheckResult], int]:
                     f"model: {row} {a}->{b} CPU{cpu}", PASS if ok else FAIL, str(rng),
                     f"{d:+d}" if ok else f"model: {rng}, kernel: {d:+d}", None))
     return results, skipped
-
-
-def run_steps(run: Run) -> list:
-    return [p for p in run.predictions]

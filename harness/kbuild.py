@@ -165,16 +165,25 @@ def _patched_tree(resolved: ResolvedSource, patches: tuple[Path, ...], log: Path
         shutil.rmtree(dest, ignore_errors=True)
         dest.mkdir(parents=True)
         hostcmd.run(["cp", "-al", str(resolved.root), str(dest / "linux")], "hard-linking the source tree")
-        for p in patches:
-            try:
-                hostcmd.run(["patch", "-p1", "--forward", "--batch", "--no-backup-if-mismatch", "--reject-file=-",
-                             "-d", str(dest / "linux"), "-i", str(p)], f"applying {p.name}", log=log)
-            except CommandFailed as exc:
-                shutil.rmtree(dest, ignore_errors=True)
-                raise PatchError(f"{p}: patch does not apply to {resolved.identity.split(':')[0]} "
-                                 f"source:\n{exc.args[0].split(chr(10), 1)[-1]}") from None
+        try:
+            _apply(dest / "linux", patches, resolved, log)
+        except PatchError:
+            shutil.rmtree(dest, ignore_errors=True)
+            raise
         done.touch()
     return dest / "linux"
+
+
+def _apply(tree: Path, patches: tuple[Path, ...], resolved: ResolvedSource, log: Path) -> None:
+    """Apply patches in order with GNU patch, which writes each patched file
+    anew (hard links to the pristine tree are never written through)."""
+    for p in patches:
+        try:
+            hostcmd.run(["patch", "-p1", "--forward", "--batch", "--no-backup-if-mismatch",
+                         "--reject-file=-", "-d", str(tree), "-i", str(p)], f"applying {p.name}", log=log)
+        except CommandFailed as exc:
+            raise PatchError(f"{p}: patch does not apply to {resolved.identity.split(':')[0]} "
+                             f"source:\n{exc.args[0].split(chr(10), 1)[-1]}") from None
 
 
 def _patch_targets(patch: Path) -> list[str]:
@@ -222,13 +231,7 @@ def _work_tree(resolved: ResolvedSource, work: Path, patches: tuple[Path, ...], 
     # Record what is about to change before changing it: a patch that fails
     # half-way is still undone next time.
     state_file.write_text(json.dumps({"patches": None, "files": sorted(touched | set(new_files))}))
-    for p in patches:
-        try:
-            hostcmd.run(["patch", "-p1", "--forward", "--batch", "--no-backup-if-mismatch", "--reject-file=-",
-                         "-d", str(tree), "-i", str(p)], f"applying {p.name}", log=log)
-        except CommandFailed as exc:
-            raise PatchError(f"{p}: patch does not apply to {resolved.identity.split(':')[0]} "
-                             f"source:\n{exc.args[0].split(chr(10), 1)[-1]}") from None
+    _apply(tree, patches, resolved, log)
     state_file.write_text(json.dumps({"patches": wanted, "files": new_files}))
     return tree
 

@@ -123,7 +123,9 @@ steps:
     assert_no_qemu(out)
 
 
-def test_ctrl_c_kills_qemu_and_keeps_log(default_kernel, tmp_path: Path) -> None:
+def start_sleeping_run(tmp_path: Path) -> tuple[subprocess.Popen, Path, Path]:
+    """An `rvharness run` whose guest sits in `sleep 1000`; returns once the
+    command is on the console: (process, artifact dir, console log)."""
     scn = scenario_file(tmp_path, "steps:\n  - shell: 'sleep 1000'\n    timeout: 600\n")
     out = tmp_path / "out"
     proc = subprocess.Popen([*RVHARNESS, "run", str(scn), "--out", str(out)], cwd=ROOT,
@@ -133,6 +135,11 @@ def test_ctrl_c_kills_qemu_and_keeps_log(default_kernel, tmp_path: Path) -> None
     while time.monotonic() < deadline and "sleep 1000" not in (log.read_text() if log.exists() else ""):
         time.sleep(0.2)
     assert "sleep 1000" in log.read_text()
+    return proc, out, log
+
+
+def test_ctrl_c_kills_qemu_and_keeps_log(default_kernel, tmp_path: Path) -> None:
+    proc, out, log = start_sleeping_run(tmp_path)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
@@ -170,14 +177,7 @@ def test_cache_hit_is_fast(default_kernel) -> None:
 
 
 def test_sigterm_cleans_up_like_ctrl_c(default_kernel, tmp_path: Path) -> None:
-    scn = scenario_file(tmp_path, "steps:\n  - shell: 'sleep 1000'\n    timeout: 600\n")
-    out = tmp_path / "out"
-    proc = subprocess.Popen([*RVHARNESS, "run", str(scn), "--out", str(out)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    log = out / "default" / "s" / "console.log"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and "sleep 1000" not in (log.read_text() if log.exists() else ""):
-        time.sleep(0.2)
+    proc, out, log = start_sleeping_run(tmp_path)
     run_dir = Path(qmp_socket_of(log.parent)).parent
     assert run_dir.is_dir() and (run_dir.stat().st_mode & 0o777) == 0o700
     proc.terminate()
