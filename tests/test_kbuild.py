@@ -1,7 +1,9 @@
 """Kernel builds: the cache, its lock, the pristine source staying pristine."""
 from __future__ import annotations
 
+import shutil
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -28,7 +30,12 @@ def test_reverted_kernel_differs_and_source_stays_pristine(default_kernel, rever
 
 
 def test_concurrent_builds_of_one_key_share_one_result(default_kernel, tmp_path: Path) -> None:
-    patch = ROOT / "tests/data/patches/comment-only.patch"
+    # A key no earlier run can have cached: the test must see a real build
+    # race, not two cache hits left over from a previous run on this machine.
+    token = uuid.uuid4().hex
+    patch = tmp_path / "comment-only.patch"
+    patch.write_text((ROOT / "tests/data/patches/comment-only.patch").read_text()
+                     .replace("comment only)", f"comment only, run {token})"))
     argv = [*RVHARNESS, "build", "kernels/default.yaml", "--patch", str(patch)]
     procs = [subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
@@ -42,3 +49,6 @@ def test_concurrent_builds_of_one_key_share_one_result(default_kernel, tmp_path:
     assert sum("building kernel" in o[1] for o in outs) == 1, outs
     assert not list((cache_dir() / "kernels").glob(".*.tmp*"))
     assert image.parent.name != default_kernel.key
+    # Each run makes a new key; don't let them pile up in the user's cache.
+    shutil.rmtree(image.parent)
+    image.parent.with_name(image.parent.name + ".lock").unlink(missing_ok=True)
