@@ -21,6 +21,11 @@ class Arch:
     deb_arch: str           # Debian architecture of guest userland packages
     image_magic_offset: int
     image_magic: bytes
+    # Physical range the firmware (OpenSBI) runs in: a vCPU whose PC is here
+    # is parked in M-mode, e.g. a hart stopped by SBI HSM after CPU offline.
+    firmware_range: tuple[int, int] = (0, 0)
+    # Lowest kernel virtual address; below it (outside the firmware) is user space.
+    kernel_base: int = 0
 
     def check_image(self, path: Path) -> None:
         """Refuse an Image that is not a kernel for this architecture."""
@@ -49,6 +54,10 @@ RISCV64 = Arch(
     # follows magic "RISCV\0\0\0" at 48.
     image_magic_offset=48,
     image_magic=b"RISCV\x00\x00\x00RSC\x05",
+    # QEMU virt loads OpenSBI fw_dynamic at the DRAM base and the kernel 2 MiB
+    # above it (measured: an offlined hart's PC is 0x80009b04).
+    firmware_range=(0x8000_0000, 0x8020_0000),
+    kernel_base=0x8000_0000_0000_0000,   # the sign-extended upper half (Sv39/48/57)
 )
 
 ARCHES: dict[str, Arch] = {RISCV64.name: RISCV64}

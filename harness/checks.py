@@ -70,6 +70,12 @@ def expected_of(exp: Expectation, obs: Observations | None = None) -> str:
         if a["type"] == "none":
             return "no kernel report" + where
         return f"a {a['type']} report" + (f" on CPU {a['cpu']}" if a["cpu"] is not None else "") + where
+    if exp.kind == "vcpu":
+        return (f"probe '{a['probe']}': vCPU(s) {cpulist.format(a['cpus'])} in "
+                f"{' or '.join(a['where'])} in every sample")
+    if exp.kind == "event":
+        return (f"QMP event {a['name']} " + ("seen" if a["present"] else "not seen") +
+                (f" during step '{a['step']}'" if a["step"] else ""))
     if exp.kind == "model":
         return "everything the reference model predicts for these steps holds"
     if exp.kind == "latency":
@@ -83,7 +89,7 @@ def expected_of(exp: Expectation, obs: Observations | None = None) -> str:
 def evaluate(exp: Expectation, obs: Observations) -> CheckResult:
     fn = {"counter": _counter, "backtrace": _backtrace, "console": _console,
           "exit_status": _exit_status, "kdb": _kdb, "report": _report,
-          "latency": _latency}[exp.kind]
+          "latency": _latency, "vcpu": _vcpu, "event": _event}[exp.kind]
     verdict, observed, step = fn(exp.args, obs)
     return CheckResult(exp.name, verdict, expected_of(exp), observed, step)
 
@@ -225,3 +231,34 @@ def _latency(a: dict, obs: Observations) -> tuple[str, str, str | None]:
     if a["count"] is not None and len(values) != a["count"]:
         problems.append(f"{len(values)} steps ran, want {a['count']}")
     return (FAIL, observed + " (" + "; ".join(problems) + ")", None) if problems else (PASS, observed, None)
+
+
+def _vcpu(a: dict, obs: Observations) -> tuple[str, str, str | None]:
+    probe = obs.probes.get(a["probe"])
+    if probe is None:
+        return ERROR, f"probe '{a['probe']}' was not taken", None
+    seen = probe.locations()
+    problems = []
+    for cpu in a["cpus"]:
+        locs = seen.get(cpu)
+        if locs is None:
+            problems.append(f"QEMU reported no vCPU {cpu}")
+        elif bad := [loc for loc in locs if loc not in a["where"]]:
+            sample = next(s for rnd in probe.samples for s in rnd if s.cpu == cpu and s.location in bad)
+            problems.append(f"CPU {cpu} in {bad[0]} (pc {sample.pc:#x} {sample.pc_symbol or '?'}, "
+                            f"ra {sample.ra_symbol or '?'})")
+    observed = "; ".join(f"CPU{c}: {'/'.join(sorted(set(v)))}" for c, v in sorted(seen.items()))
+    return (FAIL, f"{observed} ({'; '.join(problems)})", None) if problems else (PASS, observed, None)
+
+
+def _event(a: dict, obs: Observations) -> tuple[str, str, str | None]:
+    if a["step"]:
+        rec = obs.steps.get(a["step"])
+        if rec is None:
+            return ERROR, f"step '{a['step']}' did not run", a["step"]
+        names = rec.detail.get("qmp_events", [])
+    else:
+        names = [e["event"] for e in obs.qmp_events]
+    seen = a["name"] in names
+    observed = "events: " + (", ".join(names[-20:]) or "none")
+    return (PASS if seen == a["present"] else FAIL), observed, a["step"]

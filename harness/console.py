@@ -7,7 +7,7 @@ import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import pexpect
 
@@ -32,6 +32,7 @@ CRASH_PATTERNS: tuple[tuple[str, str], ...] = (
 # A kernel console line: "[    1.234567][    T1] text" (timestamp, caller).
 KMSG_LINE = re.compile(r"\[\s*\d+\.\d+\](?:\[\s*[TC]\d+\])? [^\n]*\n?")
 SYSRQ_KEYS = re.compile(r"^[0-9a-z]$")
+WATCH_SLICE = 0.25
 
 
 @dataclass
@@ -67,6 +68,9 @@ class Console:
         self._seq = 0
         # Crash kinds a step expects (e.g. an LKDTM WARNING); others stay fatal.
         self.allowed_crashes: set[str] = set()
+        # Called about every WATCH_SLICE s while waiting; raises to end the
+        # wait (the runner's check for a QMP GUEST_PANICKED event).
+        self.watch: Callable[[], None] | None = None
 
     @property
     def position(self) -> int:
@@ -83,8 +87,17 @@ class Console:
         raise typed errors that carry the console excerpt."""
         crash = [(k, p) for k, p in CRASH_PATTERNS if k not in self.allowed_crashes]
         compiled = [re.compile(p) for p in patterns] + [re.compile(p) for _, p in crash]
+        deadline = time.monotonic() + timeout
         try:
-            idx = self.child.expect(compiled + [pexpect.EOF, pexpect.TIMEOUT], timeout=timeout)
+            while True:
+                left = max(0.0, deadline - time.monotonic())
+                chunk = min(WATCH_SLICE, left) if self.watch is not None else left
+                idx = self.child.expect(compiled + [pexpect.EOF, pexpect.TIMEOUT], timeout=chunk)
+                if idx <= len(compiled) or self.watch is None:
+                    break
+                self.watch()
+                if time.monotonic() >= deadline:
+                    break
         except OSError as exc:
             raise QemuExited(f"console lost while waiting for {what}: {exc}", self.argv,
                              self.log_path, self._tail()) from None

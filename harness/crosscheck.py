@@ -26,7 +26,7 @@ def features_for(obs: Observations, config: dict[str, str] | None, cmdline: str,
 
 
 def run_model(scn: Scenario, features: Features) -> Run:
-    return predict(scn.steps, features, scn.machine.cpus)
+    return predict(scn.steps, features, scn.machine.cpus, reboot=scn.machine.reboot)
 
 
 def _observed(aspect: str, name: str, obs: Observations) -> tuple[bool, Any]:
@@ -72,7 +72,18 @@ def _observed(aspect: str, name: str, obs: Observations) -> tuple[bool, Any]:
         if aspect == "kdb:roundup_timeout":
             return True, "Timed out waiting for secondary CPUs." in obs.step_text(name)
         if aspect == "kdb:resumed":
+            if rec.kind == "panic":
+                # left with go, panic() went on to the notifiers
+                return True, "GUEST_PANICKED" in rec.detail.get("qmp_events", [])
             return True, rec.status is not None
+    if aspect.startswith("vcpus:cpu"):
+        probe = obs.probes.get(rec.detail.get("probe", ""))
+        locs = probe.locations().get(int(aspect[len("vcpus:cpu"):])) if probe else None
+        return locs is not None, locs
+    if aspect == "nmi:injected":
+        return "injected" in rec.detail or "skipped" in rec.detail, "injected" in rec.detail
+    if aspect == "panic:event":
+        return True, "GUEST_PANICKED" in rec.detail.get("qmp_events", [])
     if aspect.startswith("hotplug:"):
         if aspect == "hotplug:status":
             return rec.status is not None, rec.status
@@ -92,6 +103,9 @@ def rec_label(obs: Observations, name: str) -> str | None:
 def _expected_ok(aspect: str, expected: Any, observed: Any) -> bool:
     if aspect == "hotplug:latency_class" and expected == "may-stall":
         return True
+    if aspect.startswith("vcpus:"):
+        # every sample of the probe must be somewhere the model allows
+        return all(satisfies(expected, loc) for loc in observed)
     return satisfies(expected, observed)
 
 

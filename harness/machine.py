@@ -30,6 +30,11 @@ class MachineSpec:
     cmdline: tuple[str, ...] = ()       # appended to the defaults
     qemu_args: tuple[str, ...] = ()     # appended to the QEMU command line
     no_reboot: bool = True
+    # A guest panic reaches the host as QMP GUEST_PANICKED through pvpanic;
+    # QEMU itself does nothing (panic=none), so the console keeps the whole
+    # panic and the harness decides what happens next.
+    pvpanic: bool = True
+    balloon: bool = False
 
     def kernel_cmdline(self) -> str:
         parts = [f"console={self.arch.console}"]
@@ -52,6 +57,10 @@ class MachineSpec:
         ]
         if self.no_reboot:
             argv.append("-no-reboot")
+        if self.pvpanic:
+            argv += ["-device", "pvpanic-pci", "-action", "panic=none"]
+        if self.balloon:
+            argv += ["-device", "virtio-balloon-pci"]
         return argv + list(self.qemu_args)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from .parsers import backtrace, observe
 from .parsers.interrupts import Interrupts
+from .vcpus import Probe
 
 
 @dataclass
@@ -33,6 +34,9 @@ class Observations:
     boot_ipi_rows: list[str] = field(default_factory=list)
     system_map: Path | None = None
     kernel_release: str = ""
+    probes: dict[str, Probe] = field(default_factory=dict)
+    harts: dict[int, int] = field(default_factory=dict)     # Linux CPU -> hart id at boot
+    qmp_events: list[dict[str, Any]] = field(default_factory=list)
 
     def step_text(self, name: str) -> str:
         rec = self.steps[name]
@@ -58,4 +62,8 @@ class Observations:
             "console": observe.observe(self.console, self.cpus, self.system_map),
             "steps": steps,
             "snapshots": {label: snap.to_json() for label, snap in self.snapshots.items()},
+            # Ground truth from outside the guest.
+            "harts": {str(c): h for c, h in sorted(self.harts.items())},
+            "vcpu_probes": {label: probe.to_json() for label, probe in self.probes.items()},
+            "qmp_events": self.qmp_events,
         }

@@ -8,16 +8,20 @@ import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
-from . import crosscheck, kconfig
+from . import crosscheck, faults, kconfig, vcpus
 from .checks import ERROR, FAIL, PASS, SKIP, CheckResult, evaluate, expected_of
-from .console import Console, idle
+from .console import CRASH_PATTERNS, Console, idle
 from .errors import BootTimeout, ConsoleTimeout, GuestCrashed, HarnessError, QemuExited
+from .faults import FaultContext, ScenarioAborted
 from .kbuild import BuiltKernel
 from .machine import Machine, MachineSpec
 from .observations import Observations, StepRecord
 from .parsers import interrupts
-from .scenario import LKDTM_CRASHING, LKDTM_BACKGROUND, Scenario, Step
+from .parsers.symbolize import SystemMap
+from .qmp import QmpClient, QmpConnectionLost, QmpError
+from .scenario import LKDTM_CRASHING, LKDTM_BACKGROUND, Scenario, Step, size_bytes
 
 
 @dataclass
@@ -41,8 +45,24 @@ class ScenarioResult:
 _UPTIME = re.compile(r"hotplug-uptime (\d+\.\d+) (\d+\.\d+)")
 
 
-def _run_step(step: Step, con: Console, obs: Observations, online: set[int]) -> StepRecord:
+class GuestPanicked(Exception):
+    """A panic step got its GUEST_PANICKED event: no further step runs."""
+
+
+@dataclass
+class _Live:
+    """What the steps act on: the console, QMP, and the kernel's symbols."""
+    con: Console
+    qmp: QmpClient
+    fault: FaultContext
+    system_map: SystemMap | None
+    arch: object
+
+
+def _run_step(step: Step, live: _Live, obs: Observations, online: set[int]) -> StepRecord:
+    con = live.con
     start, t0 = con.position, time.monotonic()
+    mark = live.qmp.mark()
     rec = StepRecord(step.name, step.kind, start, start, 0.0, sorted(online))
     a = step.args
     if step.kind == "shell":
@@ -77,6 +97,11 @@ def _run_step(step: Step, con: Console, obs: Observations, online: set[int]) -> 
         pending, on = con.kdb_enter(a["cpu"], step.timeout)
         rec.detail["kdb_cpu"] = on
         rec.detail["commands"] = {cmd: con.kdb_command(cmd, step.timeout) for cmd in a["commands"]}
+        if a["probe"]:
+            rec.detail["probe"] = a["probe"]
+            # Taken while kdb holds the machine: the other CPUs sit in the round-up.
+            obs.probes[a["probe"]] = vcpus.probe(live.qmp, a["probe"], live.system_map, live.arch,
+                                                    live.fault.harts)
         refused, res = con.kdb_go(pending, step.timeout)
         rec.detail["go_refused"] = refused
         rec.status = res.status
@@ -117,7 +142,28 @@ def _run_step(step: Step, con: Console, obs: Observations, online: set[int]) -> 
             loop = f"timeout {a['seconds']:g} {loop}"
         res = con.run(f"{loop} >/dev/null 2>&1 & echo load-pid $!", step.timeout)
         rec.status, rec.output = res.status, res.output
+    elif step.kind == "vcpus":
+        rec.detail["probe"] = a["label"]
+        obs.probes[a["label"]] = vcpus.probe(live.qmp, a["label"], live.system_map, live.arch,
+                                                 live.fault.harts, a["rounds"])
+    elif step.kind == "pause":
+        rec.detail.update(faults.pause(live.fault, a["seconds"], step.timeout))
+    elif step.kind == "reset":
+        rec.detail.update(faults.reset(live.fault, a["after"], a["during"], step.timeout))
+        online.clear()
+        online.update(range(con.cpus or 0))
+    elif step.kind == "balloon":
+        rec.detail.update(faults.balloon(live.fault, size_bytes(a["target"]), a["hold"], step.timeout))
+    elif step.kind == "starve":
+        rec.detail.update(faults.starve(live.fault, a["cpus"], a["seconds"], a["during"], step.timeout))
+        if "during" in rec.detail:
+            rec.status = rec.detail["during"]["status"]
+    elif step.kind == "nmi":
+        rec.detail.update(faults.nmi(live.fault))
+    elif step.kind == "panic":
+        rec.detail.update(faults.panic(live.fault, a["cpu"], step.timeout))
     rec.end = con.position
+    rec.detail["qmp_events"] = [e.name for e in live.qmp.events[mark:]]
     rec.seconds = time.monotonic() - t0
     return rec
 
@@ -148,19 +194,29 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path) ->
 
     m = scn.machine
     spec = MachineSpec(kernel.arch, kernel.image, initrd, cpus=m.cpus, memory=m.memory,
-                       cmdline=m.cmdline, qemu_args=m.qemu_args)
+                       cmdline=m.cmdline, qemu_args=m.qemu_args, no_reboot=not m.reboot,
+                       balloon=any(st.kind == "balloon" for st in scn.steps))
     obs = Observations(system_map=kernel.system_map)
     online = set(range(m.cpus))
     current: Step | None = None
     step_start = 0
+    skipped: list[str] = []
+    qmp: QmpClient | None = None
     try:
         with Machine(spec, out, boot_timeout=m.boot_timeout) as machine:
             try:
+                # Connected while the guest boots: every event of the run is recorded.
+                qmp = QmpClient.for_machine(machine).connect()
                 obs.boot_seconds = round(machine.boot(), 3)
                 con = machine.console
-                assert con is not None
+                assert con is not None and machine.child is not None
+                con.watch = _panic_watch(con, qmp)
+                live = _Live(con, qmp, FaultContext(con, qmp, machine.child.pid, m.reboot, m.boot_timeout,
+                                                    size_bytes(m.memory), faults.read_harts(con, 20)),
+                             SystemMap.load(kernel.system_map), kernel.arch)
                 obs.kernel_release = con.kernel_release
                 obs.cpus = con.cpus
+                obs.harts = live.fault.harts
                 if con.cpus is not None and con.cpus < m.cpus:
                     # Seen on the 3908ba2e0b24 revert: "CPUn: failed to come online".
                     result.checks.append(CheckResult(
@@ -177,8 +233,10 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path) ->
                         return result
                 for step in scn.steps:
                     current, step_start = step, con.position
-                    rec = _run_step(step, con, obs, online)
+                    rec = _run_step(step, live, obs, online)
                     obs.steps[step.name] = rec
+                    if "skipped" in rec.detail:
+                        skipped.append(f"step '{step.name}': {rec.detail['skipped']}")
                     if step.kind == "wait_for" and not rec.detail["matched"]:
                         result.checks.append(CheckResult(
                             f"step {step.name}", FAIL, f"/{step.args['pattern']}/ within {step.timeout:g} s",
@@ -187,10 +245,16 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path) ->
                         result.checks.append(CheckResult(
                             f"step {step.name}", FAIL, f"exit status {step.args['status']}",
                             f"exit status {rec.status}: {rec.output.strip()[-300:]}", step.name))
+                    if step.kind == "panic":
+                        raise GuestPanicked()
                 current = None
             finally:
                 if machine.console is not None:
                     obs.console = machine.console.text()
+    except GuestPanicked:
+        # The panic the step asked for: the scenario ends here and the
+        # expectations judge the report.
+        current = None
     except GuestCrashed as exc:
         if current is not None and current.kind == "lkdtm" and current.args["crash"] in LKDTM_CRASHING:
             # The crash the step asked for: record it, stop, and let the
@@ -209,10 +273,19 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path) ->
         result.checks.append(CheckResult("guest responded", FAIL, "every step completes",
                                          f"{exc}\n{exc.excerpt[-2000:]}",
                                          current.name if current else None))
-    except (BootTimeout, QemuExited) as exc:
-        result.verdict, result.reason = ERROR, str(exc)
+    except ScenarioAborted as exc:
+        result.verdict, result.reason = ERROR, f"{exc} (in step '{current.name if current else '?'}')"
+    except (BootTimeout, QemuExited, QmpError) as exc:
+        where = f" in step '{current.name}'" if current else ""
+        result.verdict, result.reason = ERROR, f"{exc}{where}"
+        if isinstance(exc, QmpConnectionLost) or "exited" in str(exc):
+            result.reason += f"; console log kept: {out / 'console.log'}"
     except HarnessError as exc:
         result.verdict, result.reason = ERROR, str(exc)
+    finally:
+        if qmp is not None:
+            qmp.close()
+            obs.qmp_events = [json.loads(e.to_json()) for e in qmp.events]
     model_checks = _model(scn, kernel, config, spec, obs, out)
     if result.verdict == PASS:
         result.checks.extend(evaluate(exp, obs) for exp in scn.expect if exp.kind != "model")
@@ -222,6 +295,9 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path) ->
             result.verdict = FAIL
         elif any(c.verdict == ERROR for c in result.checks):
             result.verdict = ERROR
+        elif skipped:
+            # A step the machine cannot do (inject-nmi on riscv) must not pass silently.
+            result.verdict, result.reason = SKIP, "; ".join(skipped)
     elif result.verdict == FAIL:
         # Checks that could not be evaluated after a crash or hang are listed
         # as errors, so the report shows what was not verified.
@@ -230,6 +306,24 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path) ->
     result.seconds = time.monotonic() - t0
     _write(result, obs)
     return result
+
+
+def _panic_watch(con: Console, qmp: QmpClient) -> Callable[[], None]:
+    """A console watch that ends any wait when QEMU reports GUEST_PANICKED,
+    even if the panic never reaches the console (e.g. printk stuck)."""
+    seen = [0]
+
+    def watch() -> None:
+        events = qmp.events
+        fresh, seen[0] = events[seen[0]:], len(events)
+        for ev in fresh:
+            if ev.name == "GUEST_PANICKED" and "panic" not in con.allowed_crashes:
+                con.settle(quiet=0.5, limit=3.0)
+                text = con.text(max(0, con.position - 20000))
+                m = re.search(CRASH_PATTERNS[0][1], text)
+                title = m.group(0).strip() if m else f"guest panicked (QMP GUEST_PANICKED {ev.data})"
+                raise GuestCrashed(title, text[-8000:], con.argv, con.log_path)
+    return watch
 
 
 def _reverted(kernel: BuiltKernel) -> list[str] | None:

@@ -14,7 +14,7 @@ from .yamlfile import Fields, Where, item_where
 
 SCENARIO_KEYS = ("name", "description", "covers", "also_fails_without", "machine", "requires",
                  "steps", "expect")
-MACHINE_KEYS = ("cpus", "memory", "cmdline", "qemu_args", "boot_timeout")
+MACHINE_KEYS = ("cpus", "memory", "cmdline", "qemu_args", "boot_timeout", "reboot")
 MAX_CPUS = 8  # CONFIG_NR_CPUS in kernels/configs/riscv-ipi.config
 _MEMORY = re.compile(r"^\d+[MG]$")
 _CONFIG = re.compile(r"^CONFIG_[A-Z0-9_]+$")
@@ -27,6 +27,12 @@ class MachineSettings:
     cmdline: tuple[str, ...] = ()
     qemu_args: tuple[str, ...] = ()
     boot_timeout: float = 60.0
+    reboot: bool = False        # False: -no-reboot, so a reset ends QEMU (and the scenario)
+
+
+def size_bytes(text: str) -> int:
+    """'512M' or '1G' in bytes (validated by _MEMORY)."""
+    return int(text[:-1]) << (20 if text[-1] == "M" else 30)
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,8 @@ class Ctx:
     cpus: int
     step_names: set[str] = field(default_factory=set)
     snapshot_labels: set[str] = field(default_factory=set)
+    probe_labels: set[str] = field(default_factory=set)
+    memory: int = 512 << 20
 
 
 def _cpu(value: Any, where: Where, ctx: Ctx) -> None:
@@ -96,6 +104,35 @@ def _one_line(value: Any, where: Where, ctx: Ctx) -> None:
 def _via(value: Any, where: Where, ctx: Ctx) -> None:
     if value not in ("proc", "break"):
         raise where.error(f"expected 'proc' (/proc/sysrq-trigger) or 'break' (serial BREAK), got {value!r}")
+
+
+def _not_negative(value: Any, where: Where, ctx: Ctx) -> None:
+    if value < 0:
+        raise where.error(f"expected a number >= 0, got {value}")
+
+
+def _cpu_list(value: Any, where: Where, ctx: Ctx) -> None:
+    if not value:
+        raise where.error("expected a non-empty list of CPU numbers")
+    for c in value:
+        if not isinstance(c, int) or isinstance(c, bool):
+            raise where.error(f"expected CPU numbers, got {c!r}")
+        _cpu(c, where, ctx)
+
+
+def _balloon_target(value: Any, where: Where, ctx: Ctx) -> None:
+    if not _MEMORY.match(value):
+        raise where.error(f"expected a size like 256M, got {value!r}")
+    if not 64 << 20 <= size_bytes(value) < ctx.memory:
+        raise where.error(f"expected a target from 64M up to below the machine's memory "
+                          f"({ctx.memory >> 20}M), got {value}")
+
+
+def _locations(value: Any, where: Where, ctx: Ctx) -> None:
+    from .vcpus import ALL_LOCATIONS
+    for loc in value:
+        if loc not in ALL_LOCATIONS:
+            raise where.error(f"unknown vCPU location {loc!r} (expected one of: {', '.join(ALL_LOCATIONS)})")
 
 
 NUM = (int, float)
@@ -151,6 +188,7 @@ STEP_SCHEMAS: dict[str, tuple[str | None, dict[str, tuple[Any, bool, Any, Valida
     "kdb": (None, {
         "cpu": (int, True, None, _cpu),
         "commands": (list, False, ["btc"], _kdb_commands),
+        "probe": (str, False, None, None),
     }),
     "lkdtm": ("crash", {
         "crash": (str, True, None, _lkdtm),
@@ -162,6 +200,31 @@ STEP_SCHEMAS: dict[str, tuple[str | None, dict[str, tuple[Any, bool, Any, Valida
     "load": ("cpu", {
         "cpu": (int, True, None, _cpu),
         "seconds": (NUM, False, None, _positive),
+    }),
+    # Faults and probes from outside the guest (QMP, host scheduler).
+    "pause": ("seconds", {
+        "seconds": (NUM, True, None, _positive),
+    }),
+    "reset": (None, {
+        "after": (NUM, False, 0, _not_negative),
+        "during": (str, False, None, _one_line),
+    }),
+    "balloon": ("target", {
+        "target": (str, True, None, _balloon_target),
+        "hold": (NUM, False, 1.0, _not_negative),
+    }),
+    "starve": (None, {
+        "cpus": (list, True, None, _cpu_list),
+        "seconds": (NUM, True, None, _positive),
+        "during": (str, False, None, _one_line),
+    }),
+    "nmi": (None, {}),
+    "panic": ("cpu", {
+        "cpu": (int, False, None, _cpu),
+    }),
+    "vcpus": ("label", {
+        "label": (str, True, None, None),
+        "rounds": (int, False, 3, _positive),
     }),
 }
 REPEAT_KEYS = ("times", "cpus", "steps")
@@ -210,6 +273,16 @@ EXPECT_SCHEMAS: dict[str, dict[str, tuple[Any, bool, Any, Validator | None]]] = 
         "min_ms": (NUM, False, None, None),
         "percentile": (NUM, False, 100, None),
         "count": (int, False, None, None),
+    },
+    "vcpu": {
+        "probe": (str, True, None, None),
+        "cpus": (list, True, None, _cpu_list),
+        "where": (list, True, None, _locations),
+    },
+    "event": {
+        "name": (str, True, None, None),
+        "step": (str, False, None, None),
+        "present": (bool, False, True, None),
     },
     "model": {},
 }
@@ -332,6 +405,11 @@ def _parse_step(path: Path, raw: Any, where: Where, index: int, ctx: Ctx,
     ctx.step_names.add(name)
     timeout = float(f.get("timeout", NUM, 30.0))
     _positive(timeout, f.at("timeout"), ctx)
+    label = args.get("probe") if kind == "kdb" else args["label"] if kind == "vcpus" else None
+    if label is not None:
+        if label in ctx.probe_labels:
+            raise f.at(kind).error(f"duplicate probe label '{label}'")
+        ctx.probe_labels.add(label)
     if kind == "snapshot":
         if args["label"] in ctx.snapshot_labels:
             raise f.at(kind).error(f"duplicate snapshot label '{args['label']}'")
@@ -382,7 +460,10 @@ def _parse_expect(path: Path, raw: Any, where: Where, index: int, ctx: Ctx) -> E
             raise af.at("percentile").error("expected a percentile in (0, 100]")
         if not any(n.startswith(args["steps"]) for n in ctx.step_names):
             raise af.at("steps").error(f"no step name starts with '{args['steps']}'")
-    if kind in ("backtrace", "exit_status", "kdb") or (kind in ("console", "report") and args["step"]):
+    if kind == "vcpu" and args["probe"] not in ctx.probe_labels:
+        raise af.at("probe").error(f"no vcpus probe labelled '{args['probe']}' (probes: "
+                                   f"{', '.join(sorted(ctx.probe_labels)) or 'none'})")
+    if kind in ("backtrace", "exit_status", "kdb") or (kind in ("console", "report", "event") and args["step"]):
         if args["step"] not in ctx.step_names:
             raise af.at("step").error(f"no step named '{args['step']}' (steps: {', '.join(sorted(ctx.step_names))})")
     if kind == "console":
@@ -438,8 +519,9 @@ def load(path: Path) -> Scenario:
         raise mf.at("memory").error(f"expected a size like 512M or 1G, got {memory!r}")
     machine = MachineSettings(cpus, memory, tuple(mf.str_list("cmdline")),
                               tuple(mf.str_list("qemu_args")),
-                              float(mf.get("boot_timeout", NUM, 60.0)))
-    ctx = Ctx(cpus)
+                              float(mf.get("boot_timeout", NUM, 60.0)),
+                              bool(mf.get("reboot", bool, False)))
+    ctx = Ctx(cpus, memory=size_bytes(memory))
 
     requires = f.str_list("requires")
     for i, opt in enumerate(requires):

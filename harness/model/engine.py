@@ -16,11 +16,12 @@ from . import kdb as kdbfmt
 from .expect import Range, one_of
 from .features import (BACKTRACE_ROW, CALL_ROW, EXACT_ROWS, KGDB_ROW, NMI_BACKTRACE,
                        NMI_KGDB_ROUNDUP, NMI_STOP, ROW_IPI, Features)
-from .prediction import (HANG, KDB_HELD, MAY, MUST, NO_EFFECT, NOT_REACHED, OK, OOPS, PANIC,
+from .prediction import (ABORTED, HANG, KDB_HELD, MAY, MUST, NO_EFFECT, NOT_REACHED, OK, OOPS, PANIC,
                          REFUSED, UNMODELLED, UNSUPPORTED, BacktracePrediction, Claim,
                          HotplugPrediction, KdbPrediction, Prediction, Report, SnapshotPrediction)
 from .state import Activity, Cpu, Load, MachineState, Span
 from .steps import as_step, expand_checked, with_defaults
+from .. import vcpus as loc
 
 # harness/scenario.py LKDTM_BACKGROUND (written in the background: never return)
 LKDTM_BACKGROUND = ("HARDLOCKUP", "SOFTLOCKUP", "SPINLOCKUP", "HUNG_TASK", "SMP_CALL_LOCKUP", "LOOP")
@@ -67,8 +68,9 @@ class Model:
     """Feed steps one at a time (step()) or all at once (run())."""
 
     def __init__(self, features: Features | None = None, cpus: int = 4, *,
-                 uart_cpu: int | None = None) -> None:
+                 uart_cpu: int | None = None, reboot: bool = False) -> None:
         self.features = features or Features.riscv_6_12()
+        self.reboot = reboot                 # a reset reboots the guest (no -no-reboot)
         if uart_cpu is None:
             uart_cpu = self.features.arch.uart_irq_cpu
         if cpus > self.features.nr_cpus:
@@ -652,6 +654,20 @@ class Model:
 
         p.kdb = KdbPrediction({init}, via, available, printed, unresponsive, timeout_opts,
                               go_refused, resumed, lines, {current})
+        if p.args.get("probe"):
+            # Sampled while kdb waits for input: the entry CPU polls the
+            # console, the CPUs that answered the round-up spin in
+            # kgdb_cpu_enter(), the others stay where they were.
+            p.vcpus = {}
+            for n in range(st.ncpus):
+                if n == init and st.cpus[n].online:
+                    p.vcpus[n] = {loc.KDB}
+                elif n in certain:
+                    p.vcpus[n] = {loc.KGDB_ROUNDUP}
+                elif n in maybe:
+                    p.vcpus[n] = {loc.KGDB_ROUNDUP} | self._locations(n)
+                else:
+                    p.vcpus[n] = self._locations(n)
         if via == "oops":
             p.report(f"kdb-enter:{init}", rf"Entering kdb \(current=0x[0-9a-f]+, pid \d+\) on processor {init} ",
                      MUST)
@@ -699,6 +715,79 @@ class Model:
                 if cpu.activity is Activity.SOFTLOCKUP:
                     cpu.touch = end
         return d
+
+    # ---------------------------------------------------------------- outside the guest
+    def _locations(self, n: int) -> set[str]:
+        """Where CPU n's vCPU may be found by a probe (harness.vcpus)."""
+        st = self.state
+        cpu = st.cpus[n]
+        if not cpu.online:
+            return {self.features.arch.offline_location}
+        if cpu.activity is Activity.HARDLOCKUP:
+            # interrupts off: it cannot be anywhere but the code that spins
+            return {loc.LKDTM} if "lkdtm" in cpu.cause.lower() else {loc.KERNEL}
+        if cpu.activity is Activity.SOFTLOCKUP:
+            if cpu.csd_target is not None:
+                return {loc.SMP_CALL, loc.KERNEL}      # csd_lock_wait(), or an interrupt on top
+            return ({loc.LKDTM, loc.KERNEL} if "lkdtm" in cpu.cause.lower() else {loc.KERNEL})
+        if st.busy(n) == "yes":
+            return {loc.USER, loc.KERNEL}
+        # idle, or running the console shell or a kernel thread at that instant
+        return {loc.IDLE, loc.KERNEL, loc.USER}
+
+    def _do_vcpus(self, p: Prediction, a: dict, step: Step) -> Span:
+        p.vcpus = {n: self._locations(n) for n in range(self.state.ncpus)}
+        return Span(0.0, 0.1)               # the VM is stopped while sampled: no guest time
+
+    def _do_pause(self, p: Prediction, a: dict, step: Step) -> Span:
+        p.note("the virtual clock stands still while QEMU is stopped: no guest time passes, "
+               "no detector fires")
+        return Span(0.0, 0.5) + DUR_CONSOLE + DUR_CONSOLE   # the two uptime reads
+
+    def _do_reset(self, p: Prediction, a: dict, step: Step) -> Span:
+        st = self.state
+        if not self.reboot:
+            p.outcome = {ABORTED}
+            st.wedged = "QEMU exited on the reset (-no-reboot)"
+            st.wedge_outcome = ABORTED
+            return Span(0.0, 0.5)
+        self.state = MachineState.boot(st.ncpus, self.features.arch.uart_irq_cpu)
+        self.state.clock = st.clock
+        p.note("the guest reboots: every CPU online and idle again, loads and stuck CPUs gone")
+        return Span(0.5, 5.0) + float(a.get("after") or 0.0)
+
+    def _do_balloon(self, p: Prediction, a: dict, step: Step) -> Span:
+        p.note("the balloon changes guest memory only; the model claims nothing about IPIs")
+        return Span(0.1, float(step.timeout)) + float(a.get("hold") or 0.0)
+
+    def _do_starve(self, p: Prediction, a: dict, step: Step) -> Span:
+        s = float(a.get("seconds") or 0.0)
+        p.note("starved vCPUs run slowly, not stopped: the model predicts no detector report "
+               "(docs/qmp.md has the measurements)")
+        return Span(s, s + SLACK)
+
+    def _do_nmi(self, p: Prediction, a: dict, step: Step) -> Span:
+        arch = self.features.arch
+        p.facts["nmi:injected"] = ("QEMU's inject-nmi is accepted", arch.nmi_injection)
+        if not arch.nmi_injection:
+            p.outcome = {UNSUPPORTED}
+            p.note(f"{arch.name}: no NMI to inject (QEMU refuses inject-nmi); reported as skipped")
+        return Span(0.0, 0.1)
+
+    def _do_panic(self, p: Prediction, a: dict, step: Step) -> Span:
+        """LKDTM PANIC with pvpanic-pci: the harness leaves kdb (kgdb_panic)
+        with go, and panic() goes on to the notifiers: GUEST_PANICKED."""
+        f = self.features
+        cpu = a.get("cpu")
+        if not f.lkdtm:
+            p.outcome = {REFUSED}
+            p.note("kernel without CONFIG_LKDTM")
+            return DUR_BACKGROUND
+        cands = self._entry_cpus(p, None if cpu is None else int(cpu), "proc", background=True)
+        if not cands:
+            return DUR_BACKGROUND
+        p.facts["panic:event"] = ("QEMU reports GUEST_PANICKED (pvpanic)", True)
+        return self._branch(p, cands, lambda q, c: self._panic(q, c, "dumptest", leave_kdb=True))
 
     # ---------------------------------------------------------------- hotplug
     def _do_hotplug(self, p: Prediction, a: dict, step: Step) -> Span:
@@ -927,23 +1016,25 @@ class Model:
         p.note("the oops kills the writer; the CPU goes back to what it was doing")
         return DUR_BACKGROUND
 
-    def _panic(self, p: Prediction, cpu: int, message: str) -> Span:
+    def _panic(self, p: Prediction, cpu: int, message: str, leave_kdb: bool = False) -> Span:
         f, st = self.features, self.state
         p.report("panic", rf"Kernel panic - not syncing: {re.escape(message)}", MUST)
-        if f.kgdb_attached and f.panic_timeout == 0:
+        d = Span(0.0, 0.0)
+        in_kdb = f.kgdb_attached and f.panic_timeout == 0
+        if in_kdb:
             # kernel/panic.c panic() -> kgdb_panic() -> kgdb_breakpoint()
             p.note("kgdb_panic(): with kgdboc and panic_timeout 0 the panic enters kdb first")
-            d = self._kdb_session(p, cpu, "panic", [], False, leave=False)
-        else:
+            d = self._kdb_session(p, cpu, "panic", [], True, leave=leave_kdb)
+        if leave_kdb or not in_kdb:
             # panic_other_cpus_shutdown -> smp_send_stop (arch/riscv/kernel/smp.c)
             p.report("smp-stop", r"SMP: stopping secondary CPUs", MUST)
             others = [c for c in st.online() if c != cpu]
             stuck = [c for c in others if st.cpus[c].irqs_off and not f.arch.reaches_irqs_off(NMI_STOP)]
-            d = Span(0.05, 0.5)
+            d = d + Span(0.05, 0.5)
             if others and stuck:
                 p.report("smp-stop-failed", rf"SMP: failed to stop secondary CPUs "
                          rf"{re.escape(cpulist.format([cpu] + stuck))}\b", MUST)
-                d = Span(1.0, 1.5)
+                d = d + Span(1.0, 1.0)
         p.outcome = {PANIC}
         st.wedged = f"the kernel panicked in step '{p.name}'"
         st.wedge_outcome = PANIC
@@ -1084,6 +1175,7 @@ class Run:
                 "reports": [r.to_json() for r in self.reports()]}
 
 
-def predict(steps: Iterable[Any], features: Features | None = None, cpus: int = 4) -> Run:
+def predict(steps: Iterable[Any], features: Features | None = None, cpus: int = 4,
+            reboot: bool = False) -> Run:
     """Run the model over steps (repeat steps are expanded)."""
-    return Model(features, cpus).run(steps)
+    return Model(features, cpus, reboot=reboot).run(steps)

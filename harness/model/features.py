@@ -52,6 +52,11 @@ class ArchProfile:
     idle_forms: frozenset[str]        # forms an idle CPU's backtrace-IPI answer may take
     uart_irq_cpu: int = 0             # the CPU the console UART interrupt is routed to at boot
     hardlockup_detector: str = "buddy"
+    # QEMU's inject-nmi reaches the guest (riscv virt, QEMU 7.2: refused)
+    nmi_injection: bool = False
+    # where an offline CPU's vCPU executes: stopped through SBI HSM, in the
+    # firmware (measured: PC 0x80009b04 in OpenSBI)
+    offline_location: str = "firmware"
 
     def reaches_irqs_off(self, ipi: str) -> bool:
         return ipi in self.nmi_ipis

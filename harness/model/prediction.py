@@ -24,6 +24,7 @@ OOPS = "oops"                   # an oops killed the writer; the machine goes on
 UNSUPPORTED = "unsupported"     # the kernel lacks what the step needs
 NOT_REACHED = "not-reached"     # an earlier step left the machine unable to run it
 UNMODELLED = "unmodelled"       # the model does not know this step's effect
+ABORTED = "aborted"             # the machine went away (a reset with -no-reboot ends QEMU)
 
 MUST = "must"
 MAY = "may"
@@ -152,6 +153,10 @@ class Prediction:
     hotplug: HotplugPrediction | None = None
     snapshot: SnapshotPrediction | None = None
     reports: list[Report] = field(default_factory=list)
+    # where each vCPU executes while the step's vcpus probe is taken (harness.vcpus locations)
+    vcpus: dict[int, set[str]] | None = None
+    # other single claims: id suffix -> (description, expected value)
+    facts: dict[str, tuple[str, Any]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     basis: dict[str, str] = field(default_factory=dict)   # claim-id suffix -> basis override
 
@@ -241,6 +246,12 @@ class Prediction:
             if h.latency_ms_max is not None:
                 add("hotplug:latency_ms", "in-guest duration of the online write (ms)",
                     {"at_most": h.latency_ms_max}, "measured")
+        if self.vcpus is not None:
+            for cpu, locs in sorted(self.vcpus.items()):
+                add(f"vcpus:cpu{cpu}", f"where CPU {cpu} executes in every sample of the vcpus probe "
+                    "(QEMU's registers, symbolised)", one_of(sorted(locs)), "both")
+        for suffix, (desc, expected) in sorted(self.facts.items()):
+            add(suffix, desc, expected)
         for r in self.reports:
             if r.when == MUST:
                 out.append(Claim(f"{n}:report:{r.key}",
@@ -264,6 +275,9 @@ class Prediction:
             "kdb": self.kdb.to_json() if self.kdb else None,
             "hotplug": self.hotplug.to_json() if self.hotplug else None,
             "snapshot": self.snapshot.to_json() if self.snapshot else None,
+            "vcpus": ({str(c): sorted(v) for c, v in sorted(self.vcpus.items())}
+                      if self.vcpus is not None else None),
+            "facts": {k: v[1] for k, v in sorted(self.facts.items())},
             "reports": [r.to_json() for r in self.reports],
             "notes": list(self.notes),
             "claims": [list(c) for c in self.claims()],

@@ -19,13 +19,21 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "sysrq": {"key": None, "cpu": None, "via": "proc"},
     "hotplug": {"cpu": None, "online": None},
     # The harness answers a refused go with a second go (console.kdb_go).
-    "kdb": {"cpu": None, "commands": ["btc"], "go_twice": True, "via": None},
+    "kdb": {"cpu": None, "commands": ["btc"], "go_twice": True, "via": None, "probe": None},
     "lkdtm": {"crash": None, "cpu": None},
     "load": {"cpu": None, "seconds": None},
     "repeat": {"times": None, "cpus": None, "steps": []},
+    "vcpus": {"label": None, "rounds": 3},
+    "pause": {"seconds": 0.0},
+    "reset": {"after": 0.0, "during": None},
+    "balloon": {"target": None, "hold": 1.0},
+    "starve": {"cpus": [], "seconds": 0.0, "during": None},
+    "nmi": {},
+    "panic": {"cpu": None},
 }
 SHORTHAND = {"snapshot": "label", "shell": "command", "sleep": "seconds", "sysrq": "key",
-             "lkdtm": "crash", "load": "cpu", "wait_for": "pattern"}
+             "lkdtm": "crash", "load": "cpu", "wait_for": "pattern", "vcpus": "label",
+             "pause": "seconds", "balloon": "target", "panic": "cpu"}
 COMMON = ("name", "timeout")
 
 _NOWHERE = Where(Path("<model>"))

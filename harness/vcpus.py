@@ -1,0 +1,145 @@
+"""Ground truth from outside the guest: where every vCPU is executing, read
+through QMP (`info registers -a`) and named with the kernel's System.map.
+
+A PC alone can mislead: a CPU spinning in LKDTM's HARDLOCKUP sits in a
+file-local cpu_relax() copy, not in a function called lkdtm_*. So each sample
+is classified by its PC's symbol first and, for the leaf helpers that match
+nothing, by its return address (ra), which names the caller."""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from .arch import Arch
+from .parsers.symbolize import SystemMap
+
+if TYPE_CHECKING:
+    from .qmp import QmpClient
+
+FIRMWARE = "firmware"          # M-mode firmware: a hart stopped through SBI HSM (offline)
+USER = "user"                  # a user-space address
+IDLE = "idle"                  # the idle loop (WFI)
+LKDTM = "lkdtm"                # an LKDTM crash point
+KGDB_ROUNDUP = "kgdb-roundup"  # a secondary CPU held by kgdb_cpu_enter()
+KDB = "kdb"                    # the CPU kdb runs on, polling the console for input
+SMP_CALL = "smp-call"          # waiting for a cross call (kernel/smp.c csd_lock_wait)
+KERNEL = "kernel"              # anywhere else in the kernel
+UNKNOWN = "unknown"            # a kernel address System.map does not cover
+
+# (location, symbol pattern), first match wins; tried on the PC's symbol,
+# then on the return address's.
+LOCATIONS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (LKDTM, re.compile(r"^_*lkdtm_")),
+    (KDB, re.compile(r"^(?:kdb_\w+|kdb_getchar|dbg_io_get_char|\w+_poll_(?:get|put)_char|"
+                     r"serial8250_get_poll_char|kgdboc_get_char)$")),
+    (KGDB_ROUNDUP, re.compile(r"^(?:kgdb_cpu_enter|kgdb_nmicallback|kgdb_call_nmi_hook|"
+                              r"ipi_kgdb_roundup)$")),
+    (SMP_CALL, re.compile(r"^(?:smp_call_function_single|smp_call_function_many_cond|"
+                          r"__csd_lock_wait|csd_lock_wait\w*)$")),
+    (IDLE, re.compile(r"^(?:arch_cpu_idle|default_idle_call|cpu_idle_poll|do_idle)$")),
+)
+ALL_LOCATIONS = (FIRMWARE, USER, IDLE, LKDTM, KGDB_ROUNDUP, KDB, SMP_CALL, KERNEL, UNKNOWN)
+
+
+_CPUINFO = re.compile(r"^processor\s*:\s*(\d+)\s*\n(?:[^\n]+\n)*?hart\s*:\s*(\d+)", re.M)
+
+
+def cpu_harts(cpuinfo: str) -> dict[int, int]:
+    """Linux CPU number -> hart id from /proc/cpuinfo. They differ: the hart
+    that wins OpenSBI's boot lottery becomes CPU 0 (measured: Linux CPU 3
+    was hart 2). QEMU's vCPU index is the hart id."""
+    return {int(m.group(1)): int(m.group(2)) for m in _CPUINFO.finditer(cpuinfo.replace("\r", ""))}
+
+
+@dataclass(frozen=True)
+class Sample:
+    cpu: int                   # Linux CPU number (-1: hart not in the map)
+    hart: int                  # QEMU vCPU index = hart id
+    pc: int
+    ra: int | None
+    pc_symbol: str | None
+    ra_symbol: str | None
+    location: str
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["pc"] = f"{self.pc:#x}"
+        d["ra"] = f"{self.ra:#x}" if self.ra is not None else None
+        return d
+
+
+def _name(symbol: str | None) -> str | None:
+    return symbol.split("+", 1)[0] if symbol else None
+
+
+def classify(pc: int, ra: int | None, system_map: SystemMap | None, arch: Arch) -> Sample:
+    """One vCPU's location class from its PC and return address."""
+    pc_sym = system_map.format(pc) if system_map is not None and pc >= arch.kernel_base else None
+    ra_sym = (system_map.format(ra) if system_map is not None and ra is not None
+              and ra >= arch.kernel_base else None)
+
+    def location() -> str:
+        lo, hi = arch.firmware_range
+        if lo <= pc < hi:
+            return FIRMWARE
+        if pc < arch.kernel_base:
+            return USER
+        if pc_sym is None:
+            return UNKNOWN
+        for sym in (_name(pc_sym), _name(ra_sym)):
+            if sym is None:
+                continue
+            for loc, pattern in LOCATIONS:
+                if pattern.match(sym):
+                    return loc
+        return KERNEL
+
+    return Sample(-1, -1, pc, ra, pc_sym, ra_sym, location())
+
+
+@dataclass
+class Probe:
+    """Several samples of every vCPU, each taken with the VM stopped so the
+    CPUs are seen at one instant."""
+    label: str
+    samples: list[list[Sample]]          # [round][vcpu]
+    host_seconds: float
+
+    def locations(self) -> dict[int, list[str]]:
+        """cpu -> its location in each round."""
+        out: dict[int, list[str]] = {}
+        for rnd in self.samples:
+            for s in rnd:
+                out.setdefault(s.cpu, []).append(s.location)
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"label": self.label, "host_seconds": round(self.host_seconds, 4),
+                "locations": {str(c): locs for c, locs in sorted(self.locations().items())},
+                "samples": [[s.to_json() for s in rnd] for rnd in self.samples]}
+
+
+def probe(qmp: "QmpClient", label: str, system_map: SystemMap | None, arch: Arch,
+          harts: dict[int, int], rounds: int = 3, gap: float = 0.05) -> Probe:
+    """Stop, read every vCPU's registers, continue; `rounds` times. harts:
+    Linux CPU -> hart id (cpu_harts)."""
+    cpu_of = {h: c for c, h in harts.items()}
+    t0 = time.monotonic()
+    out: list[list[Sample]] = []
+    for i in range(rounds):
+        if i:
+            time.sleep(gap)
+        qmp.stop()
+        try:
+            regs = qmp.registers()
+        finally:
+            qmp.cont()
+        rnd = []
+        for r in regs:
+            s = classify(r.pc, r.regs.get("ra"), system_map, arch)
+            rnd.append(Sample(cpu_of.get(r.index, -1), r.index, s.pc, s.ra, s.pc_symbol, s.ra_symbol,
+                              s.location))
+        out.append(rnd)
+    return Probe(label, out, time.monotonic() - t0)
