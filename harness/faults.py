@@ -155,30 +155,80 @@ def _cpu_ticks(pid: int, tid: int) -> int:
     return int(fields[11]) + int(fields[12])      # utime + stime (fields 14, 15)
 
 
-_AUTOGROUP = Path("/proc/sys/kernel/sched_autogroup_enabled")
+CPU_CGROUP_V1 = Path("/sys/fs/cgroup/cpu")
+QUOTA_PERIOD_US = 100_000
 
 
-def _autogroup_nice(pid: int, nice: int | None = None) -> int | None:
-    """Read (or set) the nice value of pid's autogroup; None without autogroups."""
-    try:
-        if _AUTOGROUP.read_text().strip() != "1":
-            return None
-        path = Path(f"/proc/{pid}/autogroup")
-        if nice is not None:
-            path.write_text(str(nice))
-        return int(path.read_text().rsplit("nice", 1)[1])
-    except (OSError, ValueError, IndexError):
-        return None
+def _cpu_cgroup_of(pid: int, tid: int) -> Path | None:
+    for line in Path(f"/proc/{pid}/task/{tid}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if "cpu" in controllers.split(","):
+            return CPU_CGROUP_V1 / path.lstrip("/")
+    return None
 
 
 @contextmanager
-def starved(ctx: FaultContext, cpus: list[int]) -> Iterator[dict[str, Any]]:
-    """While inside: the chosen vCPUs' host threads run SCHED_IDLE on one
-    host core that a busy host process keeps occupied, and the other vCPUs
-    are kept off that core. QEMU runs in its own session (pexpect), hence in
-    its own autogroup, which would get half the core whatever the thread
-    policy (measured: 24% instead of <1%); its autogroup is niced to 19 for
-    the duration. Affinity, policy and autogroup nice are restored on exit."""
+def _quota(pid: int, tids: list[int], share: float) -> Iterator[str]:
+    """Move the threads into a private cgroup-v1 cpu group with a CFS quota
+    of `share` of one host CPU; put them back afterwards."""
+    homes = {tid: _cpu_cgroup_of(pid, tid) for tid in tids}
+    group = CPU_CGROUP_V1 / f"rvharness-starve-{pid}"
+    group.mkdir(mode=0o700)
+    try:
+        (group / "cpu.cfs_period_us").write_text(str(QUOTA_PERIOD_US))
+        (group / "cpu.cfs_quota_us").write_text(str(max(1000, int(QUOTA_PERIOD_US * share))))
+        for tid in tids:
+            (group / "tasks").write_text(str(tid))
+        yield f"cgroup-v1 cpu quota {share:.1%} of a host CPU ({group})"
+    finally:
+        for tid, home in homes.items():
+            try:
+                ((home or CPU_CGROUP_V1) / "tasks").write_text(str(tid))
+            except OSError:
+                pass                    # the thread is gone (QEMU exited)
+        try:
+            group.rmdir()
+        except OSError:
+            pass
+
+
+@contextmanager
+def _idle_priority(pid: int, tids: list[int], others: list[int]) -> Iterator[str]:
+    """Without a writable cpu cgroup: SCHED_IDLE on one host core that a
+    busy host process keeps occupied, the other vCPUs kept off it. Weaker:
+    QEMU runs in its own session and so its own autogroup, which gets its
+    fair half of the core whatever the thread policy (measured: 24%)."""
+    allowed = os.sched_getaffinity(pid)
+    host_cpu = max(allowed)
+    rest = allowed - {host_cpu}
+    saved = {tid: (os.sched_getaffinity(tid), os.sched_getscheduler(tid), os.sched_getparam(tid))
+             for tid in tids + others}
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    try:
+        os.sched_setaffinity(hog.pid, {host_cpu})
+        for tid in others if rest else []:
+            os.sched_setaffinity(tid, rest)
+        for tid in tids:
+            os.sched_setaffinity(tid, {host_cpu})
+            os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+        yield f"SCHED_IDLE on host CPU {host_cpu} next to a busy host process"
+    finally:
+        for tid, (aff, policy, param) in saved.items():
+            try:
+                os.sched_setscheduler(tid, policy, param)
+                os.sched_setaffinity(tid, aff)
+            except ProcessLookupError:
+                pass
+        hog.kill()
+        hog.wait()
+
+
+@contextmanager
+def starved(ctx: FaultContext, cpus: list[int], share: float) -> Iterator[dict[str, Any]]:
+    """While inside, the chosen vCPUs' host threads get about `share` of
+    one host CPU: a cgroup CPU quota where the host allows it, else idle
+    scheduling priority. What each vCPU thread really got is measured."""
     vcpus = {v.index: v.thread_id for v in ctx.qmp.vcpus()}
     if len(set(vcpus.values())) < len(vcpus):
         raise FaultFailed("starve: QEMU runs all vCPUs on one host thread (no MTTCG); "
@@ -187,68 +237,45 @@ def starved(ctx: FaultContext, cpus: list[int]) -> Iterator[dict[str, Any]]:
     if missing:
         raise FaultFailed(f"starve: no vCPU for CPU {missing[0]} (harts {ctx.harts}, "
                           f"query-cpus-fast lists {sorted(vcpus)})")
-    allowed = os.sched_getaffinity(ctx.qemu_pid)
-    host_cpu = max(allowed)
-    rest = allowed - {host_cpu}
-    tids = {c: vcpus[ctx.harts[c]] for c in cpus}
-    others = [t for t in vcpus.values() if t not in tids.values()]
+    tids = [vcpus[ctx.harts[c]] for c in cpus]
+    others = [t for t in vcpus.values() if t not in tids]
     cpu_of = {h: c for c, h in ctx.harts.items()}
-    saved = {tid: (os.sched_getaffinity(tid), os.sched_getscheduler(tid), os.sched_getparam(tid))
-             for tid in vcpus.values()}
-    group_nice = _autogroup_nice(ctx.qemu_pid)
-    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"],
-                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    info: dict[str, Any] = {"host_cpu": host_cpu, "threads": {str(c): t for c, t in tids.items()}}
-    try:
-        os.sched_setaffinity(hog.pid, {host_cpu})
-        if group_nice is not None:
-            info["autogroup_nice"] = _autogroup_nice(ctx.qemu_pid, 19)
-        if rest:
-            for tid in others:
-                os.sched_setaffinity(tid, rest)
-        ticks0 = {h: _cpu_ticks(ctx.qemu_pid, t) for h, t in vcpus.items()}
-        for tid in tids.values():
-            os.sched_setaffinity(tid, {host_cpu})
-            os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
-        t0 = time.monotonic()
+    info: dict[str, Any] = {"threads": {str(c): vcpus[ctx.harts[c]] for c in cpus}}
+    writable = os.access(CPU_CGROUP_V1 / "cpu.cfs_quota_us", os.F_OK) and os.access(CPU_CGROUP_V1, os.W_OK)
+    method = _quota(ctx.qemu_pid, tids, share) if writable else _idle_priority(ctx.qemu_pid, tids, others)
+    ticks0 = {h: _cpu_ticks(ctx.qemu_pid, t) for h, t in vcpus.items()}
+    t0 = time.monotonic()
+    with method as how:
+        info["method"] = how
         yield info
-    finally:
-        for tid, (aff, policy, param) in saved.items():
-            try:
-                os.sched_setscheduler(tid, policy, param)
-                os.sched_setaffinity(tid, aff)
-            except ProcessLookupError:
-                pass                    # QEMU went away meanwhile
-        if group_nice is not None:
-            _autogroup_nice(ctx.qemu_pid, group_nice)
-        hog.kill()
-        hog.wait()
     wall = time.monotonic() - t0
     hz = os.sysconf("SC_CLK_TCK")
     try:
         # Host CPU time each vCPU thread got per second, by Linux CPU number.
         info["vcpu_cpu_share"] = {str(cpu_of.get(h, f"hart{h}")):
                                   round((_cpu_ticks(ctx.qemu_pid, t) - ticks0[h]) / hz / wall, 3)
-                                  for h, t in vcpus.items()}
+                                  for h, t in sorted(vcpus.items())}
     except (FileNotFoundError, ProcessLookupError):
         pass
     info["seconds"] = round(wall, 3)
 
 
 def starve(ctx: FaultContext, cpus: list[int], seconds: float, during: str | None,
-           timeout: float) -> dict[str, Any]:
-    """Starve the vCPUs for `seconds`; run `during` on the console meanwhile
-    and time it (e.g. a cross call that needs a starved CPU)."""
+           timeout: float, share: float = 0.01) -> dict[str, Any]:
+    """Starve the vCPUs for exactly `seconds`; `during` is started on the
+    console as the starvation begins and collected after it ends, and timed
+    (e.g. a backtrace IPI that needs a starved CPU)."""
     con = ctx.console
-    with starved(ctx, cpus) as info:
-        t0 = time.monotonic()
+    pending = None
+    with starved(ctx, cpus, share) as info:
         if during:
-            res = con.run(during, timeout)
-            info["during"] = {"command": during, "status": res.status,
-                              "seconds": round(res.seconds, 3), "output": res.output[-2000:]}
-        left = seconds - (time.monotonic() - t0)
-        if left > 0:
-            idle(con, left)
+            pending = con.begin(during)
+        idle(con, seconds)
+    if pending is not None:
+        res = con.finish(pending, timeout)
+        info["during"] = {"command": during, "status": res.status, "seconds": round(res.seconds, 3),
+                          "finished_while_starved": res.seconds <= seconds,
+                          "output": res.output[-2000:]}
     return info
 
 

@@ -155,7 +155,8 @@ def _run_step(step: Step, live: _Live, obs: Observations, online: set[int]) -> S
     elif step.kind == "balloon":
         rec.detail.update(faults.balloon(live.fault, size_bytes(a["target"]), a["hold"], step.timeout))
     elif step.kind == "starve":
-        rec.detail.update(faults.starve(live.fault, a["cpus"], a["seconds"], a["during"], step.timeout))
+        rec.detail.update(faults.starve(live.fault, a["cpus"], a["seconds"], a["during"], step.timeout,
+                                         a["share"]))
         if "during" in rec.detail:
             rec.status = rec.detail["during"]["status"]
     elif step.kind == "nmi":
@@ -182,7 +183,10 @@ def _guest_config(con: Console) -> dict[str, str] | None:
     return kconfig.parse(res.output) if res.status == 0 else None
 
 
-def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path) -> ScenarioResult:
+def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
+                 on_boot: Callable[[Machine, QmpClient], None] | None = None) -> ScenarioResult:
+    """Boot, run the steps, judge. on_boot (for tests that break the
+    machine from outside) is called once the guest is up."""
     out.mkdir(parents=True, exist_ok=True)
     result = ScenarioResult(scn, kernel.recipe_name, PASS, artifacts=out)
     t0 = time.monotonic()
@@ -217,6 +221,8 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path) ->
                 obs.kernel_release = con.kernel_release
                 obs.cpus = con.cpus
                 obs.harts = live.fault.harts
+                if on_boot is not None:
+                    on_boot(machine, qmp)
                 if con.cpus is not None and con.cpus < m.cpus:
                     # Seen on the 3908ba2e0b24 revert: "CPUn: failed to come online".
                     result.checks.append(CheckResult(

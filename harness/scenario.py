@@ -120,6 +120,11 @@ def _cpu_list(value: Any, where: Where, ctx: Ctx) -> None:
         _cpu(c, where, ctx)
 
 
+def _share(value: Any, where: Where, ctx: Ctx) -> None:
+    if not 0.01 <= value < 1:
+        raise where.error(f"expected a share of one host CPU from 0.01 to below 1, got {value}")
+
+
 def _balloon_target(value: Any, where: Where, ctx: Ctx) -> None:
     if not _MEMORY.match(value):
         raise where.error(f"expected a size like 256M, got {value!r}")
@@ -217,6 +222,7 @@ STEP_SCHEMAS: dict[str, tuple[str | None, dict[str, tuple[Any, bool, Any, Valida
         "cpus": (list, True, None, _cpu_list),
         "seconds": (NUM, True, None, _positive),
         "during": (str, False, None, _one_line),
+        "share": (NUM, False, 0.01, _share),
     }),
     "nmi": (None, {}),
     "panic": ("cpu", {

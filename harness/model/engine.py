@@ -375,8 +375,17 @@ class Model:
     def _do_shell(self, p: Prediction, a: dict, step: Step) -> Span:
         if not self._console_cpus(p):
             return DUR_CONSOLE
-        p.note("shell commands are opaque to the model: it assumes they change no CPU state")
+        self._opaque(p)
         return DUR_CONSOLE
+
+    def _opaque(self, p: Prediction) -> None:
+        """A shell command is opaque: it may change no CPU state the model
+        tracks, but it may move any IPI counter (e.g. it writes sysrq l)."""
+        p.note("shell commands are opaque to the model: it assumes they change no CPU state, "
+               "and claims nothing about IPI counters while they run")
+        for row in EXACT_ROWS:
+            for n in self.state.online():
+                p.counters.setdefault(row, {})[n] = Range(0, None)
 
     def _do_sleep(self, p: Prediction, a: dict, step: Step) -> Span:
         s = float(a["seconds"] or 0.0)
@@ -764,6 +773,8 @@ class Model:
         s = float(a.get("seconds") or 0.0)
         p.note("starved vCPUs run slowly, not stopped: the model predicts no detector report "
                "(docs/qmp.md has the measurements)")
+        if a.get("during"):
+            self._opaque(p)
         return Span(s, s + SLACK)
 
     def _do_nmi(self, p: Prediction, a: dict, step: Step) -> Span:

@@ -27,7 +27,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "pause": {"seconds": 0.0},
     "reset": {"after": 0.0, "during": None},
     "balloon": {"target": None, "hold": 1.0},
-    "starve": {"cpus": [], "seconds": 0.0, "during": None},
+    "starve": {"cpus": [], "seconds": 0.0, "during": None, "share": 0.01},
     "nmi": {},
     "panic": {"cpu": None},
 }
