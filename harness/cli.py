@@ -90,7 +90,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 
     scenarios = [s for s in _load_scenarios(args.paths) if s.covers]
     hostcmd.require_tool(RISCV64.qemu)
-    recipes = [DEFAULT_RECIPE] + sorted((REPO_ROOT / "kernels").glob("revert-*.yaml"))
+    recipes = [DEFAULT_RECIPE] + sorted(r for g in matrix.BASELINE_GLOBS
+                                        for r in (REPO_ROOT / "kernels").glob(g))
     kernels = [kbuild.build(load_recipe(r), progress=_progress) for r in recipes]
     out = _out_dir(args)
     results = _run_all(scenarios, kernels, out, out / "junit.xml")

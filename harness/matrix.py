@@ -1,6 +1,8 @@
-"""The detection matrix: seed scenarios x (patched kernel, each reverted
-kernel). A scenario must pass on the patched kernel and fail on the kernel
-that reverts a commit it covers; any other change is a surprise unless the
+"""The detection matrix: seed scenarios x (patched kernel, each baseline
+kernel). A baseline is named revert-<commit> (the commit reverted) or
+without-<feature> (a change taken out by a patch that is not a plain
+revert). A scenario must pass on the patched kernel and fail on the
+baseline of something it covers; any other change is a surprise unless the
 scenario names it in `also_fails_without` and explains it."""
 from __future__ import annotations
 
@@ -13,12 +15,14 @@ from .checks import FAIL, PASS, SKIP
 from .runner import ScenarioResult
 from .scenario import Scenario
 
-REVERT = re.compile(r"^revert-([0-9a-f]{12,40})$")
+BASELINE = re.compile(r"^(?:revert-([0-9a-f]{12,40})|without-([a-z0-9-]+))$")
+BASELINE_GLOBS = ("revert-*.yaml", "without-*.yaml")
 
 
 def reverted_commit(kernel_name: str) -> str | None:
-    m = REVERT.match(kernel_name)
-    return m.group(1) if m else None
+    """What a baseline kernel lacks: the reverted commit or the feature name."""
+    m = BASELINE.match(kernel_name)
+    return (m.group(1) or m.group(2)) if m else None
 
 
 @dataclass

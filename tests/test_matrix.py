@@ -16,6 +16,10 @@ def test_wanted_cells() -> None:
     assert matrix.wanted(scn, "default") == "pass"
     assert matrix.wanted(scn, "revert-f15c21a3de1b") == "fail"
     assert matrix.wanted(scn, "revert-983f12149942") == "pass"
+    assert matrix.wanted(scn, "without-csd-lock-diagnostics") == "pass"
+    csd = scenario.load(ROOT / "scenarios" / "smp-call-csd-lock.yaml")
+    assert matrix.wanted(csd, "without-csd-lock-diagnostics") == "fail"
+    assert matrix.wanted(csd, "revert-f15c21a3de1b") == "pass"
 
 
 def test_every_seed_commit_has_scenarios() -> None:
@@ -23,6 +27,9 @@ def test_every_seed_commit_has_scenarios() -> None:
     assert {"f15c21a3de1b", "983f12149942", "3908ba2e0b24", "kernel/smp.c"} <= covered
     for commit in ("f15c21a3de1b", "983f12149942", "3908ba2e0b24"):
         assert (ROOT / "kernels" / f"revert-{commit}.yaml").exists()
+    # kernel/smp.c is a file, not a commit: its baseline takes out the
+    # CSD-lock timeout diagnostics the csd scenario relies on.
+    assert (ROOT / "kernels" / "without-csd-lock-diagnostics.yaml").exists()
 
 
 @pytest.mark.integration
@@ -42,9 +49,10 @@ def test_detection_matrix_holds(tmp_path: Path) -> None:
                            and c["kernel"] == "default")
     assert default_hotplug["verdict"] == "pass"
     kernels = {c["kernel"] for c in cells}
-    assert kernels == {"default", "revert-f15c21a3de1b", "revert-983f12149942", "revert-3908ba2e0b24"}
+    assert kernels == {"default", "revert-f15c21a3de1b", "revert-983f12149942", "revert-3908ba2e0b24",
+                       "without-csd-lock-diagnostics"}
     # A scenario that passes without the change it exists for is useless:
-    # each reverted kernel must fail at least one scenario.
+    # each baseline kernel must fail at least one scenario.
     for k in kernels - {"default", "revert-3908ba2e0b24"}:
         assert any(c["kernel"] == k and c["verdict"] == "fail" for c in cells), k
     assert (out / "matrix.md").read_text().startswith("# Detection matrix")

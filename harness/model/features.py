@@ -41,6 +41,9 @@ ROW_IPI = {BACKTRACE_ROW: NMI_BACKTRACE, KGDB_ROW: NMI_KGDB_ROUNDUP, STOP_NMI_RO
 SEED_BACKTRACE = "f15c21a3de1b"
 SEED_KGDB = "983f12149942"
 SEED_SBI_IPI = "3908ba2e0b24"
+# kernels/patches/without-csd-lock-diagnostics.patch: kernel/smp.c's
+# csd_lock_wait() without the timeout diagnostics, whatever the config says.
+NO_CSD_DIAGNOSTICS = "csd-lock-diagnostics"
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,8 @@ class Features:
         csd_default = on("CONFIG_CSD_LOCK_WAIT_DEBUG_DEFAULT", False)
         csd_on = (csd_param not in (None, "") and _int(csd_param, 0) != 0) or (csd_default and csd_param is None)
         csd = on("CONFIG_CSD_LOCK_WAIT_DEBUG", True) and csd_on
+        if reverted is not None and any(NO_CSD_DIAGNOSTICS in r.lower() for r in reverted):
+            csd = False
 
         thresh = _int(_param(cmd, "watchdog_thresh"), defaults.watchdog_thresh)
         watchdog_on = thresh > 0 and _param(cmd, "nowatchdog") is None
