@@ -165,7 +165,10 @@ class Console:
         n = self._seq
         # The quotes split the markers in the echoed input, so only the
         # shell's output matches the patterns in finish().
-        line = f'echo "@RVH""S{n}@"; {command}; echo "@RVH""E{n}:$?@"\n'
+        # "cmd &" already ends a list: "cmd &; echo" would be a syntax error.
+        tail = command.rstrip()
+        sep = " " if tail.endswith("&") and not tail.endswith("&&") else "; "
+        line = f'echo "@RVH""S{n}@"; {command}{sep}echo "@RVH""E{n}:$?@"\n'
         pending = Pending(command, n, self.position, time.monotonic())
         self.child.send(line)
         return pending
