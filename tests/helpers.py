@@ -15,16 +15,31 @@ def rvharness(*args: str, env: dict[str, str] | None = None, timeout: float = 90
                           env=env, timeout=timeout)
 
 
-def qemu_pids_mentioning(text: str) -> list[int]:
-    """QEMU processes whose command line contains text (e.g. an artifact dir)."""
-    pids = []
+def _processes() -> list[tuple[int, str, str]]:
+    """(pid, command line, /proc stat line) of every process readable now."""
+    out = []
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
             continue
         try:
             cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            stat = (d / "stat").read_text()
         except OSError:
             continue
-        if "qemu-system" in cmd and text in cmd:
-            pids.append(int(d.name))
+        out.append((int(d.name), cmd, stat))
+    return out
+
+
+def qemu_pids_mentioning(text: str) -> list[int]:
+    """QEMU processes whose command line contains text (e.g. an artifact dir)."""
+    return [pid for pid, cmd, _ in _processes() if "qemu-system" in cmd and text in cmd]
+
+
+def qemu_children() -> list[int]:
+    """Live (non-zombie) QEMU processes this test process started."""
+    pids = []
+    for pid, cmd, stat in _processes():
+        state, ppid = stat[stat.rindex(")") + 2:].split()[:2]
+        if int(ppid) == os.getpid() and state != "Z" and "qemu-system" in cmd:
+            pids.append(pid)
     return pids

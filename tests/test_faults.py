@@ -15,29 +15,12 @@ import pytest
 from harness import scenario
 from harness.checks import ERROR, FAIL, PASS, SKIP
 from harness.runner import ScenarioResult, run_scenario
-from helpers import ROOT
+from helpers import ROOT, qemu_children
 
 pytestmark = pytest.mark.integration
 
 QMP_SCENARIOS = ROOT / "scenarios/qmp"
 DATA = ROOT / "tests/data/scenarios"
-
-
-def _children_named(prefix: str) -> list[int]:
-    """Live (non-zombie) child processes of this process whose name starts with prefix."""
-    out = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            stat = (d / "stat").read_text()
-        except OSError:
-            continue
-        name = stat[stat.index("(") + 1:stat.rindex(")")]
-        state, ppid = stat[stat.rindex(")") + 2:].split()[:2]
-        if int(ppid) == os.getpid() and name.startswith(prefix) and state != "Z":
-            out.append(int(d.name))
-    return out
 
 
 def _run(path: Path, kernel, initrd, out: Path, on_boot=None) -> tuple[ScenarioResult, dict]:
@@ -46,7 +29,7 @@ def _run(path: Path, kernel, initrd, out: Path, on_boot=None) -> tuple[ScenarioR
     obs = json.loads(obs_file.read_text()) if obs_file.exists() else {}
     assert (out / "console.log").stat().st_size > 0
     assert (out / "qmp-events.jsonl").exists()
-    assert not _children_named("qemu-system"), "QEMU left behind"
+    assert not qemu_children(), "QEMU left behind"
     return result, obs
 
 
