@@ -22,11 +22,13 @@ KDB_MORE = r"more> "
 KDB_GO_AGAIN = r"type go a second time"
 
 # Seeing one of these while waiting for anything ends the wait at once.
+# Line-wise patterns wait for the line's end, so a title is never cut at
+# the point the console happened to have reached.
 CRASH_PATTERNS: tuple[tuple[str, str], ...] = (
-    ("panic", r"Kernel panic - not syncing: [^\r\n]*"),
-    ("oops", r"Unable to handle kernel [^\r\n]*"),
+    ("panic", r"Kernel panic - not syncing: [^\r\n]*(?=[\r\n])"),
+    ("oops", r"Unable to handle kernel [^\r\n]*(?=[\r\n])"),
     ("oops", r"(?:Oops|Kernel BUG)(?: - [^\r\n\[]*)? \[#\d+\]"),
-    ("bug", r"kernel BUG at [^\r\n]*"),
+    ("bug", r"kernel BUG at [^\r\n]*(?=[\r\n])"),
 )
 
 # A kernel console line: "[    1.234567][    T1] text" (timestamp, caller).

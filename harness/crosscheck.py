@@ -9,14 +9,12 @@ from typing import Any
 
 from .checks import FAIL, PASS, CheckResult
 from .model import Features, Run, predict, satisfies
+from .model.engine import FAST_ONLINE_MS
 from .model.prediction import MUST
 from .observations import Observations
 from .parsers import backtrace, kdb
 from .scenario import Scenario
 
-# Above this an online write counts as a stall (measured: 30-110 ms fixed,
-# ~1050 ms stalled; see docs/scenarios.md).
-FAST_ONLINE_MS = 500
 
 
 def features_for(obs: Observations, config: dict[str, str] | None, cmdline: str,

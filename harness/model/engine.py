@@ -39,10 +39,13 @@ DUR_SYSRQ = Span(0.05, 1.5)
 DUR_BT_WAIT = Span(10.0, 11.5)       # lib/nmi_backtrace.c: 10 * 1000 x mdelay(1); measured 10.2 s
 DUR_KDB = Span(0.3, 3.0)
 DUR_KDB_TIMEOUT = Span(1.0, 1.2)     # debug_core.c kgdb_cpu_enter: MSEC_PER_SEC x udelay(1000)
-DUR_ONLINE_FAST = Span(0.05, 0.6)    # measured ~0.10 s
+DUR_ONLINE_FAST = Span(0.05, 0.8)    # measured ~0.10 s, up to 0.51 s on a loaded host
 DUR_ONLINE_STALL = Span(0.05, 1.6)   # measured ~1.05 s in 4 of 15 with 3908ba2e0b24 reverted
 DUR_OFFLINE = Span(0.05, 1.0)
-FAST_ONLINE_MS = 500                 # upper bound claimed for a "fast" online
+# Upper bound claimed for a "fast" online: between the two measured
+# populations, fixed kernel up to 510 ms (host loaded by a second QEMU) and
+# the 3908ba2e0b24 stall 950-4020 ms (a timer wake-up of a CPU in WFI).
+FAST_ONLINE_MS = 800
 CSD_TIMEOUT = 5.0                    # kernel/smp.c csd_lock_timeout = 5000 ms
 CSD_DUMP_WAIT = 10.0
 SLACK = 1.0                          # timer and console jitter added to detector deadlines
