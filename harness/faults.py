@@ -40,7 +40,17 @@ class FaultContext:
     reboot: bool                 # QEMU started without -no-reboot: a reset reboots the guest
     boot_timeout: float
     memory_bytes: int
-    harts: dict[int, int]        # Linux CPU -> hart id = QEMU vCPU index (vcpus.cpu_harts)
+    known_harts: dict[int, int] | None = None    # see harts
+
+    @property
+    def harts(self) -> dict[int, int]:
+        """Linux CPU -> hart id = QEMU vCPU index (vcpus.cpu_harts), read
+        from /proc/cpuinfo on first use. Only probes and starve need it; the
+        runner reads it right after boot for scenarios that have them, since
+        /proc/cpuinfo lists only online CPUs and kdb holds the console."""
+        if self.known_harts is None:
+            self.known_harts = read_harts(self.console, 20)
+        return self.known_harts
 
 
 def guest_uptime(con: Console, timeout: float) -> float:
@@ -106,7 +116,7 @@ def reset(ctx: FaultContext, after: float, during: str | None, timeout: float) -
     detail["event"] = {"name": ev.name, "data": ev.data}
     con.wait_ready(ctx.boot_timeout)
     # Another boot lottery: CPU numbers may map to other harts now.
-    ctx.harts = read_harts(con, timeout)
+    ctx.known_harts = read_harts(con, timeout)
     detail["harts"] = {str(c): h for c, h in ctx.harts.items()}
     detail["reboot_seconds"] = round(time.monotonic() - t0, 3)
     detail["cpus"] = con.cpus

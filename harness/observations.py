@@ -35,7 +35,7 @@ class Observations:
     system_map: Path | None = None
     kernel_release: str = ""
     probes: dict[str, Probe] = field(default_factory=dict)
-    harts: dict[int, int] = field(default_factory=dict)     # Linux CPU -> hart id at boot
+    harts: dict[int, int] = field(default_factory=dict)     # Linux CPU -> hart id, when a step needed it
     qmp_events: list[dict[str, Any]] = field(default_factory=list)
 
     def step_text(self, name: str) -> str:

@@ -14,6 +14,7 @@ from . import crosscheck, faults, kconfig, vcpus
 from .checks import ERROR, FAIL, PASS, SKIP, CheckResult, evaluate, expected_of
 from .console import CRASH_PATTERNS, Console, idle
 from .errors import BootTimeout, ConsoleTimeout, GuestCrashed, HarnessError, QemuExited
+from .arch import Arch
 from .faults import FaultContext, ScenarioAborted
 from .kbuild import BuiltKernel
 from .machine import Machine, MachineSpec
@@ -51,12 +52,19 @@ class GuestPanicked(Exception):
 
 @dataclass
 class _Live:
-    """What the steps act on: the console, QMP, and the kernel's symbols."""
-    con: Console
-    qmp: QmpClient
+    """What the steps act on: the console and QMP (through the fault
+    context), and the kernel's symbols."""
     fault: FaultContext
     system_map: SystemMap | None
-    arch: object
+    arch: Arch
+
+    @property
+    def con(self) -> Console:
+        return self.fault.console
+
+    @property
+    def qmp(self) -> QmpClient:
+        return self.fault.qmp
 
 
 def _run_step(step: Step, live: _Live, obs: Observations, online: set[int]) -> StepRecord:
@@ -206,6 +214,7 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
     step_start = 0
     skipped: list[str] = []
     qmp: QmpClient | None = None
+    live: _Live | None = None
     try:
         with Machine(spec, out, boot_timeout=m.boot_timeout) as machine:
             try:
@@ -215,12 +224,16 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
                 con = machine.console
                 assert con is not None and machine.child is not None
                 con.watch = _panic_watch(con, qmp)
-                live = _Live(con, qmp, FaultContext(con, qmp, machine.child.pid, m.reboot, m.boot_timeout,
-                                                    size_bytes(m.memory), faults.read_harts(con, 20)),
+                live = _Live(FaultContext(con, qmp, machine.child.pid, m.reboot, m.boot_timeout,
+                                          size_bytes(m.memory)),
                              SystemMap.load(kernel.system_map), kernel.arch)
+                if any(st.kind in ("vcpus", "starve") or (st.kind == "kdb" and st.args["probe"])
+                       for st in scn.steps):
+                    # Read now, while every CPU is online (/proc/cpuinfo lists
+                    # only online ones) and the console is not held by kdb.
+                    live.fault.known_harts = faults.read_harts(con, 20)
                 obs.kernel_release = con.kernel_release
                 obs.cpus = con.cpus
-                obs.harts = live.fault.harts
                 if on_boot is not None:
                     on_boot(machine, qmp)
                 if con.cpus is not None and con.cpus < m.cpus:
@@ -257,6 +270,8 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
             finally:
                 if machine.console is not None:
                     obs.console = machine.console.text()
+                if live is not None:
+                    obs.harts = live.fault.known_harts or {}
     except GuestPanicked:
         # The panic the step asked for: the scenario ends here and the
         # expectations judge the report.

@@ -74,7 +74,8 @@ def _name(symbol: str | None) -> str | None:
     return symbol.split("+", 1)[0] if symbol else None
 
 
-def classify(pc: int, ra: int | None, system_map: SystemMap | None, arch: Arch) -> Sample:
+def classify(pc: int, ra: int | None, system_map: SystemMap | None, arch: Arch,
+             cpu: int = -1, hart: int = -1) -> Sample:
     """One vCPU's location class from its PC and return address."""
     pc_sym = system_map.format(pc) if system_map is not None and pc >= arch.kernel_base else None
     ra_sym = (system_map.format(ra) if system_map is not None and ra is not None
@@ -96,7 +97,7 @@ def classify(pc: int, ra: int | None, system_map: SystemMap | None, arch: Arch) 
                     return loc
         return KERNEL
 
-    return Sample(-1, -1, pc, ra, pc_sym, ra_sym, location())
+    return Sample(cpu, hart, pc, ra, pc_sym, ra_sym, location())
 
 
 @dataclass
@@ -136,10 +137,6 @@ def probe(qmp: "QmpClient", label: str, system_map: SystemMap | None, arch: Arch
             regs = qmp.registers()
         finally:
             qmp.cont()
-        rnd = []
-        for r in regs:
-            s = classify(r.pc, r.regs.get("ra"), system_map, arch)
-            rnd.append(Sample(cpu_of.get(r.index, -1), r.index, s.pc, s.ra, s.pc_symbol, s.ra_symbol,
-                              s.location))
-        out.append(rnd)
+        out.append([classify(r.pc, r.regs.get("ra"), system_map, arch, cpu_of.get(r.index, -1), r.index)
+                    for r in regs])
     return Probe(label, out, time.monotonic() - t0)
