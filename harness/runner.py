@@ -213,6 +213,7 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
     current: Step | None = None
     step_start = 0
     skipped: list[str] = []
+    hang_vcpus = ""
     qmp: QmpClient | None = None
     live: _Live | None = None
     try:
@@ -252,7 +253,11 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
                         return result
                 for step in scn.steps:
                     current, step_start = step, con.position
-                    rec = _run_step(step, live, obs, online)
+                    try:
+                        rec = _run_step(step, live, obs, online)
+                    except ConsoleTimeout:
+                        hang_vcpus = _hang_probe(live, obs)
+                        raise
                     obs.steps[step.name] = rec
                     if "skipped" in rec.detail:
                         skipped.append(f"step '{step.name}': {rec.detail['skipped']}")
@@ -291,8 +296,11 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
     except ConsoleTimeout as exc:
         result.verdict = FAIL
         result.reason = f"guest hung in step '{current.name if current else '?'}': {exc}"
+        if hang_vcpus:
+            result.reason += f"; vCPUs: {hang_vcpus}"
         result.checks.append(CheckResult("guest responded", FAIL, "every step completes",
-                                         f"{exc}\n{exc.excerpt[-2000:]}",
+                                         f"{exc}\nvCPUs (QMP, after the timeout): {hang_vcpus}\n"
+                                         f"{exc.excerpt[-2000:]}",
                                          current.name if current else None))
     except ScenarioAborted as exc:
         result.verdict, result.reason = ERROR, f"{exc} (in step '{current.name if current else '?'}')"
@@ -327,6 +335,19 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
     result.seconds = time.monotonic() - t0
     _write(result, obs)
     return result
+
+
+def _hang_probe(live: _Live, obs: Observations) -> str:
+    """Where every vCPU is when the guest stops answering: the ground truth
+    a console that has gone quiet cannot give. Best effort, since QEMU or
+    QMP may be what failed; returns a one-line summary for the verdict."""
+    try:
+        found = vcpus.probe(live.qmp, vcpus.HANG_PROBE, live.system_map, live.arch,
+                            live.fault.known_harts or {}, rounds=3, gap=0.2)
+    except (QmpError, QemuExited) as exc:
+        return f"not probed ({exc})"
+    obs.probes[vcpus.HANG_PROBE] = found
+    return found.summary()
 
 
 def _panic_watch(con: Console, qmp: QmpClient) -> Callable[[], None]:

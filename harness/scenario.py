@@ -11,6 +11,7 @@ from typing import Any, Callable, Mapping
 from . import yamlfile
 from .errors import InputError
 from .yamlfile import Fields, Where, item_where
+from .vcpus import HANG_PROBE
 
 SCENARIO_KEYS = ("name", "description", "covers", "also_fails_without", "machine", "requires",
                  "steps", "expect")
@@ -415,6 +416,9 @@ def _parse_step(path: Path, raw: Any, where: Where, index: int, ctx: Ctx,
     if label is not None:
         if label in ctx.probe_labels:
             raise f.at(kind).error(f"duplicate probe label '{label}'")
+        if label == HANG_PROBE:
+            raise f.at(kind).error(f"probe label '{HANG_PROBE}' is reserved for the probe the "
+                                   "harness takes when the guest hangs")
         ctx.probe_labels.add(label)
     if kind == "snapshot":
         if args["label"] in ctx.snapshot_labels:

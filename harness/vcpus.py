@@ -40,6 +40,9 @@ LOCATIONS: tuple[tuple[str, re.Pattern[str]], ...] = (
                           r"__csd_lock_wait|csd_lock_wait\w*)$")),
     (IDLE, re.compile(r"^(?:arch_cpu_idle|default_idle_call|cpu_idle_poll|do_idle)$")),
 )
+# The probe the runner takes when the guest stops answering; scenarios cannot use the label.
+HANG_PROBE = "on-hang"
+
 ALL_LOCATIONS = (FIRMWARE, USER, IDLE, LKDTM, KGDB_ROUNDUP, KDB, SMP_CALL, KERNEL, UNKNOWN)
 
 
@@ -116,8 +119,23 @@ class Probe:
                 out.setdefault(s.cpu, []).append(s.location)
         return out
 
+    def summary(self) -> str:
+        """One line a reviewer reads first: each vCPU's class and the
+        distinct places it was seen, e.g. "CPU 1 (hart 1) kernel:
+        smp_call_function_many_cond+0x1a2 <- on_each_cpu_cond_mask+0x20"."""
+        parts = []
+        for hart in sorted({s.hart for rnd in self.samples for s in rnd}):
+            seen = [s for rnd in self.samples for s in rnd if s.hart == hart]
+            where = list(dict.fromkeys(
+                f"{s.pc_symbol or hex(s.pc)}" + (f" <- {s.ra_symbol}" if s.ra_symbol else "")
+                for s in seen))
+            classes = "/".join(dict.fromkeys(s.location for s in seen))
+            who = f"CPU {seen[0].cpu} (hart {hart})" if seen[0].cpu >= 0 else f"hart {hart}"
+            parts.append(f"{who} {classes}: {', '.join(where)}")
+        return "; ".join(parts)
+
     def to_json(self) -> dict[str, Any]:
-        return {"label": self.label, "host_seconds": round(self.host_seconds, 4),
+        return {"label": self.label, "summary": self.summary(), "host_seconds": round(self.host_seconds, 4),
                 "locations": {str(c): locs for c, locs in sorted(self.locations().items())},
                 "samples": [[s.to_json() for s in rnd] for rnd in self.samples]}
 

@@ -107,12 +107,14 @@ expect:
 
 
 def test_hung_command_times_out_and_cleans_up(default_kernel, tmp_path: Path) -> None:
+    # The shell's command never returns: CPU 1 spins with interrupts off.
     scn = scenario_file(tmp_path, """\
 name: hangs
+machine: {cpus: 2}
 steps:
   - name: stuck
-    shell: "sleep 1000"
-    timeout: 2
+    shell: "taskset -c 1 sh -c 'echo HARDLOCKUP > /sys/kernel/debug/provoke-crash/DIRECT'"
+    timeout: 3
 """)
     out = tmp_path / "out"
     t0 = time.monotonic()
@@ -121,6 +123,13 @@ steps:
     assert "guest hung in step 'stuck'" in proc.stdout
     assert time.monotonic() - t0 < 30
     assert_no_qemu(out)
+    # The harness looked at the vCPUs through QMP before ending QEMU.
+    obs = json.loads((out / "default" / "hangs" / "observations.json").read_text())
+    hang = obs["vcpu_probes"]["on-hang"]
+    assert len(hang["samples"]) == 3 and all(len(rnd) == 2 for rnd in hang["samples"])
+    stuck = {s["hart"] for rnd in hang["samples"] for s in rnd if s["location"] == "lkdtm"}
+    assert len(stuck) == 1, hang["summary"]
+    assert "lkdtm" in proc.stdout and "vCPUs:" in proc.stdout
 
 
 def start_sleeping_run(tmp_path: Path) -> tuple[subprocess.Popen, Path, Path]:
