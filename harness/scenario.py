@@ -294,7 +294,7 @@ EXPECT_SCHEMAS: dict[str, dict[str, tuple[Any, bool, Any, Validator | None]]] = 
     "model": {},
 }
 REPORT_TYPES = ("none", "panic", "oops", "kernel-bug", "bug", "warning", "soft-lockup", "hard-lockup",
-                "rcu-stall", "hung-task", "csd-lock", "lkdtm", "lkdtm-fail")
+                "rcu-stall", "hung-task", "csd-lock", "cpu-hotplug", "lkdtm", "lkdtm-fail")
 BACKTRACE_FORMS = ("full", "idle", "fallback", "fallback-idle", "none")
 KDB_STATES = ("current", "responding", "idle", "unresponsive", "offline")
 

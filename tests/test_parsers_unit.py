@@ -302,3 +302,20 @@ def test_addr2line_one_process_with_cache(tmp_path: Path) -> None:
 
 def test_enough_golden_files() -> None:
     assert len(list(CONSOLE.glob("*.log"))) >= 30
+
+
+def test_every_report_type_can_be_expected_in_a_scenario() -> None:
+    from harness.scenario import REPORT_TYPES
+    assert {rule.type for rule in reports.RULES} == set(REPORT_TYPES) - {"none"}
+
+
+def test_cpu_hotplug_reports() -> None:
+    # Lines from hotplug-online-latency runs (default kernel, 2 CPUs) and a
+    # boot where CPU 1 missed the bring-up wait on a loaded host.
+    log = ("[    1.376438][    T7] CPU1: off\n"
+           "[    1.376866][    T7] HART1 isn't stopped; status 3\n"
+           "[    1.377260][    T7] CPU1 may not have stopped\n"
+           "[    1.144913][    T1] CPU1: failed to come online\n")
+    found = [(r.type, r.title, r.cpu, r.first_line) for r in reports.parse(log)]
+    assert found == [(reports.CPU_HOTPLUG, "CPU may not have stopped", 1, 3),
+                     (reports.CPU_HOTPLUG, "CPU failed to come online", 1, 4)]

@@ -1,5 +1,5 @@
 """Kernel reports (panic, oops, BUG, WARNING, lockups, RCU stalls, hung
-tasks, CSD-lock timeouts, LKDTM's own messages) with syzkaller-style
+tasks, CSD-lock timeouts, CPU hotplug failures, LKDTM's own messages) with syzkaller-style
 titles: addresses, offsets and numbers are left out, so the same bug gets
 the same title in every run (cf. syzkaller pkg/report).
 
@@ -36,6 +36,7 @@ HUNG_TASK = "hung-task"
 CSD_LOCK = "csd-lock"
 LKDTM = "lkdtm"
 LKDTM_FAIL = "lkdtm-fail"
+CPU_HOTPLUG = "cpu-hotplug"
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,13 @@ RULES: tuple[Rule, ...] = (
                               r"CPU#(\d{1,5}), waiting \d{1,20} ns for CPU#\d{1,5} (\S{1,300}?)\("),
          _in("csd: non-responsive CSD lock"), cpu_group=1, wants_trace=False, guilty_group=2),
     Rule(BUG, re.compile(r"BUG: (.{1,200})"), _generic_bug),
+    # arch/riscv/kernel/smpboot.c: the boot CPU gave up waiting for it.
+    Rule(CPU_HOTPLUG, re.compile(r"CPU(\d{1,5}): failed to come online"),
+         lambda m, g: "CPU failed to come online", cpu_group=1, single_line=True, wants_trace=False),
+    # arch/riscv/kernel/cpu-hotplug.c: reported dead while OpenSBI had not
+    # yet stopped the hart ("HARTn isn't stopped; status 3" just before).
+    Rule(CPU_HOTPLUG, re.compile(r"CPU(\d{1,5}) may not have stopped"),
+         lambda m, g: "CPU may not have stopped", cpu_group=1, single_line=True, wants_trace=False),
     Rule(LKDTM, re.compile(r"lkdtm: Performing direct entry (\w{1,64})"),
          lambda m, g: f"lkdtm: Performing direct entry {m.group(1)}", single_line=True,
          wants_trace=False),
@@ -97,7 +105,7 @@ RULES: tuple[Rule, ...] = (
 )
 # Cheap test before the rules: every pattern contains one of these.
 _KEYWORDS = ("panic", "Unable to handle", "BUG", "[#", "WARNING:", "LOCKUP", "stall",
-             "blocked for more than", "CSD lock", "lkdtm:")
+             "blocked for more than", "CSD lock", "lkdtm:", "come online", "not have stopped")
 _PR_FMT = ("watchdog: ", "smp: ", "rcu: ", "NMI watchdog: ")
 
 # Functions never to blame (matched against the whole function name), and

@@ -13,6 +13,7 @@ it by eye against the log before committing.
     .venv/bin/python tests/data/capture_console.py --revert-backtrace DIR/Image   # likewise --revert-roundup,
     .venv/bin/python tests/data/capture_console.py --kgdb-fixed DIR/Image         # for the other kernels
     .venv/bin/python tests/data/capture_console.py --make-map KERNEL DIR/System.map
+    .venv/bin/python tests/data/capture_console.py --from-run OUT/KERNEL/SCENARIO NAME KERNEL --about TEXT
 
 --image is the "default" kernel (/tmp/kb: 6.12.107 as Debian ships it, so
 `go` in kdb oopses there); --kgdb-fixed is the default recipe built with
@@ -538,6 +539,25 @@ def make_map(kernel: str, full: Path) -> None:
     print(f"{out.name}: {len(keep)} symbols")
 
 
+def from_run(run_dir: Path, name: str, kernel: str, about: str) -> Path:
+    """A golden file from the artifacts of an `rvharness run`: its
+    console.log from the first shell prompt on, with the kernel, CPU count
+    and command line taken from the run's qemu.argv and observations.json."""
+    import json
+    console = (run_dir / "console.log").read_bytes().decode("utf-8", errors="replace")
+    at = console.find("rvh# ")
+    if at < 0:
+        raise SystemExit(f"{run_dir / 'console.log'}: no shell prompt in it")
+    argv = (run_dir / "qemu.argv").read_text().split("\n")     # one argument a line
+    append = argv[argv.index("-append") + 1] if "-append" in argv else ""
+    extra = " ".join(w for w in append.split() if not w.startswith(("console=", "earlycon=", "kgdboc=")))
+    obs = json.loads((run_dir / "observations.json").read_text())
+    image = Path(argv[argv.index("-kernel") + 1])
+    source = {"kernel": kernel, "build": build_id(image), "cpus": obs["cpus"],
+              "cmdline": extra or None, "run": f"{run_dir.parent.name}/{run_dir.name}"}
+    return write_golden(name, about, source, console[at:])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("names", nargs="*", help="scenarios to capture (default: all with a kernel)")
@@ -551,8 +571,16 @@ def main() -> int:
     ap.add_argument("--make-map", nargs=2, metavar=("KERNEL", "SYSTEM_MAP"),
                     help="only cut SYSTEM_MAP down to tests/data/riscv64-6.12.107-KERNEL.map "
                          "for the logs whose source.kernel is KERNEL")
+    ap.add_argument("--from-run", nargs=3, metavar=("RUN_DIR", "NAME", "KERNEL"),
+                    help="only write NAME.log from an rvharness artifact directory "
+                         "(<out>/<kernel>/<scenario>); KERNEL names its System.map")
+    ap.add_argument("--about", default="", help="the about: line for --from-run")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
+    if args.from_run:
+        run_dir, name, kernel = args.from_run
+        print(from_run(Path(run_dir), name, kernel, args.about))
+        return 0
     if args.make_map:
         make_map(args.make_map[0], Path(args.make_map[1]))
         return 0
