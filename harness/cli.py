@@ -193,6 +193,10 @@ def _terminate(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
+    # Python leaves SIGINT ignored when it starts ignored, as it does for a
+    # background job of a non-interactive shell (measured: a CI script run
+    # with `&` ignored Ctrl-C and sat in a 600 s step with QEMU alive).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return args.func(args)
     except HarnessError as exc:

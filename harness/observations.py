@@ -37,6 +37,7 @@ class Observations:
     probes: dict[str, Probe] = field(default_factory=dict)
     harts: dict[int, int] = field(default_factory=dict)     # Linux CPU -> hart id, when a step needed it
     qmp_events: list[dict[str, Any]] = field(default_factory=list)
+    boot_retries: list[dict[str, Any]] = field(default_factory=list)   # boots given up, see runner._booted
 
     def step_text(self, name: str) -> str:
         rec = self.steps[name]
@@ -55,7 +56,8 @@ class Observations:
                 entry["output"] = rec.output
             steps[name] = entry
         return {
-            "boot_seconds": self.boot_seconds, "kernel_release": self.kernel_release,
+            "boot_seconds": self.boot_seconds, "boot_retries": self.boot_retries,
+            "kernel_release": self.kernel_release,
             "cpus": self.cpus,
             # Everything the parsers find in the whole console: backtrace
             # rounds, kdb sessions, kernel reports.

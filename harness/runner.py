@@ -2,13 +2,14 @@
 evaluate the expectations, write the artifacts."""
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from . import crosscheck, faults, kconfig, vcpus
 from .checks import ERROR, FAIL, PASS, SKIP, CheckResult, evaluate, expected_of
@@ -214,14 +215,10 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
     step_start = 0
     skipped: list[str] = []
     hang_vcpus = ""
-    qmp: QmpClient | None = None
     live: _Live | None = None
     try:
-        with Machine(spec, out, boot_timeout=m.boot_timeout) as machine:
+        with _booted(spec, out, m.boot_timeout, obs) as (machine, qmp):
             try:
-                # Connected while the guest boots: every event of the run is recorded.
-                qmp = QmpClient.for_machine(machine).connect()
-                obs.boot_seconds = round(machine.boot(), 3)
                 con = machine.console
                 assert con is not None and machine.child is not None
                 con.watch = _panic_watch(con, qmp)
@@ -311,10 +308,6 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
             result.reason += f"; console log kept: {out / 'console.log'}"
     except HarnessError as exc:
         result.verdict, result.reason = ERROR, str(exc)
-    finally:
-        if qmp is not None:
-            qmp.close()
-            obs.qmp_events = [json.loads(e.to_json()) for e in qmp.events]
     model_checks = _model(scn, kernel, config, spec, obs, out)
     if result.verdict == PASS:
         result.checks.extend(evaluate(exp, obs) for exp in scn.expect if exp.kind != "model")
@@ -332,9 +325,50 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
         # as errors, so the report shows what was not verified.
         result.checks.extend(CheckResult(e.name, ERROR, expected_of(e), "not evaluated: " + result.reason)
                              for e in scn.expect)
+    if obs.boot_retries:
+        note = "boot retried: " + "; ".join(r["reason"] for r in obs.boot_retries)
+        result.reason = f"{result.reason}; {note}" if result.reason else note
     result.seconds = time.monotonic() - t0
     _write(result, obs)
     return result
+
+
+# A boot where a secondary CPU misses the kernel's 1 s bring-up wait is
+# tried once more. Measured: "CPU1: failed to come online" in about 1 boot
+# in 250 on fixed kernels (3 of ~700 logs, always CPU 1, the first hart
+# started; once in CI with no other load). The harness cannot tell a host
+# or firmware race from a kernel bug on one boot, so it boots again, keeps
+# the first console log and says so in the verdict; a kernel that does it
+# twice still fails "all CPUs came online at boot".
+BOOT_ATTEMPTS = 2
+_NOT_ONLINE = re.compile(r"CPU\d+: failed to come online")
+
+
+@contextlib.contextmanager
+def _booted(spec: MachineSpec, out: Path, boot_timeout: float,
+            obs: Observations) -> Iterator[tuple[Machine, QmpClient]]:
+    """A booted machine with QMP connected while it booted (so every event
+    of the run is recorded), QEMU ended and QMP closed on exit."""
+    for attempt in range(1, BOOT_ATTEMPTS + 1):
+        with Machine(spec, out, boot_timeout=boot_timeout) as machine:
+            qmp = QmpClient.for_machine(machine).connect()
+            try:
+                obs.boot_seconds = round(machine.boot(), 3)
+                con = machine.console
+                assert con is not None
+                if attempt < BOOT_ATTEMPTS and con.cpus is not None and con.cpus < spec.cpus:
+                    seen = _NOT_ONLINE.search(con.text())
+                    kept = out / f"console-boot{attempt}.log"
+                    machine.console_log.rename(kept)
+                    obs.boot_retries.append({
+                        "attempt": attempt, "cpus": con.cpus, "console_log": kept.name,
+                        "reason": seen.group(0) if seen else f"{con.cpus} of {spec.cpus} CPUs online"})
+                    continue
+                yield machine, qmp
+                return
+            finally:
+                qmp.close()
+                obs.qmp_events = [json.loads(e.to_json()) for e in qmp.events]
 
 
 def _hang_probe(live: _Live, obs: Observations) -> str:

@@ -150,7 +150,12 @@ def start_sleeping_run(tmp_path: Path) -> tuple[subprocess.Popen, Path, Path]:
 def test_ctrl_c_kills_qemu_and_keeps_log(default_kernel, tmp_path: Path) -> None:
     proc, out, log = start_sleeping_run(tmp_path)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
+    try:
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()    # the harness ends its QEMU on SIGTERM
+            proc.wait(30)
     assert proc.returncode == 130, err
     assert "interrupted" in err
     assert "rvharness-ready" in log.read_text()
@@ -166,8 +171,10 @@ def test_console_commands(default_kernel, initrd, tmp_path: Path) -> None:
         assert con.cpus == 2
         assert con.run("sh -c 'exit 7'").status == 7
         assert con.run(["echo", "a b", "$HOME"]).output == "a b $HOME\n"
-        # A kernel message interleaved with the command's own output.
-        r = con.run("echo one; echo '<4>rvh-kmsg-test' > /dev/kmsg; echo two")
+        # A kernel message interleaved with the command's own output. The
+        # sleep lets the console print it before "two": without it, it once
+        # came after the end sentinel and the test exercised nothing.
+        r = con.run("echo one; echo '<4>rvh-kmsg-test' > /dev/kmsg; sleep 0.3; echo two")
         assert r.status == 0
         assert "rvh-kmsg-test" in r.raw
         assert r.output == "one\ntwo\n"
@@ -193,4 +200,27 @@ def test_sigterm_cleans_up_like_ctrl_c(default_kernel, tmp_path: Path) -> None:
     proc.communicate(timeout=30)
     assert proc.returncode == 130
     assert not run_dir.exists(), "private run directory left behind"
+    assert_no_qemu(out)
+
+
+def test_boot_with_a_cpu_missing_is_retried_once_and_reported(default_kernel, tmp_path: Path) -> None:
+    # maxcpus=2 makes every boot come up short, so both attempts do.
+    scn = scenario_file(tmp_path, """\
+name: short
+machine: {cpus: 4, cmdline: [maxcpus=2]}
+steps:
+  - shell: "true"
+""")
+    out = tmp_path / "out"
+    proc = rvharness("run", str(scn), "--out", str(out))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "boot retried: 2 of 4 CPUs online" in proc.stdout
+    art = out / "default" / "short"
+    obs = json.loads((art / "observations.json").read_text())
+    assert obs["boot_retries"] == [{"attempt": 1, "cpus": 2, "console_log": "console-boot1.log",
+                                    "reason": "2 of 4 CPUs online"}]
+    assert "rvharness-ready" in (art / "console-boot1.log").read_text()
+    assert "rvharness-ready" in (art / "console.log").read_text()
+    checks = json.loads((art / "verdicts.json").read_text())["checks"]
+    assert [c["verdict"] for c in checks if c["name"] == "all CPUs came online at boot"] == ["fail"]
     assert_no_qemu(out)
