@@ -16,7 +16,6 @@ from .parsers import backtrace, kdb
 from .scenario import Scenario
 
 
-
 def features_for(obs: Observations, config: dict[str, str] | None, cmdline: str,
                  reverted: list[str] | None) -> Features:
     rows = next(iter(obs.snapshots.values())).ipi_names() if obs.snapshots else obs.boot_ipi_rows

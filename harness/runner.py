@@ -20,7 +20,7 @@ from .faults import FaultContext, ScenarioAborted
 from .kbuild import BuiltKernel
 from .machine import Machine, MachineSpec
 from .observations import Observations, StepRecord
-from .parsers import interrupts
+from .parsers import interrupts, klog, reports
 from .parsers.symbolize import SystemMap
 from .qmp import QmpClient, QmpConnectionLost, QmpError
 from .scenario import LKDTM_CRASHING, LKDTM_BACKGROUND, Scenario, Step, size_bytes
@@ -341,7 +341,6 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
 # the first console log and says so in the verdict; a kernel that does it
 # twice still fails "all CPUs came online at boot".
 BOOT_ATTEMPTS = 2
-_NOT_ONLINE = re.compile(r"CPU\d+: failed to come online")
 
 
 @contextlib.contextmanager
@@ -357,12 +356,14 @@ def _booted(spec: MachineSpec, out: Path, boot_timeout: float,
                 con = machine.console
                 assert con is not None
                 if attempt < BOOT_ATTEMPTS and con.cpus is not None and con.cpus < spec.cpus:
-                    seen = _NOT_ONLINE.search(con.text())
+                    # The kernel's own words when it gave up on a CPU (report type cpu-hotplug).
+                    lines = klog.split(con.text())
+                    seen = next((r for r in reports.parse(lines) if r.type == reports.CPU_HOTPLUG), None)
                     kept = out / f"console-boot{attempt}.log"
                     machine.console_log.rename(kept)
                     obs.boot_retries.append({
                         "attempt": attempt, "cpus": con.cpus, "console_log": kept.name,
-                        "reason": seen.group(0) if seen else f"{con.cpus} of {spec.cpus} CPUs online"})
+                        "reason": seen.text(lines) if seen else f"{con.cpus} of {spec.cpus} CPUs online"})
                     continue
                 yield machine, qmp
                 return
