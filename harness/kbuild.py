@@ -337,10 +337,13 @@ def build(recipe: Recipe, *, log_dir: Path | None = None, jobs: int | None = Non
             tree = _work_tree(resolved, slot, recipe.patches, log)
         else:
             tree = _patched_tree(resolved, recipe.patches, log)
-        _configure(recipe, tree, build_dir, env, log)
-        hostcmd.run(_make_argv(arch, tree, build_dir, arch.image_target,
-                               jobs=jobs or (os.cpu_count() or 1) + 1),
-                    f"building {recipe.name}", env=env, log=log)
+        # One kernel build per host at a time: each uses every core, and two
+        # at once only make both slower (and starve any VM being timed).
+        with file_lock(cache_dir() / "host-build.lock"):
+            _configure(recipe, tree, build_dir, env, log)
+            hostcmd.run(_make_argv(arch, tree, build_dir, arch.image_target,
+                                   jobs=jobs or (os.cpu_count() or 1) + 1),
+                        f"building {recipe.name}", env=env, log=log)
         with file_lock(kernels / f"{key}.lock"):
             if not (out / ".complete").exists():
                 tmp = kernels / f".{key}.tmp{os.getpid()}"
