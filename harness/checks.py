@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .observations import Observations
-from .parsers import backtrace, console_lines, cpulist, kdb, reports
+from .parsers import backtrace, console_lines, cpulist, reports
 from .parsers.interrupts import delta
 from .scenario import Expectation
 
@@ -127,7 +127,7 @@ def _backtrace(a: dict, obs: Observations) -> tuple[str, str, str | None]:
     rec = obs.steps.get(step)
     if rec is None:
         return ERROR, f"step '{step}' did not run", step
-    report = backtrace.parse(obs.step_text(step))
+    report = obs.backtraces(step)
     forms = report.forms()
     observed = "forms " + (", ".join(f"CPU{c}:{f}" for c, f in forms.items()) or "none")
     if report.sender is not None:
@@ -178,7 +178,7 @@ def _kdb(a: dict, obs: Observations) -> tuple[str, str, str | None]:
     rec = obs.steps.get(step)
     if rec is None:
         return ERROR, f"step '{step}' did not run", step
-    parsed = kdb.parse(obs.step_text(step), obs.cpus)
+    parsed = obs.kdb_output(step)
     session = parsed.sessions[-1] if parsed.sessions else None
     status = session.status if session else None
     listed = status.listed if status else None

@@ -9,10 +9,10 @@ from typing import Any
 
 from .checks import FAIL, PASS, CheckResult
 from .model import Features, Run, predict, satisfies
-from .model.engine import FAST_ONLINE_MS
+from .model.timing import FAST_ONLINE_MS
 from .model.prediction import MUST
 from .observations import Observations
-from .parsers import backtrace, kdb
+from .parsers import backtrace
 from .scenario import Scenario
 
 
@@ -42,7 +42,7 @@ def _observed(aspect: str, name: str, obs: Observations) -> tuple[bool, Any]:
             return True, snap.cpus
         return True, snap.row(aspect.split(":", 2)[2]) is not None
     if aspect.startswith("backtrace:"):
-        bt = backtrace.parse(obs.step_text(name))
+        bt = obs.backtraces(name)
         ipi = bt.sender is not None or any(f in (backtrace.FULL, backtrace.IDLE) for f in bt.forms().values())
         if aspect == "backtrace:mechanism":
             return True, "ipi" if ipi else "fallback"
@@ -55,7 +55,7 @@ def _observed(aspect: str, name: str, obs: Observations) -> tuple[bool, Any]:
         if aspect == "backtrace:wait":
             return True, rec.seconds >= 9.5
     if aspect.startswith("kdb:"):
-        parsed = kdb.parse(obs.step_text(name), obs.cpus)
+        parsed = obs.kdb_output(name)
         session = parsed.sessions[-1] if parsed.sessions else None
         if aspect == "kdb:prompt":
             return "kdb_cpu" in rec.detail, f"[{rec.detail.get('kdb_cpu')}]kdb> "

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .parsers import backtrace, observe
+from .parsers import backtrace, kdb, observe
 from .parsers.interrupts import Interrupts
 from .vcpus import Probe
 
@@ -39,9 +39,27 @@ class Observations:
     qmp_events: list[dict[str, Any]] = field(default_factory=list)
     boot_retries: list[dict[str, Any]] = field(default_factory=list)   # boots given up, see runner._booted
 
+    # Each step's console output is parsed once, here; the checks, the model
+    # comparison and observations.json all read these.
+    _parsed: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
+
     def step_text(self, name: str) -> str:
         rec = self.steps[name]
         return self.console[rec.start:rec.end]
+
+    def backtraces(self, name: str) -> backtrace.BacktraceReport:
+        """The backtrace round in step `name`'s console output."""
+        key = ("backtrace", name)
+        if key not in self._parsed:
+            self._parsed[key] = backtrace.parse(self.step_text(name))
+        return self._parsed[key]
+
+    def kdb_output(self, name: str) -> kdb.KdbReport:
+        """The kdb sessions in step `name`'s console output."""
+        key = ("kdb", name)
+        if key not in self._parsed:
+            self._parsed[key] = kdb.parse(self.step_text(name), self.cpus)
+        return self._parsed[key]
 
     def to_json(self) -> dict[str, Any]:
         steps = {}
@@ -51,7 +69,9 @@ class Observations:
                 "status": rec.status, "console_span": [rec.start, rec.end], **rec.detail,
             }
             if rec.kind == "sysrq":
-                entry["backtraces"] = backtrace.parse(self.step_text(name)).to_json()
+                entry["backtraces"] = self.backtraces(name).to_json()
+            if rec.kind == "kdb":
+                entry["kdb"] = self.kdb_output(name).to_json()
             if rec.output:
                 entry["output"] = rec.output
             steps[name] = entry

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,9 +12,8 @@ from typing import Callable, Iterator
 
 from . import crosscheck, faults, kconfig, vcpus
 from .checks import ERROR, FAIL, PASS, SKIP, CheckResult, evaluate, expected_of
-from .console import CRASH_PATTERNS, Console, idle
+from .console import CRASH_PATTERNS, Console
 from .errors import BootTimeout, ConsoleTimeout, GuestCrashed, HarnessError, QemuExited
-from .arch import Arch
 from .faults import FaultContext, ScenarioAborted
 from .kbuild import BuiltKernel
 from .machine import Machine, MachineSpec
@@ -23,7 +21,10 @@ from .observations import Observations, StepRecord
 from .parsers import interrupts, klog, reports
 from .parsers.symbolize import SystemMap
 from .qmp import QmpClient, QmpConnectionLost, QmpError
-from .scenario import LKDTM_CRASHING, LKDTM_BACKGROUND, Scenario, Step, size_bytes
+from .scenario import Scenario
+from .steps.base import Step, StepContext
+from .steps.fields import LKDTM_CRASHING, size_bytes
+from .steps.registry import STEP_TYPES
 
 
 @dataclass
@@ -44,134 +45,17 @@ class ScenarioResult:
         return [c for c in self.checks if c.verdict in (FAIL, ERROR)]
 
 
-_UPTIME = re.compile(r"hotplug-uptime (\d+\.\d+) (\d+\.\d+)")
+class ScenarioEnded(Exception):
+    """A step ended the scenario on purpose (a panic step got its
+    GUEST_PANICKED event; kdb keeps the machine): no further step runs."""
 
 
-class GuestPanicked(Exception):
-    """A panic step got its GUEST_PANICKED event: no further step runs."""
-
-
-@dataclass
-class _Live:
-    """What the steps act on: the console and QMP (through the fault
-    context), and the kernel's symbols."""
-    fault: FaultContext
-    system_map: SystemMap | None
-    arch: Arch
-
-    @property
-    def con(self) -> Console:
-        return self.fault.console
-
-    @property
-    def qmp(self) -> QmpClient:
-        return self.fault.qmp
-
-
-def _run_step(step: Step, live: _Live, obs: Observations, online: set[int]) -> StepRecord:
+def _run_step(step: Step, live: StepContext, obs: Observations, online: set[int]) -> StepRecord:
     con = live.con
     start, t0 = con.position, time.monotonic()
     mark = live.qmp.mark()
     rec = StepRecord(step.name, step.kind, start, start, 0.0, sorted(online))
-    a = step.args
-    if step.kind == "shell":
-        res = con.run(a["command"], step.timeout)
-        rec.status, rec.output = res.status, res.output
-    elif step.kind == "sysrq":
-        if a["via"] == "break":
-            con.serial_break(a["key"])
-            con.settle(quiet=0.5, limit=step.timeout)
-        else:
-            res = con.sysrq(a["key"], a["cpu"], step.timeout)
-            rec.status = res.status
-    elif step.kind == "snapshot":
-        res = con.run(["cat", "/proc/interrupts"], step.timeout)
-        rec.status, rec.output = res.status, res.output
-        rec.detail["label"] = a["label"]
-        obs.snapshots[a["label"]] = interrupts.parse(res.output)
-    elif step.kind == "sleep":
-        idle(con, a["seconds"])
-    elif step.kind == "hotplug":
-        cpu, want = a["cpu"], 1 if a["online"] else 0
-        # Timed inside the guest: host-side timing would include console latency.
-        res = con.run(f"t0=$(cat /proc/uptime); echo {want} > /sys/devices/system/cpu/cpu{cpu}/online; "
-                      f"rc=$?; t1=$(cat /proc/uptime); echo hotplug-uptime ${{t0%% *}} ${{t1%% *}}; "
-                      f"(exit $rc)", step.timeout)
-        rec.status, rec.output = res.status, res.output
-        if m := _UPTIME.search(res.output):
-            rec.detail["latency_ms"] = round((float(m.group(2)) - float(m.group(1))) * 1000)
-        if res.status == 0:
-            (online.add if want else online.discard)(cpu)
-    elif step.kind == "kdb":
-        pending, on = con.kdb_enter(a["cpu"], step.timeout)
-        rec.detail["kdb_cpu"] = on
-        rec.detail["commands"] = {cmd: con.kdb_command(cmd, step.timeout) for cmd in a["commands"]}
-        if a["probe"]:
-            rec.detail["probe"] = a["probe"]
-            # Taken while kdb holds the machine: the other CPUs sit in the round-up.
-            obs.probes[a["probe"]] = vcpus.probe(live.qmp, a["probe"], live.system_map, live.arch,
-                                                    live.fault.harts)
-        refused, res = con.kdb_go(pending, step.timeout)
-        rec.detail["go_refused"] = refused
-        rec.status = res.status
-        con.settle()
-    elif step.kind == "lkdtm":
-        pin = ["taskset", "-c", str(a["cpu"])] if a["cpu"] is not None else []
-        write = shlex.join([*pin, "sh", "-c", f"echo {a['crash']} > /sys/kernel/debug/provoke-crash/DIRECT"])
-        if a["crash"] in LKDTM_BACKGROUND:
-            # Never returns: run it in the background and let the kernel react.
-            # The console shell first leaves that CPU: a task queued behind a
-            # CPU spinning with interrupts or preemption off never runs again.
-            stuck = {a["cpu"]} if a["cpu"] is not None else set()
-            if a["crash"] == "SMP_CALL_LOCKUP" and stuck:
-                # lkdtm cross-calls cpumask_any_but(online, cpu): that CPU spins too.
-                stuck.add(min(online - stuck))
-            others = sorted(online - stuck) if stuck else []
-            move = f"taskset -p -c {','.join(map(str, others))} $$ >/dev/null; " if others else ""
-            res = con.run(f"{move}{write} & echo lkdtm-pid $!", step.timeout)
-        else:
-            res = con.run(write, step.timeout)
-        rec.status, rec.output = res.status, res.output
-        con.settle()
-    elif step.kind == "wait_for":
-        # The line may already have gone by (e.g. during a long sysrq step).
-        seen = re.search(a["pattern"], con.text(), re.MULTILINE)
-        if seen is None:
-            try:
-                con.expect([a["pattern"]], step.timeout, f"/{a['pattern']}/")
-                seen = True
-            except ConsoleTimeout:
-                seen = None
-        rec.status = 0 if seen else 1
-        rec.detail["matched"] = bool(seen)
-        con.settle(quiet=0.3)   # the rest of the report the line starts
-    elif step.kind == "load":
-        loop = shlex.join(["taskset", "-c", str(a["cpu"]), "sh", "-c", "while :; do :; done"])
-        if a["seconds"] is not None:
-            loop = f"timeout {a['seconds']:g} {loop}"
-        res = con.run(f"{loop} >/dev/null 2>&1 & echo load-pid $!", step.timeout)
-        rec.status, rec.output = res.status, res.output
-    elif step.kind == "vcpus":
-        rec.detail["probe"] = a["label"]
-        obs.probes[a["label"]] = vcpus.probe(live.qmp, a["label"], live.system_map, live.arch,
-                                                 live.fault.harts, a["rounds"])
-    elif step.kind == "pause":
-        rec.detail.update(faults.pause(live.fault, a["seconds"], step.timeout))
-    elif step.kind == "reset":
-        rec.detail.update(faults.reset(live.fault, a["after"], a["during"], step.timeout))
-        online.clear()
-        online.update(range(con.cpus or 0))
-    elif step.kind == "balloon":
-        rec.detail.update(faults.balloon(live.fault, size_bytes(a["target"]), a["hold"], step.timeout))
-    elif step.kind == "starve":
-        rec.detail.update(faults.starve(live.fault, a["cpus"], a["seconds"], a["during"], step.timeout,
-                                         a["share"]))
-        if "during" in rec.detail:
-            rec.status = rec.detail["during"]["status"]
-    elif step.kind == "nmi":
-        rec.detail.update(faults.nmi(live.fault))
-    elif step.kind == "panic":
-        rec.detail.update(faults.panic(live.fault, a["cpu"], step.timeout))
+    STEP_TYPES[step.kind].execute(live, step, rec, obs, online)
     rec.end = con.position
     rec.detail["qmp_events"] = [e.name for e in live.qmp.events[mark:]]
     rec.seconds = time.monotonic() - t0
@@ -208,25 +92,24 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
     m = scn.machine
     spec = MachineSpec(kernel.arch, kernel.image, initrd, cpus=m.cpus, memory=m.memory,
                        cmdline=m.cmdline, qemu_args=m.qemu_args, no_reboot=not m.reboot,
-                       balloon=any(st.kind == "balloon" for st in scn.steps))
+                       balloon=any("balloon" in STEP_TYPES[st.kind].needs(st.args) for st in scn.steps))
     obs = Observations(system_map=kernel.system_map)
     online = set(range(m.cpus))
     current: Step | None = None
     step_start = 0
     skipped: list[str] = []
     hang_vcpus = ""
-    live: _Live | None = None
+    live: StepContext | None = None
     try:
         with _booted(spec, out, m.boot_timeout, obs) as (machine, qmp):
             try:
                 con = machine.console
                 assert con is not None and machine.child is not None
                 con.watch = _panic_watch(con, qmp)
-                live = _Live(FaultContext(con, qmp, machine.child.pid, m.reboot, m.boot_timeout,
+                live = StepContext(FaultContext(con, qmp, machine.child.pid, m.reboot, m.boot_timeout,
                                           size_bytes(m.memory)),
                              SystemMap.load(kernel.system_map), kernel.arch)
-                if any(st.kind in ("vcpus", "starve") or (st.kind == "kdb" and st.args["probe"])
-                       for st in scn.steps):
+                if any("harts" in STEP_TYPES[st.kind].needs(st.args) for st in scn.steps):
                     # Read now, while every CPU is online (/proc/cpuinfo lists
                     # only online ones) and the console is not held by kdb.
                     live.fault.known_harts = faults.read_harts(con, 20)
@@ -266,17 +149,17 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
                         result.checks.append(CheckResult(
                             f"step {step.name}", FAIL, f"exit status {step.args['status']}",
                             f"exit status {rec.status}: {rec.output.strip()[-300:]}", step.name))
-                    if step.kind == "panic":
-                        raise GuestPanicked()
+                    if "ends_scenario" in rec.detail:
+                        raise ScenarioEnded(rec.detail["ends_scenario"])
                 current = None
             finally:
                 if machine.console is not None:
                     obs.console = machine.console.text()
                 if live is not None:
                     obs.harts = live.fault.known_harts or {}
-    except GuestPanicked:
-        # The panic the step asked for: the scenario ends here and the
-        # expectations judge the report.
+    except ScenarioEnded:
+        # What the step asked for: the scenario ends here and the
+        # expectations judge what happened.
         current = None
     except GuestCrashed as exc:
         if current is not None and current.kind == "lkdtm" and current.args["crash"] in LKDTM_CRASHING:
@@ -372,7 +255,7 @@ def _booted(spec: MachineSpec, out: Path, boot_timeout: float,
                 obs.qmp_events = [json.loads(e.to_json()) for e in qmp.events]
 
 
-def _hang_probe(live: _Live, obs: Observations) -> str:
+def _hang_probe(live: StepContext, obs: Observations) -> str:
     """Where every vCPU is when the guest stops answering: the ground truth
     a console that has gone quiet cannot give. Best effort, since QEMU or
     QMP may be what failed; returns a one-line summary for the verdict."""

@@ -1,5 +1,5 @@
 """harness/model: unit tests of specific predictions (grounded in the kernel
-source and FIELD-NOTES.md) and property tests of the model's invariants."""
+source and docs/measurements.md) and property tests of the model's invariants."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.model import (BACKTRACE_ROW, CALL_ROW, KGDB_ROW, Features, Model, Range, explain,
-                           expand, make_step, parse_available, predict, satisfies)
+                           parse_available, predict, satisfies)
+from harness.scenario import as_steps as expand, make_step
 from harness.model.features import ARM64, ARM64_PSEUDO_NMI, RISCV64
 from harness.model.kdb import available_cpus
 from harness.model.prediction import HANG, KDB_HELD, MUST, NOT_REACHED, OK, REFUSED
@@ -55,7 +56,7 @@ def kdb(cpu=2, name="k", commands=("cpu",), go_twice=False):
 def test_sysrq_l_from_cpu1_on_four_idle_cpus():
     run = predict([{"snapshot": "before"}, sysrq_l(1), {"snapshot": "after"}], RISCV, cpus=4)
     c = claims_of(run.prediction("l"))
-    # FIELD-NOTES: row rose by exactly 1 on CPUs 0, 2, 3 and by 0 on CPU 1
+    # docs/measurements.md §backtrace-counts: row rose by exactly 1 on CPUs 0, 2, 3 and by 0 on CPU 1
     assert [c[f"l:counter:{BACKTRACE_ROW}:cpu{n}"] for n in range(4)] == [1, 0, 1, 1]
     assert c["l:backtrace:mechanism"] == "ipi"
     assert c["l:backtrace:sender"] == 1
@@ -147,7 +148,7 @@ def test_arm64_pseudo_nmi_backtraces_a_stuck_cpu():
     assert c["l:backtrace:form:cpu3"] == FULL
     assert c[f"l:counter:{BACKTRACE_ROW}:cpu3"] == 1
     assert c["l:backtrace:wait"] is False
-    # idle CPUs answer with either form on arm64 (FIELD-NOTES)
+    # idle CPUs answer with either form on arm64 (docs/measurements.md §idle-forms)
     assert c["l:backtrace:form:cpu0"] == {"one_of": [FULL, IDLE]}
     k = claims_of(run.prediction("k"))
     assert allows(k["k:kdb:available"], "0-1(-), 2-3")         # the round-up NMI reaches CPU 3
@@ -386,15 +387,17 @@ def test_expand_repeat():
         {"hotplug": {"cpu": "{cpu}", "online": False}},
         {"name": "s{i}", "shell": {"command": "echo cpu{cpu} round {i}"}}]}},
         {"name": "t", "repeat": {"times": 2, "steps": [{"sleep": 1}]}}])
-    assert [s.name for s in steps] == ["r[0].1-hotplug", "r[0].s0", "r[1].1-hotplug", "r[1].s1",
-                                       "t[0].1-sleep", "t[1].1-sleep"]
+    # One naming with scenario files: "<name>#<round>[@cpu<n>]", default
+    # names numbered in source order so that every round shares the base.
+    assert [s.name for s in steps] == ["1-hotplug#0@cpu1", "s0#0@cpu1", "1-hotplug#1@cpu3", "s1#1@cpu3",
+                                       "3-sleep#0", "3-sleep#1"]
     assert steps[2].args == {"cpu": 3, "online": False}
     assert steps[3].args["command"] == "echo cpu3 round 1"
     with pytest.raises(ValueError):
         predict([{"repeat": {"times": 1, "steps": [{"hotplug": {"cpu": "{cpu}", "online": False}}]}}])
     nested = expand([{"name": "o", "repeat": {"times": 2, "steps": [
         {"name": "n", "repeat": {"cpus": [2], "steps": [{"load": {"cpu": "{cpu}", "seconds": 1}}]}}]}}])
-    assert [s.name for s in nested] == ["o[0].n[0].1-load", "o[1].n[0].1-load"]
+    assert [s.name for s in nested] == ["1-load#0#0@cpu2", "1-load#1#0@cpu2"]
     assert nested[0].args == {"cpu": 2, "seconds": 1}
 
 

@@ -68,18 +68,18 @@ class ArchProfile:
 # RISC-V has no NMI for IPIs: an IPI is an ordinary supervisor software
 # interrupt (arch/riscv/kernel/smp.c handle_IPI via the INTC); a CPU with
 # interrupts disabled never takes it. PLIC routes ttyS0 to CPU 0 at boot
-# (FIELD-NOTES; drivers/irqchip/irq-sifive-plic.c plic_set_affinity picks the
+# (docs/measurements.md §uart-cpu; drivers/irqchip/irq-sifive-plic.c plic_set_affinity picks the
 # first online CPU of the mask).
 RISCV64 = ArchProfile("riscv64", RISCV_IPI_ROWS, frozenset(), frozenset({IDLE}))
 
 # arm64 with irqchip.gicv3_pseudo_nmi=1: ipi_should_be_nmi() is true for
 # IPI_CPU_STOP_NMI, IPI_CPU_BACKTRACE and IPI_KGDB_ROUNDUP
 # (arch/arm64/kernel/smp.c). Idle CPUs answer the backtrace either way
-# (FIELD-NOTES: sometimes "skipped: idling", sometimes a full trace).
+# (docs/measurements.md §idle-forms: sometimes "skipped: idling", sometimes a full trace).
 ARM64_PSEUDO_NMI = ArchProfile("arm64-pseudo-nmi", ARM64_IPI_ROWS,
                                frozenset({NMI_BACKTRACE, NMI_KGDB_ROUNDUP, NMI_STOP}),
                                frozenset({IDLE, FULL}))
-# arm64 with pseudo-NMIs off behaves as RISC-V does for stuck CPUs (FIELD-NOTES).
+# arm64 with pseudo-NMIs off behaves as RISC-V does for stuck CPUs (docs/measurements.md §arm64-pseudo-nmi).
 ARM64 = ArchProfile("arm64", ARM64_IPI_ROWS, frozenset(), frozenset({IDLE, FULL}))
 
 ARCH_PROFILES = {p.name: p for p in (RISCV64, ARM64_PSEUDO_NMI, ARM64)}

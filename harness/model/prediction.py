@@ -4,7 +4,7 @@ Every Prediction lists its claims as (claim_id, description, expected_value)
 triples (Prediction.claims()); expected values are plain JSON as described
 in harness/model/expect.py. claim_details() gives the same claims with the
 basis of each: "source" (derived from the kernel source), "measured"
-(FIELD-NOTES.md measured it) or "both"."""
+(docs/measurements.md) or "both"."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
