@@ -12,6 +12,14 @@ from .parsers.interrupts import delta
 from .scenario import Expectation
 
 PASS, FAIL, SKIP, ERROR = "pass", "fail", "skip", "error"
+# A claim the kernel's output could not be compared with: shown with its
+# reason, counted neither as passed nor as failed.
+NOT_COMPARED = "not-compared"
+
+# Where a check comes from: the scenario's own expectations (and the
+# implicit ones every scenario has: the guest boots all CPUs, answers and
+# does not crash), or the reference model's claims.
+EXPECTATION, MODEL = "expectation", "model"
 
 
 @dataclass
@@ -22,6 +30,7 @@ class CheckResult:
     observed: str
     step: str | None = None
     message: str = ""
+    origin: str = EXPECTATION
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

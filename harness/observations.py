@@ -38,6 +38,9 @@ class Observations:
     harts: dict[int, int] = field(default_factory=dict)     # Linux CPU -> hart id, when a step needed it
     qmp_events: list[dict[str, Any]] = field(default_factory=list)
     boot_retries: list[dict[str, Any]] = field(default_factory=list)   # boots given up, see runner._booted
+    # How the run ended early, when it did: {"step", "how", "detail"}; "how"
+    # is one of crosscheck's outcome classes (hung, crashed, kdb-held, aborted).
+    ended: dict[str, Any] | None = None
 
     # Each step's console output is parsed once, here; the checks, the model
     # comparison and observations.json all read these.
@@ -76,7 +79,7 @@ class Observations:
                 entry["output"] = rec.output
             steps[name] = entry
         return {
-            "boot_seconds": self.boot_seconds, "boot_retries": self.boot_retries,
+            "boot_seconds": self.boot_seconds, "boot_retries": self.boot_retries, "ended": self.ended,
             "kernel_release": self.kernel_release,
             "cpus": self.cpus,
             # Everything the parsers find in the whole console: backtrace

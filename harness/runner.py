@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from . import crosscheck, faults, kconfig, vcpus
-from .checks import ERROR, FAIL, PASS, SKIP, CheckResult, evaluate, expected_of
+from .checks import (ERROR, EXPECTATION, FAIL, MODEL, NOT_COMPARED, PASS, SKIP, CheckResult, evaluate,
+                     expected_of)
 from .console import CRASH_PATTERNS, Console
 from .errors import BootTimeout, ConsoleTimeout, GuestCrashed, HarnessError, QemuExited
 from .faults import FaultContext, ScenarioAborted
 from .kbuild import BuiltKernel
+from .model import Features
 from .machine import Machine, MachineSpec
 from .observations import Observations, StepRecord
 from .parsers import interrupts, klog, reports
@@ -36,6 +38,30 @@ class ScenarioResult:
     seconds: float = 0.0
     artifacts: Path | None = None
     reason: str = ""
+    boot_retries: int = 0
+    model_only: bool = False
+
+    def counts(self) -> dict[str, tuple[int, int]]:
+        """(passed, judged) per origin; not-compared claims are not judged."""
+        out: dict[str, tuple[int, int]] = {}
+        for origin in (EXPECTATION, MODEL):
+            judged = [c for c in self.checks if c.origin == origin and c.verdict != NOT_COMPARED]
+            out[origin] = (sum(c.verdict == PASS for c in judged), len(judged))
+        return out
+
+    def summary(self) -> str:
+        """'3/3 expectations, 52/52 model claims (4 not compared)'."""
+        c = self.counts()
+        text = f"{c[EXPECTATION][0]}/{c[EXPECTATION][1]} expectations"
+        if self.model_only:
+            text += " (not evaluated: --model-only)"
+        text += f", {c[MODEL][0]}/{c[MODEL][1]} model claims"
+        nc = sum(ch.verdict == NOT_COMPARED for ch in self.checks)
+        if nc:
+            text += f" ({nc} not compared)"
+        if self.boot_retries:
+            text += f", boot retried {self.boot_retries}x"
+        return text
 
     @property
     def console_log(self) -> Path | None:
@@ -43,6 +69,15 @@ class ScenarioResult:
 
     def failures(self) -> list[CheckResult]:
         return [c for c in self.checks if c.verdict in (FAIL, ERROR)]
+
+
+class _Skipped(Exception):
+    """The kernel lacks what the scenario requires (read from the guest)."""
+
+
+# How a step that ends the scenario on purpose leaves the machine
+# (crosscheck's outcome classes).
+_ENDED = {"panic": "crashed", "kdb": "kdb-held"}
 
 
 class ScenarioEnded(Exception):
@@ -77,23 +112,31 @@ def _guest_config(con: Console) -> dict[str, str] | None:
 
 
 def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
-                 on_boot: Callable[[Machine, QmpClient], None] | None = None) -> ScenarioResult:
+                 on_boot: Callable[[Machine, QmpClient], None] | None = None,
+                 model_only: bool = False) -> ScenarioResult:
     """Boot, run the steps, judge. on_boot (for tests that break the
-    machine from outside) is called once the guest is up."""
+    machine from outside) is called once the guest is up. model_only:
+    the scenario's own expectations are not evaluated and only the
+    reference model's claims decide the verdict (the proof that the model
+    alone tells a broken kernel)."""
     out.mkdir(parents=True, exist_ok=True)
     result = ScenarioResult(scn, kernel.recipe_name, PASS, artifacts=out)
     t0 = time.monotonic()
     config = kernel.config
-    if config is not None and (reason := _requires(scn, config)):
-        result.verdict, result.reason = SKIP, reason
-        _write(result, None)
-        return result
-
     m = scn.machine
     spec = MachineSpec(kernel.arch, kernel.image, initrd, cpus=m.cpus, memory=m.memory,
                        cmdline=m.cmdline, qemu_args=m.qemu_args, no_reboot=not m.reboot,
                        balloon=any("balloon" in STEP_TYPES[st.kind].needs(st.args) for st in scn.steps))
     obs = Observations(system_map=kernel.system_map)
+    if config is not None and (reason := _requires(scn, config)):
+        # Not booted: the same artifacts as any verdict (the model still
+        # says what it would have predicted).
+        result.verdict, result.reason = SKIP, reason
+        _judge(result, scn, obs, _model(scn, kernel, config, spec, obs, out), [], model_only)
+        result.seconds = time.monotonic() - t0
+        _write(result, obs)
+        return result
+
     online = set(range(m.cpus))
     current: Step | None = None
     step_start = 0
@@ -129,8 +172,7 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
                 if config is None and scn.requires:
                     config = _guest_config(con)
                     if reason := _requires(scn, config):
-                        result.verdict, result.reason = SKIP, reason
-                        return result
+                        raise _Skipped(reason)
                 for step in scn.steps:
                     current, step_start = step, con.position
                     try:
@@ -141,15 +183,11 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
                     obs.steps[step.name] = rec
                     if "skipped" in rec.detail:
                         skipped.append(f"step '{step.name}': {rec.detail['skipped']}")
-                    if step.kind == "wait_for" and not rec.detail["matched"]:
-                        result.checks.append(CheckResult(
-                            f"step {step.name}", FAIL, f"/{step.args['pattern']}/ within {step.timeout:g} s",
-                            "not printed", step.name))
-                    if step.kind == "shell" and rec.status != step.args["status"]:
-                        result.checks.append(CheckResult(
-                            f"step {step.name}", FAIL, f"exit status {step.args['status']}",
-                            f"exit status {rec.status}: {rec.output.strip()[-300:]}", step.name))
+                    if (failed := STEP_TYPES[step.kind].verify(step, rec)) is not None:
+                        result.checks.append(CheckResult(f"step {step.name}", FAIL, *failed, step.name))
                     if "ends_scenario" in rec.detail:
+                        obs.ended = {"step": step.name, "how": _ENDED.get(step.kind, "completed"),
+                                     "detail": rec.detail["ends_scenario"]}
                         raise ScenarioEnded(rec.detail["ends_scenario"])
                 current = None
             finally:
@@ -157,11 +195,15 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
                     obs.console = machine.console.text()
                 if live is not None:
                     obs.harts = live.fault.known_harts or {}
+    except _Skipped as exc:
+        result.verdict, result.reason = SKIP, str(exc)
     except ScenarioEnded:
         # What the step asked for: the scenario ends here and the
         # expectations judge what happened.
         current = None
     except GuestCrashed as exc:
+        if current is not None:
+            obs.ended = {"step": current.name, "how": "crashed", "detail": exc.title}
         if current is not None and current.kind == "lkdtm" and current.args["crash"] in LKDTM_CRASHING:
             # The crash the step asked for: record it, stop, and let the
             # expectations judge the report.
@@ -174,6 +216,8 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
                                              f"{exc.title}\n{exc.text[-4000:]}",
                                              current.name if current else None))
     except ConsoleTimeout as exc:
+        if current is not None:
+            obs.ended = {"step": current.name, "how": "hung", "detail": str(exc)}
         result.verdict = FAIL
         result.reason = f"guest hung in step '{current.name if current else '?'}': {exc}"
         if hang_vcpus:
@@ -185,32 +229,15 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
     except ScenarioAborted as exc:
         result.verdict, result.reason = ERROR, f"{exc} (in step '{current.name if current else '?'}')"
     except (BootTimeout, QemuExited, QmpError) as exc:
+        if current is not None:
+            obs.ended = {"step": current.name, "how": "aborted", "detail": str(exc)}
         where = f" in step '{current.name}'" if current else ""
         result.verdict, result.reason = ERROR, f"{exc}{where}"
         if isinstance(exc, QmpConnectionLost) or "exited" in str(exc):
             result.reason += f"; console log kept: {out / 'console.log'}"
     except HarnessError as exc:
         result.verdict, result.reason = ERROR, str(exc)
-    model_checks = _model(scn, kernel, config, spec, obs, out)
-    if result.verdict == PASS:
-        result.checks.extend(evaluate(exp, obs) for exp in scn.expect if exp.kind != "model")
-        if any(exp.kind == "model" for exp in scn.expect):
-            result.checks.extend(model_checks)
-        if any(c.verdict == FAIL for c in result.checks):
-            result.verdict = FAIL
-        elif any(c.verdict == ERROR for c in result.checks):
-            result.verdict = ERROR
-        elif skipped:
-            # A step the machine cannot do (inject-nmi on riscv) must not pass silently.
-            result.verdict, result.reason = SKIP, "; ".join(skipped)
-    elif result.verdict == FAIL:
-        # Checks that could not be evaluated after a crash or hang are listed
-        # as errors, so the report shows what was not verified.
-        result.checks.extend(CheckResult(e.name, ERROR, expected_of(e), "not evaluated: " + result.reason)
-                             for e in scn.expect)
-    if obs.boot_retries:
-        note = "boot retried: " + "; ".join(r["reason"] for r in obs.boot_retries)
-        result.reason = f"{result.reason}; {note}" if result.reason else note
+    _judge(result, scn, obs, _model(scn, kernel, config, spec, obs, out), skipped, model_only)
     result.seconds = time.monotonic() - t0
     _write(result, obs)
     return result
@@ -286,31 +313,59 @@ def _panic_watch(con: Console, qmp: QmpClient) -> Callable[[], None]:
     return watch
 
 
-def _reverted(kernel: BuiltKernel) -> list[str] | None:
-    meta = kernel.dir / "meta.json"
-    if kernel.key == "prebuilt" or not meta.exists():
-        return None
-    return [Path(p).stem for p in json.loads(meta.read_text()).get("patches", [])]
-
-
 def _model(scn: Scenario, kernel: BuiltKernel, config: dict[str, str] | None, spec: MachineSpec,
            obs: Observations, out: Path) -> list[CheckResult]:
     """Run the reference model over the steps, write its predictions next to
-    the observations, and return the claim-by-claim comparison."""
-    if not obs.snapshots and not obs.boot_ipi_rows:
-        return []
+    the observations, and return the claim-by-claim comparison. The model
+    predicts the kernel the recipe declares, never the kernel under test."""
     try:
-        features = crosscheck.features_for(obs, config, spec.kernel_cmdline(), _reverted(kernel))
+        features = Features.reference(config, arch=kernel.arch.name, cmdline=spec.kernel_cmdline(),
+                                      without=kernel.model_without)
         run = crosscheck.run_model(scn, features)
-        checks, not_compared = crosscheck.crosscheck(run, obs)
+        checks = crosscheck.crosscheck(run, obs)
     except Exception as exc:  # noqa: BLE001 - a model bug must not hide the kernel's verdict
         (out / "predictions.json").write_text(json.dumps({"error": repr(exc)}))
-        return [CheckResult("model: predictions", ERROR, "the model runs", f"model error: {exc!r}")]
+        return [CheckResult("model: predictions", ERROR, "the model runs", f"model error: {exc!r}", origin=MODEL)]
     doc = run.to_json()
-    doc["comparison"] = {"compared": len(checks), "not_compared": not_compared,
-                         "disagreements": [c.to_json() for c in checks if c.verdict != PASS]}
+    judged = [c for c in checks if c.verdict != NOT_COMPARED]
+    doc["comparison"] = {"compared": len(judged), "passed": sum(c.verdict == PASS for c in judged),
+                         "not_compared": [c.to_json() for c in checks if c.verdict == NOT_COMPARED],
+                         "disagreements": [c.to_json() for c in judged if c.verdict != PASS]}
     (out / "predictions.json").write_text(json.dumps(doc, indent=2, default=str))
     return checks
+
+
+def _judge(result: ScenarioResult, scn: Scenario, obs: Observations, model_checks: list[CheckResult],
+           skipped: list[str], model_only: bool) -> None:
+    """The verdict from the checks. Not-compared model claims are listed
+    but count for nothing; with model_only, only the model's claims count."""
+    wants_model = model_only or any(exp.kind == "model" for exp in scn.expect)
+    if result.verdict == PASS:
+        if not model_only:
+            result.checks.extend(evaluate(exp, obs) for exp in scn.expect if exp.kind != "model")
+    elif result.verdict == FAIL and not model_only:
+        # Checks that could not be evaluated after a crash or hang are listed
+        # as errors, so the report shows what was not verified.
+        result.checks.extend(CheckResult(e.name, ERROR, expected_of(e), "not evaluated: " + result.reason)
+                             for e in scn.expect if e.kind != "model")
+    if wants_model and result.verdict in (PASS, FAIL):
+        result.checks.extend(model_checks)
+    counted = [c for c in result.checks if c.verdict != NOT_COMPARED and (not model_only or c.origin == MODEL)]
+    if result.verdict in (PASS, FAIL) and model_only:
+        result.verdict = PASS
+    if result.verdict == PASS:
+        if any(c.verdict == FAIL for c in counted):
+            result.verdict = FAIL
+        elif any(c.verdict == ERROR for c in counted):
+            result.verdict = ERROR
+        elif skipped:
+            # A step the machine cannot do (inject-nmi on riscv) must not pass silently.
+            result.verdict, result.reason = SKIP, "; ".join(skipped)
+    if obs.boot_retries:
+        note = "boot retried: " + "; ".join(r["reason"] for r in obs.boot_retries)
+        result.reason = f"{result.reason}; {note}" if result.reason else note
+    result.boot_retries = len(obs.boot_retries)
+    result.model_only = model_only
 
 
 def _write(result: ScenarioResult, obs: Observations | None) -> None:
@@ -324,6 +379,7 @@ def _write(result: ScenarioResult, obs: Observations | None) -> None:
         (out / "observations.json").write_text(json.dumps(obs.to_json(), indent=2))
     (out / "verdicts.json").write_text(json.dumps({
         "scenario": scn.name, "file": str(scn.path), "kernel": result.kernel,
-        "verdict": result.verdict, "reason": result.reason,
+        "verdict": result.verdict, "reason": result.reason, "summary": result.summary(),
+        "boot_retries": result.boot_retries, "model_only": result.model_only,
         "seconds": round(result.seconds, 2),
         "checks": [c.to_json() for c in result.checks]}, indent=2))

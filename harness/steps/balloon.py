@@ -18,6 +18,7 @@ def execute(live: StepContext, step: Step, rec: StepRecord, obs: Observations, o
     a = step.args
     rec.detail.update(faults.balloon(live.fault, v.size_bytes(a["target"]), a["hold"], step.timeout))
 
+
 def transition(m: Model, p: Prediction, a: dict, step: Step) -> Span:
     p.note("the balloon changes guest memory only; the model claims nothing about IPIs")
     return Span(0.1, float(step.timeout)) + float(a.get("hold") or 0.0)

@@ -61,6 +61,10 @@ def _nothing(args: Mapping[str, Any]) -> frozenset[str]:
     return frozenset()
 
 
+def _fine(step: Step, rec: "StepRecord") -> tuple[str, str] | None:
+    return None
+
+
 @dataclass(frozen=True)
 class StepType:
     """An executor that ends the scenario on purpose (a panic driven from
@@ -75,6 +79,9 @@ class StepType:
     # Linux-CPU-to-hart map, read while every CPU is online), "balloon" (a
     # virtio-balloon device on the QEMU command line).
     needs: Callable[[Mapping[str, Any]], frozenset[str]] = _nothing
+    # The step's own check of what it did: (expected, observed) when it
+    # failed (a shell command's exit status, a line waited for in vain).
+    verify: Callable[[Step, "StepRecord"], tuple[str, str] | None] = _fine
 
     def defaults(self) -> dict[str, Any]:
         return {key: default for key, (_types, _req, default, _check) in self.fields.items()}

@@ -46,6 +46,7 @@ def execute(live: StepContext, step: Step, rec: StepRecord, obs: Observations, o
     if res.status == 0:
         (online.add if want else online.discard)(cpu)
 
+
 def transition(m: Model, p: Prediction, a: dict, step: Step) -> Span:
     f, st = m.features, m.state
     n, want = a["cpu"], a["online"]

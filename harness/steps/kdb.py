@@ -35,6 +35,7 @@ def execute(live: StepContext, step: Step, rec: StepRecord, obs: Observations, o
     rec.status = res.status
     con.settle()
 
+
 def transition(m: Model, p: Prediction, a: dict, step: Step) -> Span:
     f = m.features
     cpu = a["cpu"]

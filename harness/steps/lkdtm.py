@@ -36,6 +36,7 @@ def execute(live: StepContext, step: Step, rec: StepRecord, obs: Observations, o
     rec.status, rec.output = res.status, res.output
     con.settle()
 
+
 def transition(m: Model, p: Prediction, a: dict, step: Step) -> Span:
     f, _st = m.features, m.state
     crash = str(a["crash"] or "").upper()

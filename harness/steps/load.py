@@ -24,6 +24,7 @@ def execute(live: StepContext, step: Step, rec: StepRecord, obs: Observations, o
     res = con.run(f"{loop} >/dev/null 2>&1 & echo load-pid $!", step.timeout)
     rec.status, rec.output = res.status, res.output
 
+
 def transition(m: Model, p: Prediction, a: dict, step: Step) -> Span:
     st = m.state
     cpu = a["cpu"]

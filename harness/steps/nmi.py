@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 def execute(live: StepContext, step: Step, rec: StepRecord, obs: Observations, online: set[int]) -> None:
     rec.detail.update(faults.nmi(live.fault))
 
+
 def transition(m: Model, p: Prediction, a: dict, step: Step) -> Span:
     arch = m.features.arch
     p.facts["nmi:injected"] = ("QEMU's inject-nmi is accepted", arch.nmi_injection)

@@ -19,6 +19,7 @@ def execute(live: StepContext, step: Step, rec: StepRecord, obs: Observations, o
     a = step.args
     rec.detail.update(faults.pause(live.fault, a["seconds"], step.timeout))
 
+
 def transition(m: Model, p: Prediction, a: dict, step: Step) -> Span:
     p.note("the virtual clock stands still while QEMU is stopped: no guest time passes, "
            "no detector fires")

@@ -21,6 +21,7 @@ def execute(live: StepContext, step: Step, rec: StepRecord, obs: Observations, o
     online.clear()
     online.update(range(con.cpus or 0))
 
+
 def transition(m: Model, p: Prediction, a: dict, step: Step) -> Span:
     st = m.state
     if not m.reboot:

@@ -20,11 +20,18 @@ def execute(live: StepContext, step: Step, rec: StepRecord, obs: Observations, o
     res = con.run(a["command"], step.timeout)
     rec.status, rec.output = res.status, res.output
 
+
 def transition(m: Model, p: Prediction, a: dict, step: Step) -> Span:
     if not m.console_cpus(p):
         return DUR_CONSOLE
     m.opaque(p)
     return DUR_CONSOLE
+
+
+def verify(step: Step, rec: StepRecord) -> tuple[str, str] | None:
+    if rec.status == step.args["status"]:
+        return None
+    return f"exit status {step.args['status']}", f"exit status {rec.status}: {rec.output.strip()[-300:]}"
 
 
 STEP = StepType(
@@ -36,4 +43,5 @@ STEP = StepType(
     },
     execute=execute,
     transition=transition,
+    verify=verify,
 )

@@ -19,6 +19,7 @@ def execute(live: StepContext, step: Step, rec: StepRecord, obs: Observations, o
     a = step.args
     idle(con, a["seconds"])
 
+
 def transition(m: Model, p: Prediction, a: dict, step: Step) -> Span:
     s = float(a["seconds"] or 0.0)
     return Span(s, s + 0.5)

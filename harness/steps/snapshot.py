@@ -23,6 +23,7 @@ def execute(live: StepContext, step: Step, rec: StepRecord, obs: Observations, o
     rec.detail["label"] = a["label"]
     obs.snapshots[a["label"]] = interrupts.parse(res.output)
 
+
 def transition(m: Model, p: Prediction, a: dict, step: Step) -> Span:
     if not m.console_cpus(p):
         return DUR_SNAPSHOT

@@ -22,6 +22,7 @@ def execute(live: StepContext, step: Step, rec: StepRecord, obs: Observations, o
     if "during" in rec.detail:
         rec.status = rec.detail["during"]["status"]
 
+
 def transition(m: Model, p: Prediction, a: dict, step: Step) -> Span:
     s = float(a.get("seconds") or 0.0)
     p.note("starved vCPUs run slowly, not stopped: the model predicts no detector report "

@@ -24,6 +24,7 @@ def execute(live: StepContext, step: Step, rec: StepRecord, obs: Observations, o
         res = con.sysrq(a["key"], a["cpu"], step.timeout)
         rec.status = res.status
 
+
 def transition(m: Model, p: Prediction, a: dict, step: Step) -> Span:
     f = m.features
     key, cpu, via = str(a["key"]), a["cpu"], a["via"] or "proc"

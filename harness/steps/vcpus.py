@@ -20,6 +20,7 @@ def execute(live: StepContext, step: Step, rec: StepRecord, obs: Observations, o
     obs.probes[a["label"]] = vcpu_probe.probe(live.qmp, a["label"], live.system_map, live.arch,
                                              live.fault.harts, a["rounds"])
 
+
 def transition(m: Model, p: Prediction, a: dict, step: Step) -> Span:
     p.vcpus = {n: m.locations(n) for n in range(m.state.ncpus)}
     return Span(0.0, 0.1)               # the VM is stopped while sampled: no guest time

@@ -30,10 +30,17 @@ def execute(live: StepContext, step: Step, rec: StepRecord, obs: Observations, o
     rec.detail["matched"] = bool(seen)
     con.settle(quiet=0.3)   # the rest of the report the line starts
 
+
 def transition(m: Model, p: Prediction, a: dict, step: Step) -> Span:
     # Waiting for a console line changes nothing; it only lets time pass
     # (up to the step's timeout), which the detectors' timing depends on.
     return Span(0.0, float(step.timeout))
+
+
+def verify(step: Step, rec: StepRecord) -> tuple[str, str] | None:
+    if rec.detail["matched"]:
+        return None
+    return f"/{step.args['pattern']}/ within {step.timeout:g} s", "not printed"
 
 
 STEP = StepType(
@@ -44,4 +51,5 @@ STEP = StepType(
     },
     execute=execute,
     transition=transition,
+    verify=verify,
 )
