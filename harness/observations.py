@@ -50,6 +50,14 @@ class Observations:
         rec = self.steps[name]
         return self.console[rec.start:rec.end]
 
+    def online_at(self, label: str) -> list[int] | None:
+        """CPUs online (as the harness brought them up and down) when the
+        snapshot `label` was taken; None if no such snapshot step ran."""
+        for rec in self.steps.values():
+            if rec.kind == "snapshot" and rec.detail.get("label") == label:
+                return rec.online
+        return None
+
     def backtraces(self, name: str) -> backtrace.BacktraceReport:
         """The backtrace round in step `name`'s console output."""
         key = ("backtrace", name)

@@ -3,6 +3,7 @@ Validated completely before any QEMU starts; every error names the file,
 line and column."""
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from .steps import fields as vf
 from .steps.base import Step
 from .steps.fields import size_bytes
 from .steps.registry import STEP_TYPES
+from .qmp_events import QMP_EVENTS
 from .vcpus import HANG_PROBE
 from .yamlfile import Fields, Where, item_where
 
@@ -55,7 +57,8 @@ class Scenario:
     requires: tuple[str, ...]
     steps: tuple[Step, ...]
     expect: tuple[Expectation, ...]
-    also_fails_without: tuple[str, ...] = ()
+    # commit or feature -> (names of the checks expected to fail without it, why)
+    also_fails_without: Mapping[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------ schemas
@@ -315,6 +318,11 @@ def _parse_expect(path: Path, raw: Any, where: Where, index: int, ctx: Ctx) -> E
             raise af.at("percentile").error("expected a percentile in (0, 100]")
         if not any(n.startswith(args["steps"]) for n in ctx.step_names):
             raise af.at("steps").error(f"no step name starts with '{args['steps']}'")
+    if kind == "event" and args["name"] not in QMP_EVENTS:
+        close = difflib.get_close_matches(args["name"], QMP_EVENTS, n=1)
+        raise af.at("name").error(f"unknown QMP event {args['name']!r}"
+                                  + (f" (did you mean {close[0]}?)" if close else "")
+                                  + " (harness/qmp_events.py lists QEMU's events)")
     if kind == "vcpu" and args["probe"] not in ctx.probe_labels:
         raise af.at("probe").error(f"no vcpus probe labelled '{args['probe']}' (probes: "
                                    f"{', '.join(sorted(ctx.probe_labels)) or 'none'})")
@@ -333,6 +341,36 @@ def _parse_expect(path: Path, raw: Any, where: Where, index: int, ctx: Ctx) -> E
         raise af.at("accounted").error("expected 'online' (each online CPU has an IPI backtrace or "
                                        "'skipped: idling' line) or 'any' (no such requirement)")
     return Expectation(kind, f.get("name", str, f"{kind}-{index + 1}"), args, f.where)
+
+
+IMPLICIT_CHECKS = ("all CPUs came online at boot", "guest responded", "kernel did not crash")
+
+
+def _also_fails(path: Path, f: Fields, expect: tuple[Expectation, ...]) -> dict[str, tuple[tuple[str, ...], str]]:
+    """also_fails_without: {<commit>: {checks: [<check name>, ...], why: <text>}}.
+    A baseline kernel without <commit> may fail this scenario, but only
+    through exactly those checks, for the reason given."""
+    raw = f.get("also_fails_without", dict, {})
+    known = {e.name for e in expect} | set(IMPLICIT_CHECKS)
+    out: dict[str, tuple[tuple[str, ...], str]] = {}
+    for commit, body in raw.items():
+        where = f.at("also_fails_without")
+        bf = Fields(path, body, f"also_fails_without.{commit}", where)
+        if not isinstance(body, dict):
+            raise where.error(f"{commit}: expected {{checks: [<check names>], why: <reason>}}")
+        bf.reject_unknown(("checks", "why"))
+        checks = tuple(bf.str_list("checks"))
+        why = bf.get("why", str, required=True)
+        if not checks:
+            raise bf.at("checks").error("name the checks expected to fail")
+        for name in checks:
+            if name not in known:
+                raise bf.at("checks").error(f"no check named {name!r} (expectations: "
+                                            f"{', '.join(sorted(known))})")
+        if not why.strip():
+            raise bf.at("why").error("say why those checks fail without it")
+        out[str(commit)] = (checks, why)
+    return out
 
 
 def _check_counter(args: dict, af: Fields, ctx: Ctx) -> None:
@@ -394,7 +432,7 @@ def load(path: Path) -> Scenario:
     return Scenario(
         name=f.get("name", str, path.stem), path=path, description=f.get("description", str, ""),
         covers=tuple(f.str_list("covers")), machine=machine, requires=tuple(requires),
-        steps=steps, expect=expect, also_fails_without=tuple(f.str_list("also_fails_without")))
+        steps=steps, expect=expect, also_fails_without=_also_fails(path, f, expect))
 
 
 def as_steps(items: Iterable[Any], cpus: int = MAX_CPUS, first: int = 0) -> list[Step]:
