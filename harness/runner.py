@@ -23,7 +23,7 @@ from .observations import Observations, StepRecord
 from .parsers import interrupts, klog, reports
 from .parsers.symbolize import SystemMap
 from .qmp import QmpClient, QmpConnectionLost, QmpError
-from .scenario import Scenario
+from .scenario import REPORT_TYPES, Scenario
 from .steps.base import Step, StepContext
 from .steps.fields import LKDTM_CRASHING, size_bytes
 from .steps.registry import STEP_TYPES
@@ -40,6 +40,7 @@ class ScenarioResult:
     reason: str = ""
     boot_retries: int = 0
     model_only: bool = False
+    unexpected_reports: list[str] = field(default_factory=list)   # "type on CPU n: title"
 
     def counts(self) -> dict[str, tuple[int, int]]:
         """(passed, judged) per origin; not-compared claims are not judged."""
@@ -61,6 +62,8 @@ class ScenarioResult:
             text += f" ({nc} not compared)"
         if self.boot_retries:
             text += f", boot retried {self.boot_retries}x"
+        if self.unexpected_reports:
+            text += f", {len(self.unexpected_reports)} unexpected kernel report(s): {self.unexpected_reports[0]}"
         return text
 
     @property
@@ -132,7 +135,7 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
         # Not booted: the same artifacts as any verdict (the model still
         # says what it would have predicted).
         result.verdict, result.reason = SKIP, reason
-        _judge(result, scn, obs, _model(scn, kernel, config, spec, obs, out), [], model_only)
+        _judge(result, scn, obs, _model(scn, kernel, config, spec, obs, out)[0], [], model_only)
         result.seconds = time.monotonic() - t0
         _write(result, obs)
         return result
@@ -237,7 +240,9 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
             result.reason += f"; console log kept: {out / 'console.log'}"
     except HarnessError as exc:
         result.verdict, result.reason = ERROR, str(exc)
-    _judge(result, scn, obs, _model(scn, kernel, config, spec, obs, out), skipped, model_only)
+    model_checks, predicted = _model(scn, kernel, config, spec, obs, out)
+    _judge(result, scn, obs, model_checks, skipped, model_only)
+    _unexpected_reports(result, scn, obs, predicted, model_only)
     result.seconds = time.monotonic() - t0
     _write(result, obs)
     return result
@@ -314,10 +319,11 @@ def _panic_watch(con: Console, qmp: QmpClient) -> Callable[[], None]:
 
 
 def _model(scn: Scenario, kernel: BuiltKernel, config: dict[str, str] | None, spec: MachineSpec,
-           obs: Observations, out: Path) -> list[CheckResult]:
+           obs: Observations, out: Path) -> tuple[list[CheckResult], list[str]]:
     """Run the reference model over the steps, write its predictions next to
-    the observations, and return the claim-by-claim comparison. The model
-    predicts the kernel the recipe declares, never the kernel under test."""
+    the observations, and return the claim-by-claim comparison and the
+    patterns of every console report the model predicts (must or may). The
+    model predicts the kernel the recipe declares, never the kernel under test."""
     try:
         features = Features.reference(config, arch=kernel.arch.name, cmdline=spec.kernel_cmdline(),
                                       without=kernel.model_without)
@@ -325,14 +331,15 @@ def _model(scn: Scenario, kernel: BuiltKernel, config: dict[str, str] | None, sp
         checks = crosscheck.crosscheck(run, obs)
     except Exception as exc:  # noqa: BLE001 - a model bug must not hide the kernel's verdict
         (out / "predictions.json").write_text(json.dumps({"error": repr(exc)}))
-        return [CheckResult("model: predictions", ERROR, "the model runs", f"model error: {exc!r}", origin=MODEL)]
+        return [CheckResult("model: predictions", ERROR, "the model runs", f"model error: {exc!r}",
+                            origin=MODEL)], []
     doc = run.to_json()
     judged = [c for c in checks if c.verdict != NOT_COMPARED]
     doc["comparison"] = {"compared": len(judged), "passed": sum(c.verdict == PASS for c in judged),
                          "not_compared": [c.to_json() for c in checks if c.verdict == NOT_COMPARED],
                          "disagreements": [c.to_json() for c in judged if c.verdict != PASS]}
     (out / "predictions.json").write_text(json.dumps(doc, indent=2, default=str))
-    return checks
+    return checks, [r.pattern for r in run.reports()]
 
 
 def _judge(result: ScenarioResult, scn: Scenario, obs: Observations, model_checks: list[CheckResult],
@@ -368,6 +375,37 @@ def _judge(result: ScenarioResult, scn: Scenario, obs: Observations, model_check
     result.model_only = model_only
 
 
+# Kernel reports that fail a scenario when neither its expectations nor the
+# model account for them (docs/scenarios.md, "Reports nobody expected").
+# lkdtm's own "Performing direct entry" lines are the steps' doing.
+FAILING_REPORT_TYPES = frozenset(REPORT_TYPES) - {"none", "lkdtm"}
+
+
+def _unexpected_reports(result: ScenarioResult, scn: Scenario, obs: Observations,
+                        predicted: list[str], model_only: bool) -> None:
+    """List every kernel report the console holds that no expectation names
+    and the model does not predict; fail the scenario on them."""
+    if not obs.console or result.verdict not in (PASS, FAIL):
+        return
+    lines = klog.split(obs.console)
+    for rep in reports.parse(lines, SystemMap.load(obs.system_map)):
+        text = rep.text(lines)
+        named = any(e.kind == "report" and e.args["type"] == rep.type for e in scn.expect) or any(
+            e.kind == "console" and e.args["present"] and re.search(e.args["present"], text, re.MULTILINE)
+            for e in scn.expect)
+        foreseen = any(re.search(p, text, re.MULTILINE) for p in predicted)
+        if named or foreseen:
+            continue
+        result.unexpected_reports.append(f"{rep.type} on CPU {rep.cpu}: {rep.title}")
+    failing = [r for r in result.unexpected_reports if r.split(" on CPU", 1)[0] in FAILING_REPORT_TYPES]
+    if failing and not model_only:
+        result.checks.append(CheckResult("no unexpected kernel report", FAIL,
+                                         "every kernel report named by an expectation or predicted by the model",
+                                         "; ".join(failing)[:2000]))
+        if result.verdict == PASS:
+            result.verdict = FAIL
+
+
 def _write(result: ScenarioResult, obs: Observations | None) -> None:
     out = result.artifacts
     assert out is not None
@@ -381,5 +419,6 @@ def _write(result: ScenarioResult, obs: Observations | None) -> None:
         "scenario": scn.name, "file": str(scn.path), "kernel": result.kernel,
         "verdict": result.verdict, "reason": result.reason, "summary": result.summary(),
         "boot_retries": result.boot_retries, "model_only": result.model_only,
+        "unexpected_reports": result.unexpected_reports,
         "seconds": round(result.seconds, 2),
         "checks": [c.to_json() for c in result.checks]}, indent=2))
