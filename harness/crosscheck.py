@@ -170,10 +170,10 @@ def crosscheck(run: Run, obs: Observations) -> list[CheckResult]:
             results.append(_check(name, _expected_ok(aspect, claim.expected, observed), claim.expected,
                                   observed, claim.description, pred.name))
         end = obs.steps[pred.name].end if pred.name in obs.steps else None
-        for rep in pred.reports:
+        for rep in pred.console_lines:
             if rep.when != pred_.MUST:
                 continue
-            name = f"model: {pred.name}:report:{rep.key}"
+            name = f"model: {pred.name}:console:{rep.key}"
             if end is None:
                 results.append(_not_compared(name, rep.pattern, "the step did not run", pred.name))
                 continue

@@ -339,7 +339,7 @@ def _model(scn: Scenario, kernel: BuiltKernel, config: dict[str, str] | None, sp
                          "not_compared": [c.to_json() for c in checks if c.verdict == NOT_COMPARED],
                          "disagreements": [c.to_json() for c in judged if c.verdict != PASS]}
     (out / "predictions.json").write_text(json.dumps(doc, indent=2, default=str))
-    return checks, [r.pattern for r in run.reports()]
+    return checks, [r.pattern for r in run.console_lines()]
 
 
 def _judge(result: ScenarioResult, scn: Scenario, obs: Observations, model_checks: list[CheckResult],

@@ -50,7 +50,7 @@ def _claims(tmp_path: Path, recipe: str) -> list:
     r = load_recipe(ROOT / "kernels" / f"{recipe}.yaml")
     kernel = BuiltKernel("golden", tmp_path, r.name, RISCV64, r.model_without)
     spec = MachineSpec(RISCV64, tmp_path / "Image", tmp_path / "initrd", cpus=4)
-    checks = runner._model(scn, kernel, None, spec, _observed_revert(), tmp_path)
+    checks, _lines = runner._model(scn, kernel, None, spec, _observed_revert(), tmp_path)
     assert all(c.origin == MODEL for c in checks)
     return checks
 
@@ -75,7 +75,7 @@ def test_a_recipe_declaring_the_commit_absent_describes_that_kernel(tmp_path: Pa
     assert r.model_without == ("f15c21a3de1b",)
     kernel = BuiltKernel("golden", tmp_path, r.name, RISCV64, r.model_without)
     spec = MachineSpec(RISCV64, tmp_path / "Image", tmp_path / "initrd", cpus=4)
-    checks = runner._model(_scenario(tmp_path), kernel, None, spec, _observed_revert(), tmp_path)
+    checks, _lines = runner._model(_scenario(tmp_path), kernel, None, spec, _observed_revert(), tmp_path)
     bad = [(c.name, c.observed) for c in checks if c.verdict == FAIL]
     assert not bad, bad
     assert sum(c.verdict == PASS for c in checks) >= 10

@@ -31,7 +31,7 @@ from .prediction import (
                        HotplugPrediction,
                        KdbPrediction,
                        Prediction,
-                       Report,
+                       PredictedLine,
                        SnapshotPrediction,
 )
 from .state import Activity, MachineState, Span
@@ -40,6 +40,6 @@ __all__ = [
     "ARM64", "ARM64_PSEUDO_NMI", "Activity", "ArchProfile", "BACKTRACE_ROW", "BacktracePrediction",
     "CALL_ROW", "Claim", "EXACT_ROWS", "Event", "Features", "HotplugPrediction", "KGDB_ROW",
     "KdbPrediction", "MachineState", "Model", "NOISY_ROWS", "Prediction", "RISCV64", "Range",
-    "Report", "Run", "SnapshotPrediction", "Span", "available_cpus", "explain", "one_of",
+    "PredictedLine", "Run", "SnapshotPrediction", "Span", "available_cpus", "explain", "one_of",
     "parse_available", "predict", "satisfies",
 ]

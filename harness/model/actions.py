@@ -99,7 +99,7 @@ class Actions:
             wait = {bool(mute)}
             bt = BacktracePrediction("ipi", {sender}, {sender: targets}, forms, wait)
             if targets:
-                p.report(f"sending:{sender}", rf"Sending NMI from CPU {sender} to CPUs "
+                p.expect_console(f"sending:{sender}", rf"Sending NMI from CPU {sender} to CPUs "
                          rf"{re.escape(cpulist.format(targets))}:", MUST, basis="both")
             if mute:
                 p.note(f"CPU(s) {cpulist.format(mute)} have interrupts off and cannot take the backtrace "
@@ -114,7 +114,7 @@ class Actions:
                     if c not in mute:
                         p.counters[BACKTRACE_ROW][c] = Range(0, 1)
                 bt.wait = bt.wait | {False}
-                for r in p.reports:
+                for r in p.console_lines:
                     if r.key == f"sending:{sender}":
                         r.when = MAY
                 p.note("another CPU backtrace may be in progress (" + "; ".join(sorted(set(flag))) +
@@ -129,7 +129,7 @@ class Actions:
         # drivers/tty/sysrq.c: "CPU%d:" + own stack, then schedule_work() ->
         # sysrq_showregs_othercpus on this CPU's kworker -> smp_call_function(showacpu)
         forms[sender] = {FALLBACK}
-        p.report(f"fallback:{sender}", rf"(?m)\bCPU{sender}:\s*$", MUST, basis="both")
+        p.expect_console(f"fallback:{sender}", rf"(?m)\bCPU{sender}:\s*$", MUST, basis="both")
         if not st.cpus[sender].schedulable:
             # the work is queued on the sender CPU, whose kworker never runs
             p.backtrace = BacktracePrediction("fallback", {sender}, {sender: []}, forms, {False})
@@ -291,24 +291,24 @@ class Actions:
                 else:
                     p.vcpus[n] = self.locations(n)
         if via == "oops":
-            p.report(f"kdb-enter:{init}", rf"Entering kdb \(current=0x[0-9a-f]+, pid \d+\) on processor {init} ",
+            p.expect_console(f"kdb-enter:{init}", rf"Entering kdb \(current=0x[0-9a-f]+, pid \d+\) on processor {init} ",
                      MUST)
         else:
             # The source reads as "Keyboard Entry" for sysrq g; 6.12.107 on
             # RISC-V printed "NonMaskable Interrupt @ <arch_kgdb_breakpoint>"
             # in every measured run, so both are accepted.
-            p.report(f"kdb-enter:{init}", rf"Entering kdb \(current=0x[0-9a-f]+, pid \d+\) on processor {init} "
+            p.expect_console(f"kdb-enter:{init}", rf"Entering kdb \(current=0x[0-9a-f]+, pid \d+\) on processor {init} "
                      r"due to (?:Keyboard Entry|NonMaskable Interrupt @ 0x[0-9a-f]+)", MUST, basis="both")
         if timeout_opts == {True}:
-            p.report("kdb-timeout", r"Timed out waiting for secondary CPUs\.", MUST)
+            p.expect_console("kdb-timeout", r"Timed out waiting for secondary CPUs\.", MUST)
         elif True in timeout_opts:
-            p.report("kdb-timeout", r"Timed out waiting for secondary CPUs\.", MAY)
+            p.expect_console("kdb-timeout", r"Timed out waiting for secondary CPUs\.", MAY)
         if leave and current == init:
             if go_refused == {True}:
-                p.report("kdb-go-twice", r"type go a second time if you really want to continue", MUST,
+                p.expect_console("kdb-go-twice", r"type go a second time if you really want to continue", MUST,
                          basis="both")
             elif True in go_refused:
-                p.report("kdb-go-twice", r"type go a second time if you really want to continue", MAY)
+                p.expect_console("kdb-go-twice", r"type go a second time if you really want to continue", MAY)
         if mute:
             p.note(f"CPU(s) {cpulist.format(mute)} cannot take the round-up "
                    + ("IPI" if f.kgdb_roundup_ipi else "cross call") + " with interrupts off: shown (D)")
@@ -358,7 +358,7 @@ class Actions:
 
     def lkdtm(self, p: Prediction, crash: str, cpu: int, pinned: bool = True) -> Span:
         f, st = self.features, self.state
-        p.report("lkdtm-entry", rf"lkdtm: Performing direct entry {re.escape(crash)}", MUST)
+        p.expect_console("lkdtm-entry", rf"lkdtm: Performing direct entry {re.escape(crash)}", MUST)
         since = st.clock + DUR_BACKGROUND
         c = st.cpus[cpu]
         if crash == "HARDLOCKUP":
@@ -374,7 +374,7 @@ class Actions:
         elif crash == "SMP_CALL_LOCKUP":
             others = [o for o in st.online() if o != cpu]
             if not others:
-                p.report("lkdtm-fail", r"lkdtm: FAIL: no other online CPUs", MUST)
+                p.expect_console("lkdtm-fail", r"lkdtm: FAIL: no other online CPUs", MUST)
                 return DUR_BACKGROUND
             target = others[0]                       # cpumask_any_but(): first online CPU but this one
             tc = st.cpus[target]
@@ -400,20 +400,20 @@ class Actions:
         elif crash == "PANIC":
             return DUR_BACKGROUND.union(self.panic(p, cpu, "dumptest"))
         elif crash == "BUG":
-            p.report("bug", r"kernel BUG at drivers/misc/lkdtm/bugs\.c:\d+!", MUST)
-            p.report("bug-die", r"Kernel BUG \[#\d+\]", MUST)
+            p.expect_console("bug", r"kernel BUG at drivers/misc/lkdtm/bugs\.c:\d+!", MUST)
+            p.expect_console("bug-die", r"Kernel BUG \[#\d+\]", MUST)
             return DUR_BACKGROUND.union(self.oops(p, cpu))
         elif crash == "EXCEPTION":
-            p.report("exception", r"Unable to handle kernel NULL pointer dereference at virtual address 0+\b",
+            p.expect_console("exception", r"Unable to handle kernel NULL pointer dereference at virtual address 0+\b",
                      MUST)
-            p.report("exception-die", r"Oops \[#\d+\]", MUST)
+            p.expect_console("exception-die", r"Oops \[#\d+\]", MUST)
             return DUR_BACKGROUND.union(self.oops(p, cpu))
         elif crash == "WARNING":
             where = str(cpu) if pinned else r"\d+"
-            p.report("warning", rf"WARNING: CPU: {where} PID: \d+ at drivers/misc/lkdtm/bugs\.c:\d+ "
+            p.expect_console("warning", rf"WARNING: CPU: {where} PID: \d+ at drivers/misc/lkdtm/bugs\.c:\d+ "
                      r"lkdtm_WARNING", MUST)
         elif crash == "WARNING_MESSAGE":
-            p.report("warning", r"Warning message trigger count: \d+", MUST)
+            p.expect_console("warning", r"Warning message trigger count: \d+", MUST)
         elif crash == "SPINLOCKUP":
             # "Must be called twice to trigger": the first call returns holding
             # lock_me_up, the second spins in spin_lock() (preemption off)
@@ -451,7 +451,7 @@ class Actions:
 
     def panic(self, p: Prediction, cpu: int, message: str, leave_kdb: bool = False) -> Span:
         f, st = self.features, self.state
-        p.report("panic", rf"Kernel panic - not syncing: {re.escape(message)}", MUST)
+        p.expect_console("panic", rf"Kernel panic - not syncing: {re.escape(message)}", MUST)
         d = Span(0.0, 0.0)
         in_kdb = f.kgdb_attached and f.panic_timeout == 0
         if in_kdb:
@@ -460,12 +460,12 @@ class Actions:
             d = self.kdb_session(p, cpu, "panic", [], True, leave=leave_kdb)
         if leave_kdb or not in_kdb:
             # panic_other_cpus_shutdown -> smp_send_stop (arch/riscv/kernel/smp.c)
-            p.report("smp-stop", r"SMP: stopping secondary CPUs", MUST)
+            p.expect_console("smp-stop", r"SMP: stopping secondary CPUs", MUST)
             others = [c for c in st.online() if c != cpu]
             stuck = [c for c in others if st.cpus[c].irqs_off and not f.arch.reaches_irqs_off(NMI_STOP)]
             d = d + Span(0.05, 0.5)
             if others and stuck:
-                p.report("smp-stop-failed", rf"SMP: failed to stop secondary CPUs "
+                p.expect_console("smp-stop-failed", rf"SMP: failed to stop secondary CPUs "
                          rf"{re.escape(cpulist.format([cpu] + stuck))}\b", MUST)
                 d = d + Span(1.0, 1.0)
         p.outcome = {PANIC}

@@ -153,11 +153,11 @@ class Detectors:
                 when = MAY
             else:
                 continue
-            p.report(ev.key, ev.pattern, when, ev.why)
+            p.expect_console(ev.key, ev.pattern, when, ev.why)
             for key, pattern in ev.extra:
-                p.report(key, pattern, when, ev.why)
+                p.expect_console(key, pattern, when, ev.why)
             for key, pattern in ev.extra_may:
-                p.report(key, pattern, MAY, ev.why + " (skipped if another backtrace is in progress)")
+                p.expect_console(key, pattern, MAY, ev.why + " (skipped if another backtrace is in progress)")
             if ev.answers is not None and ev.answers in p.comparable_cpus and BACKTRACE_ROW in self.features.ipi_rows():
                 p.add_counter(BACKTRACE_ROW, ev.answers, Range(0, None if ev.repeats else 1))
 
@@ -179,5 +179,5 @@ class Detectors:
     def hung_task(self, p: Prediction, step: Step) -> None:
         h = self.features.hung_task_timeout
         if h and step.timeout > h:
-            p.report("hung-task", r"INFO: task \S+:\d+ blocked for more than \d+ seconds\.", MAY,
+            p.expect_console("hung-task", r"INFO: task \S+:\d+ blocked for more than \d+ seconds\.", MAY,
                      "the hotplug writer sleeps uninterruptibly")

@@ -17,7 +17,7 @@ from .prediction import (
     MUST,
     Claim,
     Prediction,
-    Report,
+    PredictedLine,
 )
 from .state import MachineState, Span
 
@@ -100,14 +100,14 @@ def _merge_into(p: Prediction, branches: list[Prediction]) -> None:
             m.lines = [ln for ln in m.lines if ln in k.lines]
         p.kdb = m
     # a report is certain only if every alternative makes it
-    reports: dict[str, Report] = {}
+    reports: dict[str, PredictedLine] = {}
     for b in branches:
-        for r in b.reports:
+        for r in b.console_lines:
             reports.setdefault(r.key, copy.deepcopy(r))
     for key, r in reports.items():
-        if not all(any(x.key == key and x.when == MUST for x in b.reports) for b in branches):
+        if not all(any(x.key == key and x.when == MUST for x in b.console_lines) for b in branches):
             r.when = MAY
-    p.reports = list(reports.values())
+    p.console_lines = list(reports.values())
     for b in branches:
         for n in b.notes:
             p.note(n)
@@ -126,11 +126,11 @@ class Run:
                 return p
         raise KeyError(name)
 
-    def reports(self) -> list[Report]:
+    def console_lines(self) -> list[PredictedLine]:
         """Every console report over the whole run: MUST if some step makes it certain."""
-        out: dict[str, Report] = {}
+        out: dict[str, PredictedLine] = {}
         for p in self.predictions:
-            for r in p.reports:
+            for r in p.console_lines:
                 if r.key in out:
                     if r.when == MUST:
                         out[r.key].when = MUST
@@ -183,4 +183,4 @@ class Run:
     def to_json(self) -> dict:
         return {"features": self.features.to_json(), "cpus": self.cpus,
                 "steps": [p.to_json() for p in self.predictions],
-                "reports": [r.to_json() for r in self.reports()]}
+                "console_lines": [r.to_json() for r in self.console_lines()]}

@@ -122,12 +122,12 @@ def transition(m: Model, p: Prediction, a: dict, step: Step) -> Span:
     for load in st.loads:
         if load.cpu == n and load.running(st.clock, m._index) != "no":
             load.cpu = None
-            p.report(f"affine:{n}:{load.step}", rf"process \d+ \(\S+\) no longer affine to cpu{n}", MAY)
+            p.expect_console(f"affine:{n}:{load.step}", rf"process \d+ \(\S+\) no longer affine to cpu{n}", MAY)
             p.note(f"the busy loop pinned to CPU {n} loses its affinity and may run on any CPU")
     if st.uart_cpu == n:
         st.uart_cpu = min(st.online())
         p.note(f"the UART interrupt moves to CPU {st.uart_cpu} (first online CPU of its affinity)")
-    p.report(f"cpu-off:{n}", rf"CPU{n}: off", MUST)
+    p.expect_console(f"cpu-off:{n}", rf"CPU{n}: off", MUST)
     p.hotplug = HotplugPrediction(n, False, True, 0)
     p.status = 0
     return DUR_OFFLINE

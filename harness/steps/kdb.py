@@ -48,12 +48,12 @@ def transition(m: Model, p: Prediction, a: dict, step: Step) -> Span:
         return DUR_CONSOLE
     if not f.kgdb_attached:
         p.outcome = {NO_EFFECT}
-        p.report("kgdb-no-io", r"ERROR: No KGDB I/O module available", MUST)
+        p.expect_console("kgdb-no-io", r"ERROR: No KGDB I/O module available", MUST)
         return DUR_CONSOLE
     candidates = m.entry_cpus(p, cpu if via == "proc" else None, via)
     if not candidates:
         return DUR_CONSOLE
-    p.report("sysrq-g", r"sysrq: DEBUG", MUST)
+    p.expect_console("sysrq-g", r"sysrq: DEBUG", MUST)
     return m.branch(p, candidates,
                         lambda q, s: m.kdb_session(q, s, via, commands, go_twice, leave=True))
 

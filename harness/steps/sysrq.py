@@ -38,15 +38,15 @@ def transition(m: Model, p: Prediction, a: dict, step: Step) -> Span:
     if not candidates:
         return DUR_CONSOLE
     if key == "l":
-        p.report("sysrq-l", r"sysrq: Show backtrace of all active CPUs", MUST, basis="both")
+        p.expect_console("sysrq-l", r"sysrq: Show backtrace of all active CPUs", MUST, basis="both")
         return m.branch(p, candidates, lambda q, s: m.sysrq_l(q, s, via))
     if key == "g":
-        p.report("sysrq-g", r"sysrq: DEBUG", MUST)
+        p.expect_console("sysrq-g", r"sysrq: DEBUG", MUST)
         p.note("sysrq g outside a kdb step: the machine stays in kdb (nobody types go)")
         return m.branch(p, candidates,
                             lambda q, s: m.kdb_session(q, s, via, [], False, leave=False))
     if key == "c":
-        p.report("sysrq-c", r"sysrq: Trigger a crash", MUST)
+        p.expect_console("sysrq-c", r"sysrq: Trigger a crash", MUST)
         return m.branch(p, candidates, lambda q, s: m.panic(q, s, "sysrq triggered crash"))
     p.note(f"sysrq '{key}' moves no IPI counter the model knows of")
     return DUR_SYSRQ
