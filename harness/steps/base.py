@@ -82,6 +82,9 @@ class StepType:
     # The step's own check of what it did: (expected, observed) when it
     # failed (a shell command's exit status, a line waited for in vain).
     verify: Callable[[Step, "StepRecord"], tuple[str, str] | None] = _fine
+    # The step asks the kernel to crash (an LKDTM crash point): the crash
+    # ends the scenario and the expectations judge its report.
+    crashes: Callable[[Mapping[str, Any]], bool] = lambda args: False
 
     def defaults(self) -> dict[str, Any]:
         return {key: default for key, (_types, _req, default, _check) in self.fields.items()}

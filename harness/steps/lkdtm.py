@@ -72,4 +72,5 @@ STEP = StepType(
     },
     execute=execute,
     transition=transition,
+    crashes=lambda a: a["crash"] in v.LKDTM_CRASHING,
 )
