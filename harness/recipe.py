@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import yamlfile
+from . import patchpaths, yamlfile
 from .arch import ARCHES, Arch
 from .errors import InputError
 from .yamlfile import Fields
@@ -38,6 +38,7 @@ class Recipe:
         for p in extra:
             if not p.is_file():
                 raise InputError(p, "patch file not found")
+            patchpaths.check(p)
         suffix = "+" + "+".join(p.stem for p in extra)
         return Recipe(self.name + suffix, self.path, self.arch, self.source, self.base,
                       self.fragments, self.patches + tuple(p.resolve() for p in extra),
@@ -104,9 +105,12 @@ def load_recipe(path: Path, _seen: tuple[Path, ...] = ()) -> Recipe:
             return inherited
         items = f.str_list(key)
         seq = f.value[key]
-        return inherited + tuple(
-            _inside(base_dir, rel, yamlfile.item_where(path, seq, i, f"{key}[{i}]"))
-            for i, rel in enumerate(items))
+        found = tuple(_inside(base_dir, rel, yamlfile.item_where(path, seq, i, f"{key}[{i}]"))
+                      for i, rel in enumerate(items))
+        if key == "patches":
+            for p in found:
+                patchpaths.check(p)     # before anything records or applies it
+        return inherited + found
 
     return Recipe(
         name=f.get("name", str, path.stem),
