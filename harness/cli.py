@@ -202,6 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # background job of a non-interactive shell (measured: a CI script run
     # with `&` ignored Ctrl-C and sat in a 600 s step with QEMU alive).
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    if getattr(args, "out", "") is None:
+        args.out = str(_out_dir(args))      # one artifact directory, named once
     try:
         return args.func(args)
     except HarnessError as exc:
@@ -210,6 +212,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rvharness: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a harness bug: exit 2, never 1 (a kernel verdict)
+        from . import internal_error
+        out = Path(args.out) if getattr(args, "out", None) else None
+        print(internal_error.record(exc, sys.argv[1:] if argv is None else list(argv), out),
+              file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

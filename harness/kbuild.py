@@ -13,6 +13,7 @@ from pathlib import Path
 
 from . import debs, hostcmd, kconfig, patchpaths
 from .arch import Arch
+from .children import die_with_harness
 from .debs import file_lock
 from .errors import CommandFailed, ConfigError, HarnessError, InputError, PatchError
 from .paths import cache_dir
@@ -135,9 +136,9 @@ def resolve_source(src: Source) -> ResolvedSource:
         raise InputError(tree, "not a kernel source tree (no Makefile and Kconfig at its top)")
     try:
         head = subprocess.run(["git", "-C", str(tree), "rev-parse", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
+                              text=True, check=True, preexec_fn=die_with_harness()).stdout.strip()
         diff = subprocess.run(["git", "-C", str(tree), "diff", "HEAD", "--binary"],
-                              capture_output=True, check=True).stdout
+                              capture_output=True, check=True, preexec_fn=die_with_harness()).stdout
     except (OSError, subprocess.CalledProcessError):
         raise InputError(tree, "tree sources must be git checkouts, so that the cache key "
                                "can name their content") from None

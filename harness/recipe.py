@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import patchpaths, yamlfile
+from . import names, patchpaths, yamlfile
 from .arch import ARCHES, Arch
 from .errors import InputError
 from .yamlfile import Fields
@@ -112,8 +112,11 @@ def load_recipe(path: Path, _seen: tuple[Path, ...] = ()) -> Recipe:
                 patchpaths.check(p)     # before anything records or applies it
         return inherited + found
 
+    name = f.get("name", str, path.stem)
+    if problem := names.problem(name):      # it names the kernel's artifact directory
+        raise (f.at("name") if "name" in f.value else f.where).error(problem)
     return Recipe(
-        name=f.get("name", str, path.stem),
+        name=name,
         path=path,
         arch=ARCHES[arch_name],
         source=source,

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import kbuild, patchpaths
-from harness.errors import InputError
+from harness import kbuild, patchpaths, qemuargs, scenario, scenario_limits
+from harness.arch import RISCV64
+from harness.errors import InputError, MachineError
+from harness.machine import Machine, MachineSpec
 from harness.recipe import load_recipe
 from helpers import ROOT, RVHARNESS, rvharness
 
@@ -160,3 +162,191 @@ def test_cli_refuses_unsafe_patch_before_building(tmp_path: Path) -> None:
     assert f"{patch}:3: " in proc.stderr and "Traceback" not in proc.stderr
     assert time.monotonic() - t0 < 20
     assert not (tmp_path / "cache" / "work").exists()
+
+
+# ------------------------------------------------------------------ scenarios
+
+def _scenario(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def _load_error(path: Path) -> InputError:
+    with pytest.raises(InputError) as err:
+        scenario.load(path)
+    return err.value
+
+
+REFUSED_QEMU_ARGS = [
+    ["-drive", "file=/etc/passwd,format=raw,if=virtio"],
+    ["-chardev", "file,id=c0,path=/tmp/rvh-out"],
+    ["-monitor", "unix:/tmp/rvh-mon,server=on,wait=off"],
+    ["-serial", "file:/tmp/rvh-serial"],
+    ["-qmp", "tcp:127.0.0.1:4444,server=on,wait=off"],
+    ["-incoming", "exec:cat /etc/shadow"],
+    ["-loadvm", "snap"],
+    ["-object", "memory-backend-file,id=m0,size=64M,mem-path=/tmp"],
+    ["-device", "loader,file=/etc/passwd,addr=0x80000000"],
+    ["-fsdev", "local,id=f0,path=/,security_model=none"],
+    ["-netdev", "user,id=n0,hostfwd=tcp::2222-:22"],
+    ["-plugin", "/tmp/evil.so"],
+    ["-trace", "file=/tmp/trace"],
+    ["-D", "/tmp/qemu.log"],
+    ["-readconfig", "/tmp/qemu.cfg"],
+    ["-add-fd", "fd=3,set=1"],
+    ["/tmp/disk.img"],                                   # a bare argument is a disk image
+    ["-machine", "dumpdtb=/tmp/virt.dtb"],
+    ["-M", "virt,dtb=/tmp/other.dtb"],
+    ["-icount", "shift=1,rr=record,rrfile=/tmp/replay.bin"],
+    ["-cpu", "rv64,,socket=/tmp/s"],
+    ["-cpu max"],
+    ["--drive", "file=/etc/passwd"],
+    ["-cpu"],
+]
+
+
+@pytest.mark.parametrize("args", REFUSED_QEMU_ARGS, ids=lambda a: " ".join(a)[:40])
+def test_qemu_args_outside_the_allow_list_are_refused(tmp_path: Path, args: list[str]) -> None:
+    items = "".join(f"    - {json.dumps(a)}\n" for a in args)
+    p = _scenario(tmp_path, f"machine:\n  qemu_args:\n{items}steps:\n  - shell: 'true'\n")
+    err = _load_error(p)
+    assert err.path == p and err.line is not None and 3 <= err.line <= 2 + len(args), str(err)
+    assert "qemu_args" in str(err)
+
+
+def test_qemu_args_allow_list_accepts_documented_options(tmp_path: Path) -> None:
+    args = ["-cpu", "rv64,sv39=on", "-machine", "aia=aplic-imsic,aia-guests=2", "-M", "aclint=on",
+            "-accel", "tcg,thread=single,tb-size=64", "-icount", "shift=auto,sleep=off",
+            "-rtc", "base=2024-01-02T03:04:05,clock=vm"]
+    items = "".join(f"    - {json.dumps(a)}\n" for a in args)
+    p = _scenario(tmp_path, f"machine:\n  qemu_args:\n{items}steps:\n  - shell: 'true'\n")
+    assert scenario.load(p).machine.qemu_args == tuple(args)
+    doc = (ROOT / "docs" / "scenarios.md").read_text()
+    for opt in qemuargs.ALLOWED:
+        assert f"`{opt}" in doc, f"{opt} is allowed but not documented in docs/scenarios.md"
+
+
+def test_check_refuses_qemu_args_with_file_and_line(tmp_path: Path) -> None:
+    p = _scenario(tmp_path, "machine:\n  cpus: 2\n  qemu_args: [-serial, 'file:/tmp/x']\nsteps:\n  - shell: 'true'\n")
+    proc = rvharness("check", str(p), timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.startswith(f"rvharness: error: {p}:3:") and "'-serial' is not allowed" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_machine_refuses_unsafe_qemu_args_at_run_time(tmp_path: Path) -> None:
+    # A MachineSpec built in code, not loaded from a scenario: QEMU never starts.
+    spec = MachineSpec(RISCV64, tmp_path / "Image", tmp_path / "initrd",
+                       qemu_args=("-serial", f"file:{tmp_path / 'leak'}"))
+    with pytest.raises(MachineError, match=r"qemu_args\[0\].*'-serial' is not allowed"):
+        Machine(spec, tmp_path / "art").start()
+    assert not (tmp_path / "leak").exists() and not (tmp_path / "art" / "qemu.argv").exists()
+
+
+@pytest.mark.parametrize("name,line", [("..", 1), ("a/b", 1), ("", 1), (".hidden", 1),
+                                       ("a\\0b", 1), ("-rf", 1), ("x" * 101, 1)])
+def test_scenario_names_must_be_plain_file_names(tmp_path: Path, name: str, line: int) -> None:
+    p = _scenario(tmp_path, f'name: "{name}"\nsteps:\n  - shell: "true"\n')
+    err = _load_error(p)
+    assert err.path == p and err.line == line and "not a plain file name" in str(err), str(err)
+
+
+def test_name_from_a_hidden_file_name_is_refused(tmp_path: Path) -> None:
+    p = _scenario(tmp_path, "steps:\n  - shell: 'true'\n", name=".hidden.yaml")
+    assert "add a 'name:'" in str(_load_error(p))
+
+
+def test_two_scenarios_with_one_name_are_an_error_naming_both(tmp_path: Path) -> None:
+    a = _scenario(tmp_path, "name: same\nsteps:\n  - shell: 'true'\n", name="a.yaml")
+    b = _scenario(tmp_path, "name: same\nsteps:\n  - shell: 'false'\n", name="b.yaml")
+    for cmd in (["check", str(tmp_path)], ["run", str(tmp_path), "--out", str(tmp_path / "out")]):
+        proc = rvharness(*cmd, timeout=60)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert str(a) in proc.stderr and str(b) in proc.stderr and "'same'" in proc.stderr, proc.stderr
+    assert not (tmp_path / "out" / "default").exists()
+
+
+def test_recipe_names_must_be_plain_file_names(tmp_path: Path) -> None:
+    r = tmp_path / "r.yaml"
+    r.write_text(f"name: ../../escape\nsource: {{tree: {tmp_path}}}\n")
+    with pytest.raises(InputError, match="not a plain file name") as err:
+        load_recipe(r)
+    assert err.value.line == 1
+
+
+REPEAT_BOMB = """\
+name: bomb
+steps:
+  - repeat:
+      times: 100
+      steps:
+        - repeat:
+            times: 100
+            steps:
+              - repeat:
+                  times: 100
+                  steps:
+                    - shell: 'true'
+"""
+
+
+def test_repeat_bomb_is_refused_in_milliseconds(tmp_path: Path) -> None:
+    p = _scenario(tmp_path, REPEAT_BOMB)
+    t0 = time.monotonic()
+    err = _load_error(p)
+    took = time.monotonic() - t0
+    assert err.line == 3 and "1,000,000 steps" in str(err) and f"at most {scenario_limits.MAX_STEPS:,}" in str(err)
+    assert took < 0.5, f"check took {took:.2f} s: it expanded the repeats"
+    proc = rvharness("check", str(p), timeout=60)
+    assert proc.returncode == 2 and f"{p}:3:" in proc.stderr, proc.stderr
+
+
+def test_repeat_bomb_through_yaml_anchors(tmp_path: Path) -> None:
+    # One shared body, referenced at every level: counted once per list.
+    body = "[{repeat: {times: 1000, steps: *b%d}}]"
+    lines = ["name: anchors", "x0: &b0 [{shell: 'true'}]"]
+    for i in range(1, 8):
+        lines.append(f"x{i}: &b{i} " + body % (i - 1))
+    lines.append("steps: *b7")
+    p = _scenario(tmp_path, "\n".join(lines) + "\n")
+    t0 = time.monotonic()
+    with pytest.raises(InputError):
+        scenario.load(p)        # x0..x7 are unknown keys; the bound must not hang first
+    assert time.monotonic() - t0 < 0.5
+
+
+def test_steps_at_the_bound_are_accepted_and_nesting_is_bounded(tmp_path: Path) -> None:
+    ok = REPEAT_BOMB.replace("times: 100\n            steps", "times: 2\n            steps") \
+        .replace("times: 100\n                  steps", "times: 10\n                  steps")
+    assert len(scenario.load(_scenario(tmp_path, ok)).steps) == 2000
+    deep = "steps:\n" + "".join("  " * (2 * i + 1) + "- repeat:\n" + "  " * (2 * i + 3) + "times: 1\n"
+                                + "  " * (2 * i + 3) + "steps:\n" for i in range(9)) \
+        + "  " * 20 + "- shell: 'true'\n"
+    assert "nested more than 8 deep" in str(_load_error(_scenario(tmp_path, deep, "deep.yaml")))
+
+
+def test_deeply_nested_yaml_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    p = _scenario(tmp_path, "steps: " + "[" * 5000 + "]" * 5000 + "\n")
+    proc = rvharness("check", str(p), timeout=60)
+    assert proc.returncode == 2 and "nested too deeply" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("step,fragment", [
+    ("shell: " + json.dumps("echo " + "x" * 17000), "at most 16,384 are sent"),
+    ('shell: "echo a\\0b"', "NUL"),
+    ('shell: "   "', "non-empty"),
+    ("kdb: {cpu: 0, commands: [" + json.dumps("md " + "1" * 200) + "]}", "kdb reads at most 198"),
+    ('kdb: {cpu: 0, commands: ["bt\\tx"]}', "printable ASCII"),
+    ('reset: {during: "sleep 1\\u0000"}', "NUL"),
+])
+def test_command_limits_checked_at_load(tmp_path: Path, step: str, fragment: str) -> None:
+    p = _scenario(tmp_path, f"steps:\n  - {step}\n")
+    err = _load_error(p)
+    assert err.line == 2 and fragment in str(err), str(err)
+
+
+def test_multi_line_and_4k_commands_are_accepted(tmp_path: Path) -> None:
+    p = _scenario(tmp_path, "steps:\n  - shell: |\n      cat <<'EOF'\n      # not a comment\n      EOF\n"
+                            f"  - shell: {json.dumps('echo ' + 'y' * 4096)}\n")
+    assert [s.args["command"][:9] for s in scenario.load(p).steps] == ["cat <<'EO", "echo yyyy"]
