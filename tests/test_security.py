@@ -303,17 +303,21 @@ def test_repeat_bomb_is_refused_in_milliseconds(tmp_path: Path) -> None:
 
 
 def test_repeat_bomb_through_yaml_anchors(tmp_path: Path) -> None:
-    # One shared body, referenced at every level: counted once per list.
-    body = "[{repeat: {times: 1000, steps: *b%d}}]"
-    lines = ["name: anchors", "x0: &b0 [{shell: 'true'}]"]
-    for i in range(1, 8):
-        lines.append(f"x{i}: &b{i} " + body % (i - 1))
-    lines.append("steps: *b7")
-    p = _scenario(tmp_path, "\n".join(lines) + "\n")
+    # Each level's body is an anchor the next level repeats: a few lines
+    # of YAML asking for 1000^3 steps. Counted once per shared list.
+    p = _scenario(tmp_path, """\
+name: anchors
+steps:
+  - repeat: {times: 1, steps: &b0 [{shell: 'true'}]}
+  - repeat: {times: 1, steps: &b1 [{repeat: {times: 1000, steps: *b0}}]}
+  - repeat: {times: 1, steps: &b2 [{repeat: {times: 1000, steps: *b1}}]}
+  - repeat: {times: 1000, steps: *b2}
+""")
     t0 = time.monotonic()
-    with pytest.raises(InputError):
-        scenario.load(p)        # x0..x7 are unknown keys; the bound must not hang first
-    assert time.monotonic() - t0 < 0.5
+    proc = rvharness("check", str(p), timeout=30)
+    assert proc.returncode == 2 and f"{p}:6:" in proc.stderr, proc.stderr
+    assert "1,001,001,001 steps" in proc.stderr
+    assert time.monotonic() - t0 < 10
 
 
 def test_steps_at_the_bound_are_accepted_and_nesting_is_bounded(tmp_path: Path) -> None:
@@ -350,3 +354,122 @@ def test_multi_line_and_4k_commands_are_accepted(tmp_path: Path) -> None:
     p = _scenario(tmp_path, "steps:\n  - shell: |\n      cat <<'EOF'\n      # not a comment\n      EOF\n"
                             f"  - shell: {json.dumps('echo ' + 'y' * 4096)}\n")
     assert [s.args["command"][:9] for s in scenario.load(p).steps] == ["cat <<'EO", "echo yyyy"]
+
+
+# ------------------------------------------------------------------ helpers die with the harness
+
+def _alive(pid: int) -> bool:
+    """A process that still runs (a zombie waiting for its new parent to
+    reap it has ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def _children_of(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
+                out.append(int(d.name))
+    return out
+
+
+def _wait_gone(pids: list[int], seconds: float) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.05)
+    return [p for p in pids if _alive(p)]
+
+
+# The starve fallback (no writable cpu cgroup) keeps a host core busy with a
+# hog process while the starved vCPU threads sit at SCHED_IDLE on it.
+HOG_SCRIPT = """
+import sys, time
+from harness import faults
+target = int(sys.argv[1])
+with faults._idle_priority(target, [target], []):
+    print("hog running", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_sigkill_harness_kills_starve_hog(tmp_path: Path) -> None:
+    target = subprocess.Popen(["sleep", "600"])     # stands in for a vCPU thread
+    proc = subprocess.Popen([sys.executable, "-c", HOG_SCRIPT, str(target.pid)], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)
+    hogs: list[int] = []
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "hog running\n"
+        hogs = _children_of(proc.pid)
+        assert len(hogs) == 1 and "while True" in Path(f"/proc/{hogs[0]}/cmdline").read_text()
+        proc.kill()
+        proc.wait(10)
+        assert _wait_gone(hogs, 3.0) == [], "the CPU hog outlived the SIGKILLed harness"
+    finally:
+        for pid in [proc.pid, target.pid] + [h for h in hogs if _alive(h)]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        proc.wait(10)
+        target.wait(10)
+
+
+def test_preexec_refuses_to_run_when_parent_already_gone() -> None:
+    # The race the helper closes: the parent dies between fork and prctl.
+    # The preexec function carries the pid it was made in; run in a child
+    # whose parent is another process, it must exit instead of running.
+    from harness.children import die_with_harness
+    hook = die_with_harness()
+    pid = os.fork()
+    if pid == 0:                # child: its parent is this test, as expected
+        try:
+            hook()
+            grandchild = os.fork()
+            if grandchild == 0:     # parent is the child, not the hook's pid
+                hook()
+                os._exit(0)         # not reached
+            _, status = os.waitpid(grandchild, 0)
+            os._exit(0 if os.waitstatus_to_exitcode(status) == 1 else 3)
+        except BaseException:
+            os._exit(4)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+# ------------------------------------------------------------------ a harness bug exits 2
+
+BUG_SCRIPT = """
+import sys
+from harness import cli, preflight
+def load_scenarios(paths):
+    raise KeyError("a bug the harness did not expect")
+preflight.load_scenarios = load_scenarios
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_unexpected_exception_exits_2_with_traceback_in_artifacts(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-c", BUG_SCRIPT, "run", "scenarios/backtrace-ipi.yaml",
+                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "internal error" in lines[0] and "KeyError" in lines[0] and str(out / "harness-error.txt") in lines[0]
+    text = (out / "harness-error.txt").read_text()
+    assert "Traceback (most recent call last)" in text and "a bug the harness did not expect" in text
+    # A command without an artifact directory keeps it under the cache's logs/.
+    env = {**os.environ, "RVHARNESS_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, "-c", BUG_SCRIPT, "check", "scenarios/"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    logs = list((tmp_path / "cache" / "logs").glob("harness-error-*.txt"))
+    assert len(logs) == 1 and str(logs[0]) in proc.stderr
