@@ -21,9 +21,10 @@ MAX_STEPS = 2000
 # Nested repeats deeper than this are refused outright (and keep the
 # counting below from recursing without end on a hostile file).
 MAX_REPEAT_DEPTH = 8
-# A shell command's bytes (UTF-8). 4 KiB of text (the tty's canonical line
-# limit is 4095) must pass; 16 KiB is a script, not a command.
-MAX_COMMAND_BYTES = 16384
+# A shell command's bytes (UTF-8). 4 KiB of text (more than the tty's 4095-
+# byte canonical line) must pass; the guest's line editor takes text in at
+# 0.7-2 KB/s (console.TRANSFER_BYTES_PER_S), so 8 KiB already costs seconds.
+MAX_COMMAND_BYTES = 8192
 
 
 def _rounds(repeat: Any) -> int:
@@ -83,7 +84,10 @@ def command_problem(command: str) -> str | None:
         return "expected a non-empty shell command"
     if "\0" in command:
         return "a shell command cannot contain a NUL character"
-    size = len(command.encode("utf-8", "surrogateescape"))
+    try:
+        size = len(command.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "a shell command must be valid Unicode text (a lone surrogate is not)"
     if size > MAX_COMMAND_BYTES:
         return f"the command is {size:,} bytes; at most {MAX_COMMAND_BYTES:,} are sent"
     return None
