@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from harness.arch import RISCV64
 from harness.errors import InputError, MachineError
 from harness.machine import Machine, MachineSpec
 from harness.recipe import load_recipe
-from helpers import ROOT, RVHARNESS, rvharness
+from helpers import ROOT, RVHARNESS, qemu_pids_mentioning, rvharness
 
 # ------------------------------------------------------------------ patches
 
@@ -473,3 +474,90 @@ def test_unexpected_exception_exits_2_with_traceback_in_artifacts(tmp_path: Path
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     logs = list((tmp_path / "cache" / "logs").glob("harness-error-*.txt"))
     assert len(logs) == 1 and str(logs[0]) in proc.stderr
+
+
+# Every allowed option with a value that keeps the guest as it is: the run
+# below also shows QEMU accepts the documented allow-list.
+ALLOWED_AND_HARMLESS = ["-cpu", "rv64", "-machine", "aclint=off", "-accel", "tcg,thread=multi",
+                        "-rtc", "base=utc,clock=host"]
+
+
+@pytest.mark.integration
+def test_sigkill_harness_kills_qemu(default_kernel, tmp_path: Path) -> None:
+    scn = _scenario(tmp_path, "name: killed\nmachine:\n  cpus: 2\n  qemu_args: "
+                    + json.dumps(ALLOWED_AND_HARMLESS)
+                    + "\nsteps:\n  - shell: 'sleep 1000'\n    timeout: 600\n")
+    out = tmp_path / "out"
+    proc = subprocess.Popen([*RVHARNESS, "run", str(scn), "--out", str(out)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    art = out / "default" / "killed"
+    qemu: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            log = art / "console.log"
+            if log.exists() and "@RVHS" in log.read_text(errors="replace"):
+                break               # the guest is running the sleep
+            assert proc.poll() is None, "the harness ended before the guest ran the command"
+            time.sleep(0.2)
+        argv = (art / "qemu.argv").read_text().splitlines()
+        assert argv[argv.index("-cpu") + 1] == "rv64"       # the allowed options reached QEMU
+        sock = next(a for a in argv if a.startswith("unix:")).split(",")[0][5:]
+        qemu = qemu_pids_mentioning(sock)
+        assert len(qemu) == 1, "QEMU is not running"
+        proc.kill()             # SIGKILL: no handler, no context manager runs
+        proc.wait(10)
+        assert _wait_gone(qemu, 5.0) == [], "QEMU outlived the SIGKILLed harness"
+        assert qemu_pids_mentioning(sock) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        for pid in qemu:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        if qemu:                # the private run directory a SIGKILL leaves behind
+            shutil.rmtree(Path(sock).parent, ignore_errors=True)
+    assert "rvharness-ready" in (art / "console.log").read_text()    # the log is kept
+
+
+# A process forked from the harness after QEMU started (a worker pool that
+# forks, a daemonising helper) holds the console's pty open: QEMU then gets
+# no hangup (SIGHUP) when the harness dies, and only the death signal ends it.
+FORKED_HOLDER = """
+import os, sys, time
+from pathlib import Path
+from harness import initramfs, kbuild
+from harness.arch import RISCV64
+from harness.machine import Machine, MachineSpec
+from harness.recipe import load_recipe
+k = kbuild.build(load_recipe(Path("kernels/default.yaml")))
+m = Machine(MachineSpec(RISCV64, k.image, initramfs.build(RISCV64), cpus=1), Path(sys.argv[1])).start()
+m.boot()
+if os.fork() == 0:          # keeps every fd, the pty master included
+    time.sleep(600)
+    os._exit(0)
+print(m.child.pid, flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.integration
+def test_qemu_dies_with_harness_even_when_its_console_stays_open(default_kernel, tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", FORKED_HOLDER, str(tmp_path / "art")], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)
+    qemu: list[int] = []
+    holders: list[int] = []
+    try:
+        assert proc.stdout is not None
+        qemu = [int(proc.stdout.readline())]
+        holders = [p for p in _children_of(proc.pid) if p not in qemu]
+        assert _alive(qemu[0]) and len(holders) == 1
+        proc.kill()
+        proc.wait(10)
+        assert _wait_gone(qemu, 5.0) == [], "QEMU outlived the SIGKILLed harness"
+    finally:
+        for pid in [proc.pid] + holders + qemu:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait(10)
