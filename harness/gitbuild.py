@@ -151,9 +151,11 @@ class TreeBuilder:
         common_dir = (tree.path / common).resolve()
         doc = [str(common_dir), recipe.arch.name, recipe.base, [p.read_text() for p in recipe.fragments]]
         self.slot = cache_dir() / "bisect" / hashlib.sha256(json.dumps(doc).encode()).hexdigest()[:16]
-        # Named like the tree, so relative paths (and ccache entries) match
+        # Named like the repository's main checkout (the same for all its
+        # linked worktrees), so relative paths, and so ccache entries, match
         # builds of the same source made elsewhere in the cache.
-        self.worktree = self.slot / tree.top.name
+        name = common_dir.parent.name if common_dir.name == ".git" else common_dir.name.removesuffix(".git")
+        self.worktree = self.slot / (name or "linux")
         self.build_dir = self.slot / "build"
         self.state_file = self.slot / "state.json"
 
