@@ -150,7 +150,12 @@ class StepLog:
         self.path = path
         self.records: list[dict] = []
         if path.exists():
-            for line in path.read_text().splitlines():
+            text = path.read_text()
+            if text and not text.endswith("\n"):
+                # Cut by a kill mid-write: drop the partial line so the next record starts clean.
+                text = text[:text.rfind("\n") + 1]
+                path.write_text(text)
+            for line in text.splitlines():
                 try:
                     self.records.append(json.loads(line))
                 except ValueError:
@@ -416,8 +421,7 @@ class Bisector:
         except KeyboardInterrupt:
             raise
         finally:
-            if "candidates" not in result:
-                result.update(self._summary())
+            result.update(self._summary())      # the final counts, verification included
             self.write(result)
         return result
 
@@ -441,8 +445,7 @@ class Bisector:
                      infra_count=lambda: sum(t.verdict == INFRA_V for t in self.tested))
         if res.aborted:
             raise BisectAbort(res.aborted)
-        out = self._summary()
-        out["candidates"] = [self._describe(c) for c in res.candidates]
+        out: dict = {"candidates": [self._describe(c) for c in res.candidates]}
         if len(res.candidates) != 1:
             out.update(status="inconclusive",
                        message=f"the first {'fixed' if self.p.reverse else 'bad'} commit is one of "

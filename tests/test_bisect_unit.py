@@ -222,3 +222,18 @@ def test_checks_narrow_the_signature_by_hand() -> None:
     assert classify(_run(["s: a", "s: other"]), sig)[0] == SIGNATURE
     assert classify(_run(["s: a"], ["Oops in g"]), sig)[0] == UNRELATED
     assert not Signature.of_runs(runs, only=["nothing"]).checks
+
+
+def test_the_step_log_survives_a_line_cut_by_a_kill(tmp_path: Path) -> None:
+    from harness.bisect import StepLog
+
+    log = StepLog(tmp_path / "steps.jsonl")
+    log.append({"type": "step", "commit": "a"})
+    log.append({"type": "run", "image": "x"})
+    with open(tmp_path / "steps.jsonl", "a") as fh:
+        fh.write('{"type": "step", "commit": "b", "verd')      # SIGKILL mid-write
+    again = StepLog(tmp_path / "steps.jsonl")
+    assert [r["type"] for r in again.records] == ["step", "run"]
+    assert again.of("step")[0]["commit"] == "a" and "time" in again.of("step")[0]
+    again.append({"type": "step", "commit": "c"})
+    assert [r.get("commit") for r in StepLog(tmp_path / "steps.jsonl").of("step")] == ["a", "c"]
