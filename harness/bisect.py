@@ -333,6 +333,9 @@ class Bisector:
     def _endpoints(self) -> None:
         passing, failing = (self.bad, self.good) if self.p.reverse else (self.good, self.bad)
         pname, fname = ("--bad", "--good") if self.p.reverse else ("--good", "--bad")
+        for sha, name in ((passing, pname), (failing, fname)):
+            if sha not in self.builds:
+                self.say(f"endpoint {name} {sha[:12]} '{self.tree.describe(sha)['subject'][:60]}' — building…")
         prec, pk = self._build(passing)
         frec, fk = self._build(failing)
         for rec, k, name in ((prec, pk, pname), (frec, fk, fname)):

@@ -84,15 +84,18 @@ def main_bisect(history: dict, tmp_path_factory: pytest.TempPathFactory) -> dict
             return bool(qemu_pids_mentioning(str(out)))
         assert _wait(qemu_up, 600, proc), first_log.read_text()[-3000:]
         time.sleep(1.5)   # booting or in a step
-        pids = qemu_pids_mentioning(str(out))
-        for pid in pids:
-            os.kill(pid, signal.SIGKILL)
-        killed_qemu.extend(pids)
+        for pid in qemu_pids_mentioning(str(out)):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed_qemu.append(pid)
+            except ProcessLookupError:
+                pass
 
         def next_step_done() -> bool:
             return any(r.get("type") == "step" for r in _steps(out)[n_before:])
         assert _wait(next_step_done, 900, proc), first_log.read_text()[-3000:]
-        # Kill it mid-bisect, as a host crash would (the whole process group: QEMU too).
+        # Kill it mid-bisect, as a host crash would (QEMU, in its own
+        # session, is ended below if the hang-up of its console did not).
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -100,7 +103,10 @@ def main_bisect(history: dict, tmp_path_factory: pytest.TempPathFactory) -> dict
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
         for pid in qemu_pids_mentioning(str(out)):
-            os.kill(pid, signal.SIGKILL)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
     before_resume = _steps(out)
     resumed = rvharness("bisect", "--resume", str(out), timeout=1800)
     return {"out": out, "first_rc": proc.returncode, "first_log": first_log.read_text(),

@@ -237,3 +237,40 @@ def test_the_step_log_survives_a_line_cut_by_a_kill(tmp_path: Path) -> None:
     assert again.of("step")[0]["commit"] == "a" and "time" in again.of("step")[0]
     again.append({"type": "step", "commit": "c"})
     assert [r.get("commit") for r in StepLog(tmp_path / "steps.jsonl").of("step")] == ["a", "c"]
+
+
+def test_recipe_patches_are_applied_left_out_when_contained_or_make_a_skip(tmp_path: Path) -> None:
+    """TreeBuilder's patch plan on a small real repository: a patch that
+    applies is applied, one the commit already contains (it applies in
+    reverse) is left out, one that does neither names itself."""
+    from harness.arch import RISCV64
+    from harness.gitbuild import TreeBuilder
+    from harness.recipe import Recipe, Source
+
+    repo = tmp_path / "r"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    shas = []
+    for text in ("one\ntwo\nthree\n", "one\nTWO\nthree\n", "one\n2\nthree\n"):
+        (repo / "f.c").write_text(text)
+        _git(repo, "add", "f.c")
+        _git(repo, "commit", "-qm", f"set {text.split()[1]}")
+        shas.append(_git(repo, "rev-parse", "HEAD"))
+    patch = tmp_path / "fix.patch"
+    patch.write_text(_git(repo, "diff", shas[0], shas[1]) + "\n")
+    recipe = Recipe("t", None, RISCV64, Source("tree", str(repo)), "tinyconfig", (), (patch,))
+    b = TreeBuilder(GitTree(repo), recipe)
+    assert b._patch_plan(shas[0]) == ([patch], [], "")
+    assert b._patch_plan(shas[1]) == ([], [patch], "")
+    apply, contained, why = b._patch_plan(shas[2])
+    assert why == "recipe patch fix.patch neither applies nor is contained"
+    # The same content under two commits has one cache key; other patches, another.
+    assert b.key_for(shas[0], [patch]) != b.key_for(shas[0], [])
+    tree = GitTree(repo)
+    revert, note = tree.revert_applies(shas[1], shas[1])
+    assert note == "" and revert == tree.tree_of(shas[0])
+    assert tree.revert_applies(shas[1], shas[2])[0] is None
+    made = tree.commit_tree(revert, shas[1], "revert")
+    assert tree.tree_of(made) == tree.tree_of(shas[0]) and tree.parents(made) == [shas[1]]
+    # The user's checkout is untouched by all of this.
+    assert (repo / "f.c").read_text() == "one\n2\nthree\n" and _git(repo, "status", "--porcelain") == ""
