@@ -225,6 +225,7 @@ class Bisector:
         self.boots = 0
         self.builds_done = 0
         self.build_seconds = 0.0
+        self.build_wait = 0.0
         self.boot_seconds = 0.0
         self.candidates_left = 0
         self.t0 = time.monotonic()
@@ -241,6 +242,7 @@ class Bisector:
         if not res.cached:
             self.builds_done += 1
             self.build_seconds += res.seconds
+        self.build_wait += res.waited
         rec = {"type": "build", **res.to_json()}
         self.builds[sha] = rec
         self.log.append(rec)
@@ -550,7 +552,8 @@ class Bisector:
             "failure_rate": round(self.p_fail, 4), "deterministic": self.deterministic,
             "runs_per_good": self.need, "tested": [asdict(t) for t in self.tested],
             "stats": {"wall_seconds": round(time.monotonic() - self.t0, 1), "builds": self.builds_done,
-                      "build_seconds": round(self.build_seconds, 1), "boots": self.boots,
+                      "build_seconds": round(self.build_seconds, 1),
+                      "build_wait_seconds": round(self.build_wait, 1), "boots": self.boots,
                       "boot_seconds": round(self.boot_seconds, 1),
                       "steps": len(self.tested)},
         }

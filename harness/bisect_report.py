@@ -86,7 +86,9 @@ def markdown(r: dict) -> str:
         lines.append("")
     st = r.get("stats")
     if st:
-        lines.append(f"{st['steps']} steps, {st['builds']} builds ({st['build_seconds']:.0f} s), "
+        wait = st.get("build_wait_seconds", 0)
+        lines.append(f"{st['steps']} steps, {st['builds']} builds ({st['build_seconds']:.0f} s"
+                     + (f", plus {wait:.0f} s waiting for other builds" if wait >= 1 else "") + "), "
                      f"{st['boots']} boots ({st['boot_seconds']:.0f} s), {st['wall_seconds']:.0f} s in all.")
     return "\n".join(lines) + "\n"
 

@@ -127,7 +127,8 @@ class CommitBuild:
     patches_applied: list[str] = field(default_factory=list)
     patches_contained: list[str] = field(default_factory=list)
     reason: str = ""
-    seconds: float = 0.0
+    seconds: float = 0.0              # building, without the waits below
+    waited: float = 0.0               # for the slot and the host-wide build lock (other builds)
     cached: bool = False
     log: str = ""
 
@@ -135,7 +136,8 @@ class CommitBuild:
         return {"commit": self.commit, "status": self.status, "key": self.key,
                 "image_sha256": self.image_sha256, "patches_applied": self.patches_applied,
                 "patches_contained": self.patches_contained, "reason": self.reason,
-                "seconds": round(self.seconds, 1), "cached": self.cached, "log": self.log,
+                "seconds": round(self.seconds, 1), "waited": round(self.waited, 1),
+                "cached": self.cached, "log": self.log,
                 "kernel_dir": str(self.kernel.dir) if self.kernel else ""}
 
 
@@ -266,13 +268,17 @@ class TreeBuilder:
         # scripts/setlocalversion appends "-g<sha>" (or "+") in a git tree:
         # hide the repository from make so the Image depends on the content only.
         env["GIT_DIR"] = os.devnull
+        w0 = time.monotonic()
         with file_lock(self.slot.parent / f"{self.slot.name}.lock"):
+            res.waited += time.monotonic() - w0
             self._ensure_worktree(sha)
             self.build_dir.mkdir(parents=True, exist_ok=True)
             state = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
             try:
                 self._checkout(sha, apply, log)
+                w0 = time.monotonic()
                 with file_lock(cache_dir() / "host-build.lock"):
+                    res.waited += time.monotonic() - w0
                     if self._needs_config(state, sha, apply):
                         kbuild._configure(self.recipe, self.worktree, self.build_dir, env, log)
                         state.update(configured=sha, config_recipe=self._recipe_digest(),
@@ -287,7 +293,7 @@ class TreeBuilder:
                 self.state_file.write_text(json.dumps(state))
                 res.status = BUILD_FAILED
                 res.reason = _first_error(log) or str(exc).splitlines()[0]
-                res.seconds = time.monotonic() - t0
+                res.seconds = time.monotonic() - t0 - res.waited
                 failed.parent.mkdir(parents=True, exist_ok=True)
                 failed.write_text(json.dumps({"reason": res.reason, "log": str(log)}))
                 return res
@@ -299,7 +305,7 @@ class TreeBuilder:
         res.status = BUILT
         res.kernel = kbuild.BuiltKernel(key, out, name, self.recipe.arch)
         res.image_sha256 = image_digest(res.kernel)
-        res.seconds = time.monotonic() - t0
+        res.seconds = time.monotonic() - t0 - res.waited
         return res
 
     def tree_path_str(self) -> str:
