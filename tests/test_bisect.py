@@ -220,23 +220,29 @@ def test_a_build_break_next_to_the_culprit_leaves_both_candidates(history: dict,
 
 def test_reverse_finds_the_commit_that_fixes_the_regression(history: dict, tmp_path: Path) -> None:
     c = history["commits"]
-    r = rvharness("bisect", "--tree", history["repo"], "--good", c["doc7"], "--bad", c["fix-code"],
+    # code5 fails (the revert is in), doc7 too, reapply-f15c passes.
+    r = rvharness("bisect", "--tree", history["repo"], "--good", c["code5"], "--bad", c["reapply-f15c"],
                   "--reverse", BACKTRACE, "--out", str(tmp_path))
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     res = json.loads((tmp_path / "bisect.json").read_text())
     assert res["culprit"]["id"] == c["reapply-f15c"]
     assert res["verification"]["checks"] == {"culprit": True, "parent": True, "revert": True}
+    doc7 = next(t for t in res["tested"] if t["commit"] == c["doc7"] and t["role"] == "bisect")
+    assert doc7["verdict"] == "bad" and doc7["boots"] == 0 and doc7["same_image_as"] == c["code5"][:12]
     assert "fixed commit" in (tmp_path / "bisect.md").read_text()
 
 
 def test_the_3908_revert_is_found_as_a_latency_regression_with_confidence(history: dict, tmp_path: Path) -> None:
     c = history["commits"]
-    r = rvharness("bisect", "--tree", history["repo"], "--good", c["code2"], "--bad", c["lat-doc2"],
+    r = rvharness("bisect", "--tree", history["repo"], "--good", c["code2"], "--bad", c["lat-revert-3908"],
                   LATENCY, "--out", str(tmp_path))
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     res = json.loads((tmp_path / "bisect.json").read_text())
     assert res["culprit"]["id"] == c["lat-revert-3908"]
     assert res["confidence"] >= 0.95
+    # The documentation-only commit between them and the revert check boot nothing.
+    assert res["stats"]["boots"] == sum(t["boots"] for t in res["tested"])
+    assert all(t["boots"] == 0 for t in res["tested"] if t["role"] not in ("good endpoint", "bad endpoint"))
     assert any("every online write is fast" in s for s in res["signature"]["checks"])
 
 
@@ -300,7 +306,7 @@ def test_bisect_run_gives_git_bisect_exit_codes(history: dict, tmp_path: Path) -
             r = rvharness("bisect-run", "--tree", str(wt), BACKTRACE, "--out", str(tmp_path / name))
             return r.returncode
 
-        assert at("break") == 125
+        assert at("amb-revert-broken") == 125      # does not build
         assert at("revert-f15c") == 1
         assert at("doc3") == 0
     finally:
