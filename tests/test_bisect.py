@@ -241,7 +241,6 @@ def test_the_3908_revert_is_found_as_a_latency_regression_with_confidence(histor
     assert res["culprit"]["id"] == c["lat-revert-3908"]
     assert res["confidence"] >= 0.95
     # The documentation-only commit between them and the revert check boot nothing.
-    assert res["stats"]["boots"] == sum(t["boots"] for t in res["tested"])
     assert all(t["boots"] == 0 for t in res["tested"] if t["role"] not in ("good endpoint", "bad endpoint"))
     assert any("every online write is fast" in s for s in res["signature"]["checks"])
 
