@@ -271,6 +271,16 @@ class TreeBuilder:
         w0 = time.monotonic()
         with file_lock(self.slot.parent / f"{self.slot.name}.lock"):
             res.waited += time.monotonic() - w0
+            if (out / ".complete").exists():      # built by another bisect while we waited
+                res.status, res.cached, res.log = BUILT, True, ""
+                res.kernel = kbuild.BuiltKernel(key, out, name, self.recipe.arch)
+                res.image_sha256 = image_digest(res.kernel)
+                res.seconds = time.monotonic() - t0 - res.waited
+                return res
+            if failed.exists():
+                info = json.loads(failed.read_text())
+                res.status, res.reason, res.log, res.cached = BUILD_FAILED, info["reason"], info["log"], True
+                return res
             self._ensure_worktree(sha)
             self.build_dir.mkdir(parents=True, exist_ok=True)
             state = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}

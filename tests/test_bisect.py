@@ -115,6 +115,31 @@ def main_bisect(history: dict, tmp_path_factory: pytest.TempPathFactory) -> dict
             "result": json.loads((out / "bisect.json").read_text()) if (out / "bisect.json").exists() else {}}
 
 
+def test_bad_input_gets_one_line_and_exit_2(history: dict, tmp_path: Path) -> None:
+    c = history["commits"]
+    repo = history["repo"]
+
+    def err(*args: str) -> str:
+        r = rvharness("bisect", *args, "--out", str(tmp_path / "o"), timeout=300)
+        assert r.returncode == 2, (args, r.stdout, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1, r.stderr
+        return lines[0]
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert "not a git tree" in err("--tree", str(plain), "--good", "a", "--bad", "b", BACKTRACE)
+    assert "'nosuchrev' is not a commit" in err("--tree", repo, "--good", "nosuchrev", "--bad", c["code4"],
+                                                BACKTRACE)
+    assert "is not an ancestor of --bad" in err("--tree", repo, "--good", c["code4"], "--bad", c["code2"],
+                                                BACKTRACE)
+    recipe = tmp_path / "other.yaml"
+    recipe.write_text("source:\n  debian: linux-source-6.12\nbase: tinyconfig\n")
+    line = err("--tree", repo, "--good", history["base"], "--bad", c["code4"], "--kernel", str(recipe), BACKTRACE)
+    assert str(recipe) in line and "key 'source'" in line and "conflicts with --tree" in line
+    assert "--resume" in err("--resume", str(tmp_path / "nothing-here"))
+
+
 def test_the_regression_is_found_and_verified(main_bisect: dict, history: dict) -> None:
     r = main_bisect["resumed"]
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -203,6 +228,27 @@ def test_resume_after_sigkill_redoes_no_finished_step(main_bisect: dict) -> None
     assert out.count("[from the step log]") == len(before)
 
 
+def test_a_scenario_that_does_not_fail_on_bad_is_a_clear_error(history: dict, tmp_path: Path) -> None:
+    c = history["commits"]
+    r = rvharness("bisect", "--tree", history["repo"], "--good", history["base"], "--bad", c["code1"],
+                  BACKTRACE, "--max-repeats", "3", "--out", str(tmp_path))
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"rvharness: error: the scenario does not fail on --bad {c['code1'][:12]}: 3 runs passed")
+
+
+def test_a_good_endpoint_that_fails_is_a_clear_error(history: dict, tmp_path: Path) -> None:
+    c = history["commits"]
+    r = rvharness("bisect", "--tree", history["repo"], "--good", c["doc4"], "--bad", c["code4"],
+                  BACKTRACE, "--out", str(tmp_path))
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert lines[-1].startswith("rvharness: error: the good endpoint --good ")
+    assert "fails:" in lines[-1] and "backtrace" in lines[-1]
+    # One run was enough to say so, and its console log is kept.
+    assert len(list(tmp_path.glob("runs/*/*/run-1/console.log"))) == 1
+
+
 def test_a_build_break_next_to_the_culprit_leaves_both_candidates(history: dict, tmp_path: Path) -> None:
     c = history["commits"]
     r = rvharness("bisect", "--tree", history["repo"], "--good", c["doc3"], "--bad", c["amb-fixbuild"],
@@ -243,52 +289,6 @@ def test_the_3908_revert_is_found_as_a_latency_regression_with_confidence(histor
     # The documentation-only commit between them and the revert check boot nothing.
     assert all(t["boots"] == 0 for t in res["tested"] if t["role"] not in ("good endpoint", "bad endpoint"))
     assert any("every online write is fast" in s for s in res["signature"]["checks"])
-
-
-def test_a_good_endpoint_that_fails_is_a_clear_error(history: dict, tmp_path: Path) -> None:
-    c = history["commits"]
-    r = rvharness("bisect", "--tree", history["repo"], "--good", c["doc4"], "--bad", c["code4"],
-                  BACKTRACE, "--out", str(tmp_path))
-    assert r.returncode == 2
-    lines = r.stderr.strip().splitlines()
-    assert lines[-1].startswith("rvharness: error: the good endpoint --good ")
-    assert "fails:" in lines[-1] and "backtrace" in lines[-1]
-    # One run was enough to say so, and its console log is kept.
-    assert len(list(tmp_path.glob("runs/*/*/run-1/console.log"))) == 1
-
-
-def test_a_scenario_that_does_not_fail_on_bad_is_a_clear_error(history: dict, tmp_path: Path) -> None:
-    c = history["commits"]
-    r = rvharness("bisect", "--tree", history["repo"], "--good", history["base"], "--bad", c["code1"],
-                  BACKTRACE, "--max-repeats", "3", "--out", str(tmp_path))
-    assert r.returncode == 2
-    assert r.stderr.strip().splitlines()[-1] == (
-        f"rvharness: error: the scenario does not fail on --bad {c['code1'][:12]}: 3 runs passed")
-
-
-def test_bad_input_gets_one_line_and_exit_2(history: dict, tmp_path: Path) -> None:
-    c = history["commits"]
-    repo = history["repo"]
-
-    def err(*args: str) -> str:
-        r = rvharness("bisect", *args, "--out", str(tmp_path / "o"), timeout=300)
-        assert r.returncode == 2, (args, r.stdout, r.stderr)
-        lines = r.stderr.strip().splitlines()
-        assert len(lines) == 1, r.stderr
-        return lines[0]
-
-    plain = tmp_path / "plain"
-    plain.mkdir()
-    assert "not a git tree" in err("--tree", str(plain), "--good", "a", "--bad", "b", BACKTRACE)
-    assert "'nosuchrev' is not a commit" in err("--tree", repo, "--good", "nosuchrev", "--bad", c["code4"],
-                                                BACKTRACE)
-    assert "is not an ancestor of --bad" in err("--tree", repo, "--good", c["code4"], "--bad", c["code2"],
-                                                BACKTRACE)
-    recipe = tmp_path / "other.yaml"
-    recipe.write_text("source:\n  debian: linux-source-6.12\nbase: tinyconfig\n")
-    line = err("--tree", repo, "--good", history["base"], "--bad", c["code4"], "--kernel", str(recipe), BACKTRACE)
-    assert str(recipe) in line and "key 'source'" in line and "conflicts with --tree" in line
-    assert "--resume" in err("--resume", str(tmp_path / "nothing-here"))
 
 
 def test_bisect_run_gives_git_bisect_exit_codes(history: dict, tmp_path: Path) -> None:
