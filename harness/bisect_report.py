@@ -80,7 +80,8 @@ def markdown(r: dict) -> str:
         for t in tested:
             build = t["build"] + (" (cached)" if t["build_cached"] else f" {t['build_seconds']:.0f}s")
             reason = t["reason"].replace("|", "/")[:120]
-            lines.append(f"| {t['step']} | {t['short'][:12]} {t['subject'][:40]} | {t['role']} | "
+            subject = t["subject"][:40].replace("|", "/")     # a '|' would end the cell
+            lines.append(f"| {t['step']} | {t['short'][:12]} {subject} | {t['role']} | "
                          f"{t['verdict']} | {t['clean']}/{t['signature']}/{t['unrelated']}/{t['infra']} | "
                          f"{build} | {reason} |")
         lines.append("")

@@ -274,3 +274,54 @@ def test_recipe_patches_are_applied_left_out_when_contained_or_make_a_skip(tmp_p
     assert tree.tree_of(made) == tree.tree_of(shas[0]) and tree.parents(made) == [shas[1]]
     # The user's checkout is untouched by all of this.
     assert (repo / "f.c").read_text() == "one\n2\nthree\n" and _git(repo, "status", "--porcelain") == ""
+
+
+def _result(status: str = "found") -> dict:
+    from dataclasses import asdict
+
+    from harness.bisect import Params, Tested
+
+    def tc(short, verdict, clean, sig):
+        return {"commit": short * 3, "short": short, "verdict": verdict, "clean": clean, "signature": sig,
+                "unrelated": 0, "infra": 0, "runs": clean + sig, "reason": "r"}
+    tested = [Tested(1, "b" * 40, "b" * 12, "bad one", "bad endpoint", BAD, "signature failed in 3/3 runs",
+                     image="i1", build="built", build_seconds=12.0, signature=3),
+              Tested(2, "a" * 40, "a" * 12, "good one", "good endpoint", GOOD, "2/2 runs clean",
+                     image="i0", build="built", build_cached=True, clean=2),
+              Tested(3, "c" * 40, "c" * 12, "docs | only", "bisect", GOOD, "same Image as aaaaaaaaaaaa: 2/2 runs clean",
+                     image="i0", build="built", same_image_as="a" * 12, clean=2)]
+    return {"status": status, "message": "m", "params": asdict(Params("/t", "a", "b", ["s.yaml"])),
+            "command": Params("/t", "a", "b", ["s.yaml"]).command(),
+            "culprit": {"id": "d" * 40, "short": "d" * 12, "subject": "Revert x", "author": "A <a@b>",
+                        "date": "2026-01-01", "diffstat": " f.c | 2 +-\n 1 file changed", "parents": ["c" * 40]},
+            "confidence": 0.96, "flags": [], "failure_rate": 0.8, "runs_per_good": 2,
+            "verification": {"n": 2, "checks": {"culprit": True, "parent": True, "revert": True}, "revert_note": "",
+                             "culprit": tc("d" * 12, BAD, 0, 2), "parent": tc("c" * 12, GOOD, 2, 0),
+                             "revert": tc("e" * 12, GOOD, 2, 0)},
+            "candidates": [], "signature": {"checks": ["s: a check"], "titles": ["BUG: x"], "narrowed": False},
+            "tested": [asdict(t) for t in tested],
+            "stats": {"wall_seconds": 100.0, "builds": 3, "build_seconds": 30.0, "build_wait_seconds": 5.0,
+                      "boots": 7, "boot_seconds": 60.0, "steps": 3}}
+
+
+def test_bisect_md_and_junit_from_a_result() -> None:
+    from junitparser import JUnitXml
+
+    from harness import bisect_report
+
+    r = _result()
+    md = bisect_report.markdown(r)
+    assert md.splitlines()[0] == 'rvharness bisect: dddddddddddd ("Revert x") is the first bad commit'
+    for text in ("commit " + "d" * 40, "Confidence: 0.960 (target 0.95)", "Verification (N = 2 runs each):",
+                 "  - culprit dddddddddddd fails N/N: ok: 2/2 runs failed with the signature, 0/2 clean",
+                 "  - report: BUG: x", "    rvharness bisect --tree /t --good a --bad b", "| 3 | cccccccccccc docs / only |",
+                 "plus 5 s waiting for other builds"):
+        assert text in md, text
+    xml = JUnitXml.fromstring(bisect_report.junit(r))
+    cases = [c for suite in xml for c in suite]
+    assert [c.result[0].__class__.__name__ if c.result else "pass" for c in cases] == ["Failure", "pass", "pass"]
+    amb = _result("inconclusive")
+    amb.pop("culprit"), amb.pop("verification"), amb.pop("confidence")
+    amb["candidates"] = [{"short": "x" * 12, "subject": "one"}, {"short": "y" * 12, "subject": "two"}]
+    md = bisect_report.markdown(amb)
+    assert "Candidates (2), the first bad commit is one of:" in md and "  - yyyyyyyyyyyy two" in md
