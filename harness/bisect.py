@@ -177,7 +177,11 @@ class StepLog:
 
 class Bisector:
     def __init__(self, params: Params, out: Path, resume: bool = False, say=None,
-                 on_boot: Callable | None = None) -> None:
+                 on_boot: Callable | None = None, builder: TreeBuilder | None = None,
+                 run_once: Callable[..., Run] | None = None) -> None:
+        """builder and run_once replace the real build and run (the unit
+        tests' injected predicate); by default they build with gitbuild and
+        boot QEMU through repeats.run_once."""
         self.p = params
         self.out = out
         self.say = say or (lambda m: print(m, flush=True))
@@ -204,8 +208,9 @@ class Bisector:
             if self.log.records:
                 raise InputError(out, "already holds a bisect (steps.jsonl); use --resume to continue it")
             (out / "params.json").write_text(json.dumps(asdict(params), indent=2))
-        self.builder = TreeBuilder(self.tree, self.recipe, progress=self.say)
-        self.initrd: Path | None = None
+        self.builder = builder or TreeBuilder(self.tree, self.recipe, progress=self.say)
+        self.run_once = run_once or repeats.run_once
+        self.initrd: Path | None = None if run_once is None else Path(os.devnull)
         # What the step log already knows (for --resume) and what this process learns.
         self.builds: dict[str, dict] = {r["commit"]: r for r in self.log.of("build")}
         self.runs: dict[str, list[Run]] = {}
@@ -255,8 +260,8 @@ class Bisector:
             self.initrd = initramfs.build(self.recipe.arch)
         index = len(self.runs.get(image, [])) + 1
         t0 = time.monotonic()
-        run = repeats.run_once(self.scenarios, kernel, self.initrd, self.out / "runs", index,
-                               label=short, on_boot=self.on_boot)
+        run = self.run_once(self.scenarios, kernel, self.initrd, self.out / "runs", index,
+                            label=short, on_boot=self.on_boot)
         self.boot_seconds += time.monotonic() - t0
         self.boots += 1
         self.runs.setdefault(image, []).append(run)
