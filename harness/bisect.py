@@ -607,7 +607,8 @@ RUN_GOOD, RUN_BAD, RUN_SKIP, RUN_ABORT = 0, 1, 125, 128
 
 
 def bisect_run(tree_path: Path, scenarios: Sequence[str], recipe: str | None, checks: Sequence[str],
-               repeats_n: int, out: Path, say=None) -> int:
+               repeats_n: int, out: Path, say=None, builder: TreeBuilder | None = None,
+               run_once: Callable[..., Run] | None = None) -> int:
     """Test the tree's HEAD once (or repeats_n times) for `git bisect run`:
     0 good, 1 bad, 125 skip (no build, a recipe patch that does not apply,
     a scenario that cannot run), 128 abort (bad input, infrastructure)."""
@@ -620,15 +621,16 @@ def bisect_run(tree_path: Path, scenarios: Sequence[str], recipe: str | None, ch
         scns = [scenario.load(f) for f in scenario.discover([Path(s) for s in scenarios])]
         if repeats_n < 1:
             raise InputError(None, f"--repeats {repeats_n}: expected at least 1")
-        built = TreeBuilder(tree, rec, progress=say).build(head, out / "builds")
+        built = (builder or TreeBuilder(tree, rec, progress=say)).build(head, out / "builds")
         if built.kernel is None:
             say(f"bisect-run: {head[:12]}: skip: {built.reason or built.status}")
             return RUN_SKIP
-        initrd = initramfs.build(rec.arch)
+        initrd = initramfs.build(rec.arch) if run_once is None else Path(os.devnull)
+        run_fn = run_once or repeats.run_once
         infra = 0
         i = 0
         while i < repeats_n:
-            run = repeats.run_once(scns, built.kernel, initrd, out / "runs", i + 1 + infra, label=head[:12])
+            run = run_fn(scns, built.kernel, initrd, out / "runs", i + 1 + infra, label=head[:12])
             if run.infra:
                 infra += 1
                 if infra > repeats.INFRA_RETRIES:

@@ -231,3 +231,24 @@ def test_max_repeats_below_the_needed_runs_is_inconclusive(repo, tmp_path: Path)
     res = b.run()
     assert res["status"] == "inconclusive" and exit_code(res) == 1
     assert "below the target" in res["message"] and "needs 4 clean runs" in res["message"]
+
+
+def test_bisect_run_exit_codes(repo, tmp_path: Path) -> None:
+    from harness.bisect import bisect_run
+
+    r, shas = repo
+    builder = FakeBuilder(r, tmp_path)
+
+    def at(name: str, runner=None, **kw) -> int:
+        _git(r, "update-ref", "--no-deref", "HEAD", shas[name])
+        return bisect_run(r, [SCENARIO], None, kw.pop("checks", []), kw.pop("n", 1), tmp_path / name,
+                          say=lambda m: None, builder=builder, run_once=runner or FakeRun(builder))
+
+    assert at("c2-code") == 0
+    assert at("c6-regression") == 1
+    assert at("c6-regression", checks=["some other check"]) == 0
+    assert at("c3-break") == 125
+    assert at("c2-code", runner=FakeRun(builder, infra_on={1})) == 0      # retried once
+    assert at("c2-code", runner=FakeRun(builder, infra_on={1, 2})) == 128
+    assert at("c6-regression", runner=FakeRun(builder, fail_on={3}), n=3) == 1
+    assert bisect_run(tmp_path, [SCENARIO], None, [], 1, tmp_path / "x", say=lambda m: None) == 128
