@@ -16,6 +16,9 @@ import sys
 import time
 from pathlib import Path
 
+# The harness of this checkout, not whatever `pip install -e` points at.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
 from harness import faults, initramfs, kbuild, vcpus
 from harness.arch import RISCV64
 from harness.console import KDB_GO_AGAIN, KDB_PROMPT
