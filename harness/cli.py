@@ -20,6 +20,8 @@ from .recipe import load_recipe
 
 DEFAULT_RECIPE = REPO_ROOT / "kernels" / "default.yaml"
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+# Every scenario was skipped: no check ran, so nothing passed (as pytest's 5).
+EXIT_NOTHING_RAN = 5
 
 
 def _progress(msg: str) -> None:
@@ -48,7 +50,7 @@ def _safe(name: str) -> str:
 
 
 def _run_all(scenarios: list[scenario.Scenario], kernels: list[kbuild.BuiltKernel], out: Path,
-             junit_path: Path) -> list:
+             junit_path: Path, model_only: bool = False) -> list:
     from . import report  # imports junit_xml, only needed here
     from .runner import run_scenario
 
@@ -57,7 +59,8 @@ def _run_all(scenarios: list[scenario.Scenario], kernels: list[kbuild.BuiltKerne
     results = []
     for kernel in kernels:
         for scn in scenarios:
-            res = run_scenario(scn, kernel, initrd, out / _safe(kernel.recipe_name) / _safe(scn.name))
+            res = run_scenario(scn, kernel, initrd, out / _safe(kernel.recipe_name) / _safe(scn.name),
+                               model_only=model_only)
             report.print_result(res, sys.stdout)
             sys.stdout.flush()
             results.append(res)
@@ -79,10 +82,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     hostcmd.require_tool(RISCV64.qemu)             # fail before a long kernel build
     kernels = _kernels(args)
     out = _out_dir(args)
-    results = _run_all(scenarios, kernels, out, Path(args.junit) if args.junit else out / "junit.xml")
+    results = _run_all(scenarios, kernels, out, Path(args.junit) if args.junit else out / "junit.xml",
+                       model_only=args.model_only)
+    return exit_code(results)
+
+
+def exit_code(results: list) -> int:
+    """2 when the harness could not judge something, 1 when a kernel failed
+    a check, 5 when every scenario was skipped (no check ran), else 0."""
+    from .checks import SKIP
     if any(r.verdict == ERROR for r in results):
         return EXIT_ERROR
-    return EXIT_FAIL if any(r.verdict == FAIL for r in results) else EXIT_OK
+    if any(r.verdict == FAIL for r in results):
+        return EXIT_FAIL
+    if results and all(r.verdict == SKIP for r in results):
+        print("rvharness: every scenario was skipped: no check ran", file=sys.stderr)
+        return EXIT_NOTHING_RAN
+    return EXIT_OK
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
@@ -94,7 +110,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
                                         for r in (REPO_ROOT / "kernels").glob(g))
     kernels = [kbuild.build(load_recipe(r), progress=_progress) for r in recipes]
     out = _out_dir(args)
-    results = _run_all(scenarios, kernels, out, out / "junit.xml")
+    results = _run_all(scenarios, kernels, out, out / "junit.xml", model_only=args.model_only)
     cells = matrix.cells(results)
     matrix.write(cells, out)
     print()
@@ -120,15 +136,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from .model import BACKTRACE_ROW, KGDB_ROW, Features, explain
-    from .model.features import SEED_BACKTRACE, SEED_KGDB
+    from .model import Features, explain
 
     scn = scenario.load(Path(args.scenario))
-    gone = {SEED_BACKTRACE: BACKTRACE_ROW, SEED_KGDB: KGDB_ROW}
-    rows = [r for r in Features.riscv_6_12().ipi_rows()
-            if not any(gone.get(c) == r for c in args.without)]
-    features = Features.from_kernel(rows, None, cmdline=["kgdboc=ttyS0", *scn.machine.cmdline],
-                                    reverted=args.without)
+    try:
+        features = Features.reference(None, cmdline=["kgdboc=ttyS0", *scn.machine.cmdline],
+                                      without=args.without)
+    except ValueError as exc:
+        raise InputError("--without", str(exc)) from None
     print(f"{scn.path}: {scn.name}" + (f" (kernel without {', '.join(args.without)})" if args.without else ""))
     print(explain(scn.steps, features, scn.machine.cpus))
     return EXIT_OK
@@ -157,6 +172,9 @@ def parser() -> argparse.ArgumentParser:
     kernel_opts(r)
     r.add_argument("--junit", metavar="FILE", help="JUnit XML path (default OUT/junit.xml)")
     r.add_argument("--out", metavar="DIR", help="artifact directory (default rvharness-out/<time>)")
+    r.add_argument("--model-only", action="store_true",
+                   help="judge by the reference model's claims alone (the scenarios' own expectations "
+                        "are not evaluated)")
     r.set_defaults(func=cmd_run)
 
     b = sub.add_parser("build", help="build a kernel recipe and print the Image path")
@@ -171,6 +189,8 @@ def parser() -> argparse.ArgumentParser:
     mx = sub.add_parser("matrix", help="seed scenarios x patched and reverted kernels")
     mx.add_argument("paths", nargs="*", default=["scenarios/"])
     mx.add_argument("--out", metavar="DIR")
+    mx.add_argument("--model-only", action="store_true",
+                    help="judge every cell by the reference model's claims alone")
     mx.set_defaults(func=cmd_matrix)
 
     e = sub.add_parser("explain", help="print the reference model's predictions, step by step, without booting")
