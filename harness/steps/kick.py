@@ -10,7 +10,7 @@ is TASK_RUNNING) and kick_process() sends smp_send_reschedule(cpu)
 interrupts" per signal. A SIGUSR1 sent while one is pending is dropped by
 legacy_queue() and wakes nobody, hence the handshake on the process's
 ShdPnd mask in /proc/PID/status. Measured on the default kernel (count 20):
-+20 in 12 of 14 rounds, +21 in 2 (docs/ipi-types.md)."""
++20 in 23 of 26 rounds, +21 in 3 (docs/ipi-types.md)."""
 from __future__ import annotations
 
 import re
