@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import re
 import signal
 import sys
 from pathlib import Path
 from typing import Sequence
 
-from . import debs, hostcmd, initramfs, kbuild, scenario
+from . import debs, hostcmd, initramfs, kbuild, preflight, scenario
 from .arch import RISCV64
 from .checks import ERROR, FAIL
 from .errors import HarnessError, InputError
@@ -73,8 +72,8 @@ def _run_all(scenarios: list[scenario.Scenario], kernels: list[kbuild.BuiltKerne
 
 
 def _load_scenarios(paths: list[str]) -> list[scenario.Scenario]:
-    files = scenario.discover([Path(p) for p in paths])
-    return [scenario.load(f) for f in files]   # all validated before any QEMU starts
+    # All validated, names unique, before any QEMU starts.
+    return preflight.load_scenarios([Path(p) for p in paths])
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -128,10 +127,11 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    files = scenario.discover([Path(p) for p in args.paths])
-    for f in files:
-        scn = scenario.load(f)
-        print(f"ok    {f}: {scn.name}, {len(scn.steps)} steps, {len(scn.expect)} expectations")
+    recipes = [Path(k) for k in args.kernel] or ([DEFAULT_RECIPE] if args.patch else [])
+    for recipe in preflight.load_recipes(recipes, [Path(p) for p in args.patch]):
+        print(f"ok    {recipe.path}: {recipe.name}, {len(recipe.patches)} patches")
+    for scn in _load_scenarios(args.paths):
+        print(f"ok    {scn.path}: {scn.name}, {len(scn.steps)} steps, {len(scn.expect)} expectations")
     return EXIT_OK
 
 
@@ -182,8 +182,12 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--patch", action="append", default=[], metavar="FILE")
     b.set_defaults(func=cmd_build)
 
-    c = sub.add_parser("check", help="validate scenario files without booting")
+    c = sub.add_parser("check", help="validate scenario files (and recipes, patches) without booting")
     c.add_argument("paths", nargs="+")
+    c.add_argument("--kernel", action="append", default=[], metavar="RECIPE",
+                   help="also validate this kernel recipe and its patches (repeatable)")
+    c.add_argument("--patch", action="append", default=[], metavar="FILE",
+                   help="also validate this extra patch, on top of each --kernel (repeatable)")
     c.set_defaults(func=cmd_check)
 
     mx = sub.add_parser("matrix", help="seed scenarios x patched and reverted kernels")
@@ -217,6 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # background job of a non-interactive shell (measured: a CI script run
     # with `&` ignored Ctrl-C and sat in a 600 s step with QEMU alive).
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    if getattr(args, "out", "") is None:
+        args.out = str(_out_dir(args))      # one artifact directory, named once
     try:
         return args.func(args)
     except HarnessError as exc:
@@ -225,6 +231,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rvharness: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a harness bug: exit 2, never 1 (a kernel verdict)
+        from . import internal_error
+        out = Path(args.out) if getattr(args, "out", None) else None
+        print(internal_error.record(exc, sys.argv[1:] if argv is None else list(argv), out),
+              file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from .model import Features, Run, predict, satisfies
 from .model import prediction as pred_
 from .model.timing import FAST_ONLINE_MS
 from .observations import Observations
-from .parsers import backtrace
 from .scenario import Scenario
 
 # How a step can be seen to end, from outside: the runner records it

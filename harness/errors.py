@@ -56,6 +56,11 @@ class PatchError(HarnessError):
     pass
 
 
+class GuestCommandRejected(HarnessError):
+    """The guest shell refused a scenario's command (a syntax error), or the
+    command ended the console shell: the scenario is wrong, not the kernel."""
+
+
 class ConfigError(HarnessError):
     """Options the fragment asked for did not survive olddefconfig."""
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 import pexpect
 
-from . import hostcmd
+from . import hostcmd, qemuargs
+from .children import die_with_harness
 from .arch import Arch
 from .console import Console
 from .transcript import Transcript
@@ -87,6 +88,10 @@ class Machine:
         return self.run_dir / "qmp.sock"
 
     def start(self) -> "Machine":
+        try:
+            qemuargs.check(self.spec.qemu_args)   # also checked when the scenario loads
+        except qemuargs.UnsafeQemuArg as exc:
+            raise MachineError(f"refusing to start QEMU: qemu_args[{exc.index}]: {exc}") from None
         hostcmd.require_tool(self.spec.arch.qemu)
         self.spec.arch.check_image(self.spec.kernel)
         self.artifacts.mkdir(parents=True, exist_ok=True)
@@ -99,7 +104,7 @@ class Machine:
         try:
             self.child = pexpect.spawn(self.argv[0], self.argv[1:], encoding="utf-8",
                                        codec_errors="replace", echo=False, timeout=None,
-                                       dimensions=(50, 500))
+                                       dimensions=(50, 500), preexec_fn=die_with_harness())
         except pexpect.ExceptionPexpect as exc:
             self.close()
             raise MachineError(f"cannot start QEMU: {exc}", self.argv, self.console_log) from None

@@ -2,10 +2,10 @@
 which patches go on top. Loaded from YAML under kernels/."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from . import yamlfile
+from . import names, patchpaths, yamlfile
 from .arch import ARCHES, Arch
 from .errors import InputError
 from .model.features import resolve_without
@@ -43,6 +43,7 @@ class Recipe:
         for p in extra:
             if not p.is_file():
                 raise InputError(p, "patch file not found")
+            patchpaths.check(p)
         suffix = "+" + "+".join(p.stem for p in extra)
         return Recipe(self.name + suffix, self.path, self.arch, self.source, self.base,
                       self.fragments, self.patches + tuple(p.resolve() for p in extra),
@@ -109,22 +110,28 @@ def load_recipe(path: Path, _seen: tuple[Path, ...] = ()) -> Recipe:
             return inherited
         items = f.str_list(key)
         seq = f.value[key]
-        return inherited + tuple(
-            _inside(base_dir, rel, yamlfile.item_where(path, seq, i, f"{key}[{i}]"))
-            for i, rel in enumerate(items))
+        found = tuple(_inside(base_dir, rel, yamlfile.item_where(path, seq, i, f"{key}[{i}]"))
+                      for i, rel in enumerate(items))
+        if key == "patches":
+            for p in found:
+                patchpaths.check(p)     # before anything records or applies it
+        return inherited + found
 
     model_without = parent.model_without if parent else ()
     if "model" in f.value:
         mf = Fields(path, f.value["model"], "model", f.at("model"))
         mf.reject_unknown(MODEL_KEYS)
-        names = mf.str_list("without")
+        absent = mf.str_list("without")
         try:
-            model_without = tuple(resolve_without(names))
+            model_without = tuple(resolve_without(absent))
         except ValueError as exc:
             raise mf.at("without").error(str(exc)) from None
 
+    name = f.get("name", str, path.stem)
+    if problem := names.problem(name):      # it names the kernel's artifact directory
+        raise (f.at("name") if "name" in f.value else f.where).error(problem)
     return Recipe(
-        name=f.get("name", str, path.stem),
+        name=name,
         path=path,
         arch=ARCHES[arch_name],
         source=source,

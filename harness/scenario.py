@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from . import yamlfile
+from . import names, qemuargs, scenario_limits, yamlfile
 from .errors import InputError
 from .steps import fields as vf
 from .steps.base import Step
@@ -400,6 +400,10 @@ def load(path: Path) -> Scenario:
     data = yamlfile.load(path)
     f = Fields(path, data, "")
     f.reject_unknown(SCENARIO_KEYS)
+    name = f.get("name", str, path.stem)
+    if problem := names.problem(name):
+        raise (f.at("name") if "name" in f.value else Where(path, 1, None, "name")).error(
+            problem + ("" if "name" in f.value else "; the file name gives it: add a 'name:'"))
 
     mraw = f.value.get("machine") or yamlfile.MDict()
     mf = Fields(path, mraw, "machine", f.at("machine"))
@@ -410,8 +414,9 @@ def load(path: Path) -> Scenario:
     memory = mf.get("memory", str, "512M")
     if not _MEMORY.match(memory):
         raise mf.at("memory").error(f"expected a size like 512M or 1G, got {memory!r}")
-    machine = MachineSettings(cpus, memory, tuple(mf.str_list("cmdline")),
-                              tuple(mf.str_list("qemu_args")),
+    qemu_args = mf.str_list("qemu_args")
+    qemuargs.check_scenario(path, mf.value.get("qemu_args"), qemu_args, mf.at("qemu_args"))
+    machine = MachineSettings(cpus, memory, tuple(mf.str_list("cmdline")), tuple(qemu_args),
                               float(mf.get("boot_timeout", NUM, 60.0)),
                               bool(mf.get("reboot", bool, False)))
     ctx = Ctx(cpus, memory=size_bytes(memory))
@@ -425,12 +430,13 @@ def load(path: Path) -> Scenario:
     steps_raw = f.get("steps", list, required=True)
     if not steps_raw:
         raise f.at("steps").error("a scenario needs at least one step")
+    scenario_limits.check_step_total(path, steps_raw, f.at("steps"))   # before expanding
     steps = tuple(_parse_steps(path, steps_raw, ctx, "steps", {}, ""))
     expect_raw = f.get("expect", list, [])
     expect = tuple(_parse_expect(path, raw, item_where(path, expect_raw, i, f"expect[{i}]"), i, ctx)
                    for i, raw in enumerate(expect_raw))
     return Scenario(
-        name=f.get("name", str, path.stem), path=path, description=f.get("description", str, ""),
+        name=name, path=path, description=f.get("description", str, ""),
         covers=tuple(f.str_list("covers")), machine=machine, requires=tuple(requires),
         steps=steps, expect=expect, also_fails_without=_also_fails(path, f, expect))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from .. import scenario_limits
 from ..yamlfile import Where
 
 if TYPE_CHECKING:
@@ -35,8 +36,10 @@ def positive(value: Any, where: Where, ctx: "Ctx") -> None:
 
 
 def one_line(value: Any, where: Where, ctx: "Ctx") -> None:
-    if "\n" in value or not value.strip():
-        raise where.error("expected a non-empty single-line shell command")
+    # Any text goes through the console's encoded transfer (newlines,
+    # here-docs and quotes included); scenario_limits has what cannot.
+    if problem := scenario_limits.command_problem(value):
+        raise where.error(problem)
 
 
 def via(value: Any, where: Where, ctx: "Ctx") -> None:
@@ -89,8 +92,9 @@ def regex(value: Any, where: Where, ctx: "Ctx") -> None:
 
 def kdb_commands(value: Any, where: Where, ctx: "Ctx") -> None:
     for cmd in value:
-        if not isinstance(cmd, str) or "\n" in cmd or not cmd.strip():
-            raise where.error(f"expected one-line kdb commands, got {cmd!r}")
+        if not isinstance(cmd, str) or (problem := scenario_limits.kdb_command_problem(cmd)):
+            raise where.error(f"expected one-line kdb commands, got {cmd!r}"
+                              + (f": {problem}" if isinstance(cmd, str) else ""))
         if cmd.strip() == "go":
             raise where.error("leave 'go' out: the step always leaves kdb with go")
 
