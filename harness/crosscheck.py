@@ -168,8 +168,16 @@ def crosscheck(run: Run, obs: Observations) -> list[CheckResult]:
                 continue
             results.append(_check(name, _expected_ok(aspect, claim.expected, observed), claim.expected,
                                   observed, claim.description, pred.name))
-        end = obs.steps[pred.name].end if pred.name in obs.steps else None
+        rec = obs.steps.get(pred.name)
+        end = rec.end if rec is not None else None
         for rep in pred.console_lines:
+            if rep.when == pred_.NEVER and rec is not None:
+                seen = re.search(rep.pattern, obs.console[rec.start:], re.MULTILINE)
+                results.append(CheckResult(
+                    f"model: {pred.name}:console:{rep.key}", FAIL if seen else PASS, f"no /{rep.pattern}/",
+                    f"model: never /{rep.pattern}/ ({rep.why}), kernel: printed {seen.group(0)!r}" if seen
+                    else "not printed", pred.name, origin=MODEL))
+                continue
             if rep.when != pred_.MUST:
                 continue
             name = f"model: {pred.name}:console:{rep.key}"

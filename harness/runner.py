@@ -18,6 +18,7 @@ from .errors import BootTimeout, ConsoleTimeout, GuestCrashed, HarnessError, Qem
 from .faults import FaultContext, ScenarioAborted
 from .kbuild import BuiltKernel
 from .model import Features
+from .model.prediction import NEVER
 from .machine import Machine, MachineSpec
 from .observations import Observations, StepRecord
 from .parsers import interrupts, klog, reports
@@ -339,7 +340,7 @@ def _model(scn: Scenario, kernel: BuiltKernel, config: dict[str, str] | None, sp
                          "not_compared": [c.to_json() for c in checks if c.verdict == NOT_COMPARED],
                          "disagreements": [c.to_json() for c in judged if c.verdict != PASS]}
     (out / "predictions.json").write_text(json.dumps(doc, indent=2, default=str))
-    return checks, [r.pattern for r in run.console_lines()]
+    return checks, [r.pattern for r in run.console_lines() if r.when != NEVER]
 
 
 def _judge(result: ScenarioResult, scn: Scenario, obs: Observations, model_checks: list[CheckResult],

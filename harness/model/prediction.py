@@ -28,6 +28,7 @@ ABORTED = "aborted"             # the machine went away (a reset with -no-reboot
 
 MUST = "must"
 MAY = "may"
+NEVER = "never"                 # must not appear (e.g. "SMP: failed to stop" when every CPU can stop)
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,8 @@ class Claim:
 @dataclass
 class PredictedLine:
     """A console line the kernel prints: pattern is a Python regex to search
-    for; when is MUST (appears by the end of the step) or MAY."""
+    for; when is MUST (appears by the end of the step), MAY, or NEVER (must
+    not appear from the step's start on)."""
     key: str
     pattern: str
     when: str = MUST

@@ -14,6 +14,7 @@ from .features import (
 )
 from .prediction import (
     MAY,
+    NEVER,
     MUST,
     Claim,
     Prediction,
@@ -105,7 +106,10 @@ def _merge_into(p: Prediction, branches: list[Prediction]) -> None:
         for r in b.console_lines:
             reports.setdefault(r.key, copy.deepcopy(r))
     for key, r in reports.items():
-        if not all(any(x.key == key and x.when == MUST for x in b.console_lines) for b in branches):
+        whens = [{x.when for x in b.console_lines if x.key == key} for b in branches]
+        if all(w == {NEVER} for w in whens):
+            r.when = NEVER
+        elif not all(MUST in w for w in whens):
             r.when = MAY
     p.console_lines = list(reports.values())
     for b in branches:
