@@ -193,9 +193,11 @@ def _guest_config(con: Console) -> dict[str, str] | None:
 
 
 def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
-                 on_boot: Callable[[Machine, QmpClient], None] | None = None) -> ScenarioResult:
+                 on_boot: Callable[[Machine, QmpClient], None] | None = None,
+                 on_step: Callable[[Step], None] | None = None) -> ScenarioResult:
     """Boot, run the steps, judge. on_boot (for tests that break the
-    machine from outside) is called once the guest is up."""
+    machine from outside) is called once the guest is up; on_step (the
+    live progress display) as each step starts."""
     out.mkdir(parents=True, exist_ok=True)
     result = ScenarioResult(scn, kernel.recipe_name, PASS, artifacts=out)
     t0 = time.monotonic()
@@ -250,6 +252,8 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
                         return result
                 for step in scn.steps:
                     current, step_start = step, con.position
+                    if on_step is not None:
+                        on_step(step)
                     try:
                         rec = _run_step(step, live, obs, online)
                     except ConsoleTimeout:
