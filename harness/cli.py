@@ -45,7 +45,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     display = _display(args)
     if args.list:
         return _list(args, scenarios)
-    if args.k:
+    if args.k is not None:
         chosen = selection.compile_expr(args.k)
         scenarios = [s for s in scenarios if chosen(s)]
         if not scenarios:

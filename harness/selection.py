@@ -104,7 +104,7 @@ class Planned:
 def plan(scenarios: list[Scenario], expr: str | None,
          kernels: list[tuple[str, dict[str, str] | None]]) -> list[Planned]:
     """What `run` would do, per kernel (name, its .config when known without building)."""
-    pred = compile_expr(expr) if expr else None
+    pred = compile_expr(expr) if expr is not None else None
     out = []
     for name, config in kernels:
         for scn in scenarios:
