@@ -25,8 +25,11 @@ class Excerpt:
 
     def quote(self, lines: list[str], context: int = CONTEXT, limit: int = 30) -> tuple[int, list[str]]:
         """(first line number quoted, the lines), at most limit lines."""
+        end = len(lines)
+        while end > self.last + 1 and not lines[end - 1].strip():
+            end -= 1
         lo = max(0, self.first - context)
-        hi = min(len(lines), self.last + 1 + context)
+        hi = min(end, self.last + 1 + context)
         if hi - lo > limit:
             lo = max(lo, hi - limit)
         return lo, lines[lo:hi]

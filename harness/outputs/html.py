@@ -80,6 +80,8 @@ def _backtraces(run: Run) -> list[dict[str, Any]]:
 def _run_view(run: Run, i: int, out: Path) -> dict[str, Any]:
     rid = f"r{i}"
     lines = [_ANSI.sub("", l) for l in run.console.split("\n")] if run.console else []
+    while lines and not lines[-1].strip():
+        lines.pop()
     marks: dict[int, str] = {}
     checks = _check_rows(run, rid, lines, marks)
     art = []
