@@ -65,6 +65,23 @@ def loop_run(tmp_path_factory: pytest.TempPathFactory, default_kernel, initrd) -
 
 # ------------------------------------------------------------------ the run
 
+SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed, (\d+) skipped, (\d+) errors; "
+                     r"(\d+)/(\d+) expectations, (\d+)/(\d+) model claims$", re.MULTILINE)
+
+
+def _verdicts(out: Path) -> dict[str, list[dict]]:
+    """Each run's checks as its verdicts.json recorded them (not the summary)."""
+    import json
+    return {d.name: json.loads((d / "verdicts.json").read_text())["checks"]
+            for d in sorted((out / "default").iterdir())}
+
+
+# The hotplug scenario's verdict is the kernel's and the host's: under heavy
+# load an online write can exceed its 1000 ms bound (measured 1130 ms at
+# load 8 on 2 cores). So these tests compare every report with the run's
+# own verdicts.json instead of assuming which runs passed; the planted
+# failure is the one they require.
+
 def test_run_reports_the_failure_with_both_origins_counted(loop_run: Done) -> None:
     p = loop_run.proc
     assert p.returncode == 1, p.stdout + p.stderr
@@ -72,9 +89,15 @@ def test_run_reports_the_failure_with_both_origins_counted(loop_run: Done) -> No
     fail = next(l for l in lines if l.startswith("FAIL ") and WRONG in l)
     assert re.search(r"\d+/\d+ expectations, \d+/\d+ model claims", fail)
     assert "backtrace IPI counted once on every other CPU" in p.stdout
-    summary = next(l for l in lines if l.startswith("2 passed, 1 failed"))
-    m = re.search(r"(\d+)/(\d+) expectations, (\d+)/(\d+) model claims", summary)
-    assert m and int(m.group(1)) == int(m.group(2)) - 1 and int(m.group(4)) > 0
+    checks = [c for cs in _verdicts(loop_run.out).values() for c in cs]
+    own = [c for c in checks if not c["name"].startswith("model: ")]
+    model = [c for c in checks if c["name"].startswith("model: ")]
+    m = SUMMARY.search(p.stdout)
+    assert m, p.stdout
+    assert int(m.group(1)) + int(m.group(2)) == 3 and int(m.group(2)) >= 1
+    assert (int(m.group(5)), int(m.group(6))) == (sum(c["verdict"] == "pass" for c in own), len(own))
+    assert (int(m.group(7)), int(m.group(8))) == (sum(c["verdict"] == "pass" for c in model), len(model))
+    assert len(model) > 50 and len(own) >= 7
     assert f"report: {loop_run.out / 'report.html'}" in p.stdout
     assert not qemu_children()
 
@@ -94,7 +117,12 @@ def test_verbose_names_every_step_and_plain_progress_stays_quiet(loop_run: Done)
     err = loop_run.proc.stderr
     assert "rvharness: run backtrace-ipi on default" in err
     assert "rvharness:   step 'trigger' (sysrq)" in err
-    assert err.count("step 'online") == 10          # the hotplug scenario's ten online writes
+    online = re.findall(r"^rvharness:   step 'online#\d+' \(hotplug\)$", err, re.MULTILINE)
+    assert len(online) == 10                        # the hotplug scenario's ten online writes
+    # Not a TTY: a plain line every 15 s while a scenario runs (the hotplug
+    # one takes 18 s or more), naming the run, the step and the time.
+    assert re.search(r"^rvharness: \[\d/3\] hotplug-online-latency \[default\] step '\S+' \d+s \(\d+s\)$",
+                     err, re.MULTILINE), err
     # Not a TTY: no rich control sequences in the captured stderr.
     assert "\x1b[" not in err
 
@@ -112,12 +140,29 @@ def test_junit_is_small_valid_and_keeps_origins_apart(loop_run: Done) -> None:
     for suite in suites.values():
         classes = {c.classname.rsplit(".", 1)[1] for c in suite}
         assert classes == {"expectations", "model"}, suite.name
-    # The console once per scenario: in the suite's system-out, never in a testcase.
+    # The console once per scenario: attached in the suite's system-out (the
+    # failed run's tail quoted there too), never in a testcase.
+    failed_runs = sum(1 for cs in _verdicts(loop_run.out).values() if any(c["verdict"] != "pass" for c in cs))
     assert text.count("<system-out>") == 3
+    assert text.count("[[ATTACHMENT|") >= 3 + failed_runs     # plus one per failure text
     assert all(c.system_out is None for s in xml for c in s)
-    failed = [(s.name, c) for s in xml for c in s if any(isinstance(r, (Failure, Error)) for r in c.result)]
-    assert [(n, c.name) for n, c in failed] == [(f"default/{WRONG}", "backtrace IPI counted once on every other CPU")]
-    body = failed[0][1].result[0].text
+    # The model's claims: one testcase per run, its count in the suite's properties.
+    for suite in suites.values():
+        assert [c.name for c in suite if c.classname.endswith(".model")] == ["model: every claim holds"]
+        checks = next(p.value for p in suite.properties() if p.name == "checks")
+        m = re.fullmatch(r"(\d+)/(\d+) expectations, (\d+)/(\d+) model claims", checks)
+        assert m and int(m.group(4)) > 0, checks
+    failed = {(s.name, c.name): c for s in xml for c in s if any(isinstance(r, (Failure, Error)) for r in c.result)}
+    want = set()
+    for name, checks in _verdicts(loop_run.out).items():
+        for c in checks:
+            if c["verdict"] in ("fail", "error"):
+                want.add((f"default/{name}", "model: every claim holds" if c["name"].startswith("model: ")
+                          else c["name"]))
+    assert set(failed) == want
+    planted = (f"default/{WRONG}", "backtrace IPI counted once on every other CPU")
+    assert planted in failed
+    body = failed[planted].result[0].text
     log = loop_run.out / "default" / WRONG / "console.log"
     assert f"[[ATTACHMENT|{log.resolve()}]]" in body
     assert "expected: 'CPU backtrace interrupts' before->after" in body
@@ -128,14 +173,16 @@ def test_junit_is_small_valid_and_keeps_origins_apart(loop_run: Done) -> None:
 
 
 def test_junit_of_a_matrix_sized_suite_stays_under_200_kb(loop_run: Done) -> None:
-    """Five kernels x ten scenarios of this run's size: the console budget is
+    """Five kernels x sixteen scenarios (the seed suite's matrix), a third of
+    them failing, made of this run's real results: the console budget is
     shared, so the file stays small however many runs there are."""
     runs = results.load(loop_run.out)
-    many = [results.Run(r.scenario + f"-{i}", r.kernel, r.verdict, r.reason, r.seconds, r.artifacts,
-                        r.checks, r.file, r.covers) for i in range(17) for r in runs]
+    many = [results.Run(f"{r.scenario}-{i}", f"kernel{i % 5}", r.verdict, r.reason, r.seconds, r.artifacts,
+                        r.checks, r.file, r.covers) for i in range(27) for r in runs][:80]
+    assert sum(r.verdict == "fail" for r in many) >= 26
     text = junit.render(many)
-    assert len(many) == 51 and len(text.encode()) < JUNIT_LIMIT
-    assert text.count("[[ATTACHMENT|") >= 51
+    assert len(text.encode()) < JUNIT_LIMIT, len(text.encode())
+    assert text.count("<system-out>") == 80
 
 
 # ------------------------------------------------------------------ report.html
@@ -198,8 +245,8 @@ def test_chromium_check_sees_a_console_error(tmp_path: Path) -> None:
 def test_show_prints_the_same_summary_again(loop_run: Done) -> None:
     again = rvharness("show", str(loop_run.out))
     assert again.returncode == 1
-    summary = [l for l in loop_run.proc.stdout.splitlines() if l.startswith("2 passed")]
-    assert summary and summary[0] in again.stdout.splitlines()
+    summary = SUMMARY.search(loop_run.proc.stdout)
+    assert summary and summary.group(0) in again.stdout.splitlines()
     assert f"FAIL  {WRONG} [default]" in again.stdout
     html = rvharness("show", str(loop_run.out), "--html")
     assert f"report: {(loop_run.out / 'report.html').resolve()}" in html.stdout
@@ -294,3 +341,20 @@ def test_kernel_image_from_a_build_directory_symbolises_probes(tree_build: TreeB
     samples = [s for rnd in obs["vcpu_probes"]["now"]["samples"] for s in rnd]
     assert samples and all(s["location"] != "unknown" for s in samples)
     assert all(s["pc_symbol"] and "+0x" in s["pc_symbol"] for s in samples if s["location"] != "firmware")
+
+
+def test_live_progress_on_a_terminal(default_kernel, initrd, tmp_path: Path) -> None:
+    """On a TTY the run shows the scenario, its step and elapsed time live."""
+    import pexpect
+    import sys
+
+    child = pexpect.spawn(sys.executable, ["-m", "harness.cli", "run", "scenarios/backtrace-ipi.yaml",
+                                           "--out", str(tmp_path / "out")],
+                          cwd=str(ROOT), encoding="utf-8", timeout=180, dimensions=(40, 200))
+    try:
+        child.expect(r"backtrace-ipi \[default\] (booting|step '\w+' \d+s) \(\d+s\)")
+        child.expect(r"1 passed, 0 failed")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0

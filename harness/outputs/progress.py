@@ -76,8 +76,11 @@ class Display:
         if not self.live:
             yield
             return
-        progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), *columns,
-                            console=Console(file=self.stream), transient=True)
+        progress = Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False), *columns,
+                            console=Console(file=self.stream), transient=True,
+                            # Results printed to stdout go above the bar only when
+                            # stdout is the same terminal; redirected, they stay put.
+                            redirect_stdout=sys.stdout.isatty(), redirect_stderr=False)
         with progress:
             self._progress = progress
             self._task = progress.add_task(description, total=total)
@@ -223,4 +226,4 @@ class RunStatus:
         while not self.done.wait(1.0):
             self.display._update(self._describe())
             if self.scenario:
-                self.display._plain_tick(f"[{self.finished}/{self.total}] {self._describe()}")
+                self.display._plain_tick(f"[{self.finished + 1}/{self.total}] {self._describe()}")

@@ -66,7 +66,13 @@ class Run:
     @cached_property
     def console(self) -> str:
         log = self.console_log
-        return log.read_text(errors="replace").replace("\r", "") if log else ""
+        if log is None:
+            return ""
+        # newline="": the serial console ends lines with \r\r\n, which
+        # universal newlines would read as two lines. Line numbers must be
+        # those of the parsers (harness/parsers/console_lines.py).
+        with open(log, encoding="utf-8", errors="replace", newline="") as fh:
+            return fh.read().replace("\r", "")
 
     @cached_property
     def observations(self) -> dict[str, Any]:
