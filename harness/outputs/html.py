@@ -39,15 +39,21 @@ def _rel(path: Path, base: Path) -> str:
     return Path(os.path.relpath(path.resolve(), base.resolve())).as_posix()
 
 
-def _latency_bound(run: Run) -> float | None:
-    """max_ms of the scenario's latency expectation, from its file."""
+def _expectations(run: Run, kind: str) -> list[dict[str, Any]]:
+    """The args of the scenario's expectations of one kind, from its file
+    (gone or changed since the run: none)."""
     from ..scenario import load as load_scenario
 
     try:
         scn = load_scenario(Path(run.file))
     except (HarnessError, OSError):
-        return None
-    bounds = [e.args.get("max_ms") for e in scn.expect if e.kind == "latency"]
+        return []
+    return [e.args for e in scn.expect if e.kind == kind]
+
+
+def _latency_bound(run: Run) -> float | None:
+    """max_ms of the scenario's latency expectation."""
+    bounds = [a.get("max_ms") for a in _expectations(run, "latency")]
     return next((float(b) for b in bounds if b is not None), None)
 
 
@@ -98,7 +104,7 @@ def _run_view(run: Run, i: int, out: Path) -> dict[str, Any]:
         "failed": run.verdict in ("fail", "error"),
         "artifacts": art,
         "backtraces": _backtraces(run),
-        "heatmaps": [plots.heatmap(p) for p in plots.counter_pairs(run)],
+        "heatmaps": [plots.heatmap(p) for p in plots.counter_pairs(run, _expectations(run, "counter"))],
         "timeline": plots.timeline(run),
         "release": run.observations.get("kernel_release") or "",
     }

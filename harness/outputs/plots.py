@@ -81,9 +81,31 @@ def _add(a: tuple[int, int | None], b: tuple[int, int | None]) -> tuple[int, int
     return a[0] + b[0], (None if a[1] is None or b[1] is None else a[1] + b[1])
 
 
-def counter_pairs(run: Run) -> list[dict[str, Any]]:
+def _scenario_ranges(counters: list[dict[str, Any]], a: str, b: str,
+                     cpus: list[str]) -> dict[str, dict[str, tuple[int, int | None]]]:
+    """The scenario's own counter expectations between snapshots a and b."""
+    out: dict[str, dict[str, tuple[int, int | None]]] = {}
+    for e in counters:
+        if list(e.get("between") or []) != [a, b]:
+            continue
+        for c in cpus:
+            def pick(key: str) -> int | None:
+                table = e.get(key) or {}
+                v = table.get(int(c), table.get(c, table.get("others")))
+                return int(v) if v is not None else None
+            exact, lo, hi = pick("delta"), pick("at_least"), pick("at_most")
+            if exact is not None:
+                out.setdefault(e["row"], {})[c] = (exact, exact)
+            elif lo is not None or hi is not None:
+                out.setdefault(e["row"], {})[c] = (lo or 0, hi)
+    return out
+
+
+def counter_pairs(run: Run, counters: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """For each pair of consecutive snapshots: rows x CPUs, the model's
-    predicted delta (a range) and the observed delta."""
+    predicted delta (a range), the scenario's own expectation where it has
+    one (counters: the args of its counter expectations) and the observed
+    delta."""
     snaps = run.observations.get("snapshots") or {}
     steps = run.predictions.get("steps") or []
     order = [s for s in steps if s.get("kind") == "snapshot"]
@@ -107,7 +129,8 @@ def counter_pairs(run: Run) -> list[dict[str, Any]]:
         cpus = sorted({c for r in rows for c in after[r]}, key=int)
         observed = {r: {c: after[r].get(c, 0) - before[r].get(c, 0) for c in cpus} for r in rows}
         pairs.append({"before": a, "after": b, "rows": rows, "cpus": cpus,
-                      "expected": expected, "observed": observed})
+                      "expected": expected, "observed": observed,
+                      "scenario": _scenario_ranges(counters or [], a, b, cpus)})
     return pairs
 
 
@@ -122,25 +145,34 @@ def _label(r: tuple[int, int | None]) -> str:
 
 
 def heatmap(pair: dict[str, Any]) -> str:
+    """Side by side: what the scenario expects (when it says), what the model
+    predicts, what was observed; an observed cell outside either is red."""
     rows, cpus = pair["rows"], pair["cpus"]
     exp = [[pair["expected"][r].get(c, (0, None)) for c in cpus] for r in rows]
     obs = [[pair["observed"][r][c] for c in cpus] for r in rows]
+    own = [[pair["scenario"].get(r, {}).get(c) for c in cpus] for r in rows]
     vmax = max([1] + [v for line in obs for v in line] + [e[0] for line in exp for e in line])
-    fig, axes = plt.subplots(1, 2, figsize=(2.2 + 1.1 * len(cpus) * 2, 0.9 + 0.32 * len(rows)),
+    panels = []
+    if any(v is not None for line in own for v in line):
+        panels.append(("the scenario expects", [[(v[0] if v else 0) for v in line] for line in own],
+                       [[_label(v) if v else "–" for v in line] for line in own]))
+    panels.append(("the model predicts", [[e[0] for e in line] for line in exp],
+                   [[_label(e) for e in line] for line in exp]))
+    panels.append(("observed", obs, [[str(v) for v in line] for line in obs]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.4 + 0.75 * len(cpus) * len(panels), 0.9 + 0.32 * len(rows)),
                              sharey=True)
-    for ax, title, grid, text in (
-            (axes[0], "expected (model)", [[e[0] for e in line] for line in exp],
-             [[_label(e) for e in line] for line in exp]),
-            (axes[1], "observed", obs, [[str(v) for v in line] for line in obs])):
+    for ax, (title, grid, text) in zip(axes, panels):
+        observed_panel = ax is axes[-1]
         ax.imshow(grid, cmap="Blues", vmin=0, vmax=vmax, aspect="auto")
         for y, line in enumerate(text):
             for x, t in enumerate(line):
-                wrong = ax is axes[1] and not _fits(obs[y][x], exp[y][x])
-                ax.text(x, y, t, ha="center", va="center", fontsize=8,
-                        color=BAD if wrong else ("white" if grid[y][x] > vmax * 0.6 else "black"),
-                        fontweight="bold" if wrong else "normal")
+                wrong = observed_panel and (not _fits(obs[y][x], exp[y][x]) or
+                                            (own[y][x] is not None and not _fits(obs[y][x], own[y][x])))
                 if wrong:
-                    ax.add_patch(plt.Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, edgecolor=BAD, lw=2))
+                    ax.add_patch(plt.Rectangle((x - 0.5, y - 0.5), 1, 1, facecolor=BAD, edgecolor=BAD, lw=2))
+                ax.text(x, y, t, ha="center", va="center", fontsize=8,
+                        color="white" if wrong or grid[y][x] > vmax * 0.6 else "black",
+                        fontweight="bold" if wrong else "normal")
         ax.set_xticks(range(len(cpus)), [f"CPU{c}" for c in cpus])
         ax.set_title(title, fontsize=9)
     axes[0].set_yticks(range(len(rows)), rows)
