@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import re
 import signal
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from . import debs, hostcmd, kbuild, scenario, session
 from .arch import RISCV64
@@ -17,6 +15,10 @@ from .checks import ERROR, FAIL
 from .errors import HarnessError, InputError
 from .paths import REPO_ROOT, cache_dir
 from .recipe import load_recipe
+
+if TYPE_CHECKING:
+    from .outputs.progress import Display
+
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
 
