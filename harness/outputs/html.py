@@ -20,7 +20,6 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from ..errors import HarnessError
 from . import plots
-from .excerpt import locate
 from .results import EXPECTATION, MODEL, Run, load, matrix_cells, origin
 from .terminal import origin_counts, summary_line
 
@@ -62,7 +61,7 @@ def _check_rows(run: Run, rid: str, lines: list[str], marks: dict[int, str]) -> 
     for i, c in enumerate(run.checks):
         anchor = None
         if c["verdict"] in ("fail", "error"):
-            where = locate(run.console, c, run.observations)
+            where = run.locate(c)
             if where is not None and lines:
                 anchor = f"{rid}-L{where.first + 1}"
                 for n in range(where.first, where.last + 1):

@@ -21,7 +21,6 @@ from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 from junitparser.junitparser import SystemOut
 
 from ..checks import ERROR, FAIL, SKIP
-from .excerpt import locate
 from .results import EXPECTATION, MODEL, Run
 from .terminal import origin_counts
 
@@ -73,7 +72,7 @@ def _failure_text(run: Run, check: dict, limit: int) -> str:
     if check.get("step"):
         head = f"step: {check['step']}\n{head}"
     tail = f"\n{attachment(run)}"
-    where = locate(run.console, check, run.observations)
+    where = run.locate(check)
     if where is None:
         return head + tail
     lines = run.console.split("\n")

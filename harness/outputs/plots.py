@@ -176,7 +176,8 @@ def heatmap(pair: dict[str, Any]) -> str:
         ax.set_xticks(range(len(cpus)), [f"CPU{c}" for c in cpus])
         ax.set_title(title, fontsize=9)
     axes[0].set_yticks(range(len(rows)), rows)
-    fig.suptitle(f"IPI counter deltas {pair['before']} → {pair['after']}", x=0.01, ha="left", fontsize=9)
+    fig.suptitle(f"IPI counter deltas {pair['before']} → {pair['after']}", x=0.01, y=1.0 + 0.5 / (0.9 + 0.32 * len(rows)),
+                 ha="left", fontsize=9, fontweight="bold")
     return _svg(fig)
 
 

@@ -64,15 +64,26 @@ class Run:
         return p if p is not None and p.exists() else None
 
     @cached_property
-    def console(self) -> str:
+    def raw_console(self) -> str:
+        """console.log as written: the offsets in observations.json index it."""
         log = self.console_log
         if log is None:
             return ""
         # newline="": the serial console ends lines with \r\r\n, which
-        # universal newlines would read as two lines. Line numbers must be
-        # those of the parsers (harness/parsers/console_lines.py).
+        # universal newlines would read as two lines.
         with open(log, encoding="utf-8", errors="replace", newline="") as fh:
-            return fh.read().replace("\r", "")
+            return fh.read()
+
+    @cached_property
+    def console(self) -> str:
+        """Without \r: line numbers are those of the parsers
+        (harness/parsers/console_lines.py)."""
+        return self.raw_console.replace("\r", "")
+
+    def locate(self, check: dict[str, Any]):
+        """Where check shows in the console (outputs/excerpt.py)."""
+        from .excerpt import locate
+        return locate(self.console, check, self.observations, self.raw_console)
 
     @cached_property
     def observations(self) -> dict[str, Any]:
