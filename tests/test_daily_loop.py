@@ -105,8 +105,13 @@ def test_run_reports_the_failure_with_both_origins_counted(loop_run: Done) -> No
 def test_follow_streams_each_vm_with_its_prefix(loop_run: Done) -> None:
     out = loop_run.proc.stdout
     for name in ("backtrace-ipi", "hotplug-online-latency", WRONG):
-        prefixed = [l for l in out.splitlines() if l.startswith(f"[default/{name}] ")]
-        assert any("rvharness-ready" in l for l in prefixed), name
+        prefix = f"[default/{name}] "
+        streamed = [l[len(prefix):] for l in out.split("\n") if l.startswith(prefix)]
+        assert any("rvharness-ready" in l for l in streamed), name
+        # Every line of the console log, in order, once (the serial console's
+        # \r\r\n line ends make no extra blank lines).
+        run = next(r for r in results.load(loop_run.out) if r.scenario == name)
+        assert [l for l in streamed if l] == [l for l in run.console.split("\n") if l], name
     assert any(l.startswith("[default/backtrace-ipi] ") and "NMI backtrace for cpu" in l
                for l in out.splitlines())
     # Streamed before the scenario's result line, not replayed after.

@@ -37,7 +37,7 @@ class _Follower:
             self._ino = st.st_ino
 
     def _emit(self, chunk: str, final: bool = False) -> None:
-        text = self._partial + chunk.replace("\r\n", "\n").replace("\r", "\n")
+        text = self._partial + chunk.replace("\r", "")   # the serial console ends lines \r\r\n
         lines = text.split("\n")
         self._partial = "" if final else lines.pop()
         for line in lines if not final else [l for l in lines if l]:
