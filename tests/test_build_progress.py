@@ -83,3 +83,22 @@ def test_failed_build_keeps_the_old_count_and_says_the_compiler_line(tmp_path: P
     out = err.getvalue().splitlines()
     assert len(out) == 1 and out[0].startswith("rvharness: build of tree-linux failed after ")
     assert "rvh_tree_test.c" in out[0] and ": error: " in out[0]
+
+
+def test_fetch_progress_counts_bytes_arriving(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plain lines name the megabytes that arrived under the download
+    directory while the block ran (what was there before does not count)."""
+    monkeypatch.setattr(progress, "PLAIN_EVERY", 0.3)
+    (tmp_path / "old.deb").write_bytes(b"x" * 5_000_000)
+    err = io.StringIO()
+    display = progress.Display(progress.NORMAL, stream=err, live=False)
+    with display.fetching("linux-source-6.12:all", tmp_path):
+        with open(tmp_path / "partial.deb", "wb") as fh:
+            for _ in range(12):
+                fh.write(b"y" * 250_000)
+                fh.flush()
+                time.sleep(0.1)
+    lines = [l for l in err.getvalue().splitlines() if l.startswith("rvharness: fetching linux-source-6.12:all: ")]
+    assert lines, err.getvalue()
+    sizes = [float(l.rsplit(": ", 1)[1].split()[0]) for l in lines]
+    assert sizes == sorted(sizes) and 0 < sizes[-1] <= 3.0
