@@ -38,15 +38,21 @@ def replace_file(path: Path, text: str) -> None:
     path.write_text(text)
 
 
+def _repair(tree: Path) -> None:
+    """Put the change back as made: a test session killed while its build
+    failure test had broken the new file must not leave it broken."""
+    if (tree / NEW_FILE).read_text() != SOURCE:
+        replace_file(tree / NEW_FILE, SOURCE)
+
+
 def working_copy() -> Path:
     pristine = kbuild.resolve_source(load_recipe(ROOT / "kernels/default.yaml").source)
     base = cache_dir() / "test-trees" / pristine.identity.rsplit(":", 1)[-1][:16]
     tree = base / pristine.root.name        # the same name as the Debian work tree: ccache hits
     done = base / ".complete"
-    if done.exists():
-        return tree
     with file_lock(base.parent / f"{base.name}.lock"):
         if done.exists():
+            _repair(tree)
             return tree
         shutil.rmtree(base, ignore_errors=True)
         base.mkdir(parents=True)
