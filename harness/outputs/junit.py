@@ -121,6 +121,8 @@ def _suite(run: Run, console_chars: int, failure_chars: int) -> TestSuite:
         suite._elem.set("file", run.file)
     suite.add_property("verdict", run.verdict)
     suite.add_property("checks", origin_counts(run.checks))
+    if run.boot_retries:
+        suite.add_property("boot", f"boot retried {run.boot_retries}x: {run.reason}")
     base = f"{_ident(run.kernel)}.{_ident(run.scenario)}"
     cases = []
     if not run.checks:

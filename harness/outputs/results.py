@@ -34,6 +34,7 @@ def write_summary(results: list["ScenarioResult"], path: Path) -> None:
         "scenario": r.scenario.name, "kernel": r.kernel, "verdict": r.verdict,
         "reason": r.reason, "seconds": round(r.seconds, 2),
         "file": str(r.scenario.path), "covers": list(r.scenario.covers),
+        "boot_retries": getattr(r, "boot_retries", 0),
         "artifacts": str(r.artifacts) if r.artifacts else None,
         "checks": [c.to_json() for c in r.checks]} for r in results], indent=2))
 
@@ -57,6 +58,7 @@ class Run:
     checks: list[dict[str, Any]] = field(default_factory=list)
     file: str = ""
     covers: list[str] = field(default_factory=list)
+    boot_retries: int = 0
 
     @property
     def console_log(self) -> Path | None:
@@ -114,7 +116,7 @@ def load(out: Path) -> list[Run]:
                 art = out / art   # a summary written with paths relative to another cwd
             runs.append(Run(d["scenario"], d["kernel"], d["verdict"], d.get("reason", ""),
                             float(d.get("seconds", 0.0)), art, list(d.get("checks", [])),
-                            d.get("file", ""), list(d.get("covers", []))))
+                            d.get("file", ""), list(d.get("covers", [])), int(d.get("boot_retries", 0))))
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(out / SUMMARY, f"entry {i}: missing or bad key {exc}") from None
     return runs

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from ..runner import ScenarioResult
 
 _LABEL = {PASS: "PASS", FAIL: "FAIL", SKIP: "SKIP", ERROR: "ERROR"}
+NOT_COMPARED = "not-compared"     # a model claim the kernel's output cannot settle
 
 
 def _checks(r: "ScenarioResult | Run") -> list[dict]:
@@ -23,16 +24,28 @@ def _name(r: "ScenarioResult | Run") -> str:
 
 
 def origin_counts(checks: list[dict]) -> str:
-    """'3/3 expectations, 52/52 model claims' (passed/total of each origin)."""
+    """'3/3 expectations, 52/52 model claims (4 not compared)': passed out
+    of judged, per origin; a claim not compared is not judged."""
     parts = []
     for which, label in ((EXPECTATION, "expectations"), (MODEL, "model claims")):
-        mine = [c for c in checks if origin(c) == which]
+        mine = [c for c in checks if origin(c) == which and c["verdict"] != NOT_COMPARED]
         parts.append(f"{sum(c['verdict'] == PASS for c in mine)}/{len(mine)} {label}")
-    return ", ".join(parts)
+    text = ", ".join(parts)
+    nc = sum(c["verdict"] == NOT_COMPARED for c in checks)
+    return text + (f" ({nc} not compared)" if nc else "")
+
+
+def _counts(r: "ScenarioResult | Run") -> str:
+    summary = getattr(r, "summary", None)
+    if callable(summary):
+        return summary()          # ScenarioResult says it all (retries, unexpected reports)
+    text = origin_counts(_checks(r))
+    retries = getattr(r, "boot_retries", 0)
+    return text + (f", boot retried {retries}x" if retries else "")
 
 
 def scenario_line(r: "ScenarioResult | Run") -> str:
-    line = f"{_LABEL[r.verdict]:5} {_name(r)} [{r.kernel}] {origin_counts(_checks(r))} {r.seconds:.1f}s"
+    line = f"{_LABEL[r.verdict]:5} {_name(r)} [{r.kernel}] {_counts(r)} {r.seconds:.1f}s"
     if r.reason:
         line += f" - {r.reason.splitlines()[0]}"
     return line
@@ -56,5 +69,9 @@ def summary_line(results: Iterable["ScenarioResult | Run"]) -> str:
     results = list(results)
     n = Counter(r.verdict for r in results)
     checks = [c for r in results for c in _checks(r)]
-    return (f"{n[PASS]} passed, {n[FAIL]} failed, {n[SKIP]} skipped, {n[ERROR]} errors; "
+    line = (f"{n[PASS]} passed, {n[FAIL]} failed, {n[SKIP]} skipped, {n[ERROR]} errors; "
             f"{origin_counts(checks)}")
+    retried = sum(getattr(r, "boot_retries", 0) > 0 for r in results)
+    if retried:
+        line += f"; {retried} boot{'s' if retried > 1 else ''} retried"
+    return line
