@@ -121,9 +121,9 @@ class Display:
             expected = None            # more to do than last time: no honest ETA
         self._update(completed=compiled, total=expected)
         elapsed = time.monotonic() - self._started
-        if expected and compiled:
-            eta = f", ETA {_clock(elapsed / compiled * (expected - compiled))}"
+        if expected is not None:
             count = f"{compiled}/{expected} files"
+            eta = f", ETA {_clock(elapsed / compiled * (expected - compiled))}" if compiled else ", ETA -"
         else:
             eta, count = "", f"{compiled} files (no earlier build of this slot to compare)"
         self._plain_tick(f"building {b.get('name')}: {count}, {_clock(elapsed)} elapsed{eta}")
