@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from . import debs, hostcmd, kbuild, scenario, session
+from . import debs, hostcmd, kbuild, preflight, scenario, session
 from .arch import RISCV64
 from .checks import ERROR, FAIL
 from .errors import HarnessError, InputError
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from .outputs.progress import Display
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+# Every scenario was skipped: no check ran, so nothing passed (as pytest's 5).
+EXIT_NOTHING_RAN = 5
 
 
 def _display(args: argparse.Namespace) -> "Display":
@@ -36,8 +38,8 @@ def _out_dir(args: argparse.Namespace) -> Path:
 
 
 def _load_scenarios(paths: list[str]) -> list[scenario.Scenario]:
-    files = scenario.discover([Path(p) for p in paths])
-    return [scenario.load(f) for f in files]   # all validated before any QEMU starts
+    # All validated, names unique, before any QEMU starts.
+    return preflight.load_scenarios([Path(p) for p in paths])
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -56,10 +58,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     kernels = session.kernels(args, display)
     out = _out_dir(args)
     results = session.run_all(scenarios, kernels, out, Path(args.junit) if args.junit else out / "junit.xml",
-                              display, follow=args.follow)
+                              display, follow=args.follow, model_only=args.model_only)
+    return exit_code(results)
+
+
+def exit_code(results: list) -> int:
+    """2 when the harness could not judge something, 1 when a kernel failed
+    a check, 5 when every scenario was skipped (no check ran), else 0."""
+    from .checks import SKIP
     if any(r.verdict == ERROR for r in results):
         return EXIT_ERROR
-    return EXIT_FAIL if any(r.verdict == FAIL for r in results) else EXIT_OK
+    if any(r.verdict == FAIL for r in results):
+        return EXIT_FAIL
+    if results and all(r.verdict == SKIP for r in results):
+        print("rvharness: every scenario was skipped: no check ran", file=sys.stderr)
+        return EXIT_NOTHING_RAN
+    return EXIT_OK
 
 
 def _list(args: argparse.Namespace, scenarios: list[scenario.Scenario]) -> int:
@@ -90,7 +104,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
                                                 for r in (REPO_ROOT / "kernels").glob(g))
     kernels = [kbuild.build(load_recipe(r), progress=display.say, monitor=display) for r in recipes]
     out = _out_dir(args)
-    results = session.run_all(scenarios, kernels, out, out / "junit.xml", display)
+    results = session.run_all(scenarios, kernels, out, out / "junit.xml", display, model_only=args.model_only)
     cells = matrix.cells(results)
     matrix.write(cells, out)
     write_all(out, out / "junit.xml")     # again, now with the matrix table in report.html
@@ -115,23 +129,23 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    files = scenario.discover([Path(p) for p in args.paths])
-    for f in files:
-        scn = scenario.load(f)
-        print(f"ok    {f}: {scn.name}, {len(scn.steps)} steps, {len(scn.expect)} expectations")
+    recipes = [Path(k) for k in args.kernel] or ([session.DEFAULT_RECIPE] if args.patch else [])
+    for recipe in preflight.load_recipes(recipes, [Path(p) for p in args.patch]):
+        print(f"ok    {recipe.path}: {recipe.name}, {len(recipe.patches)} patches")
+    for scn in _load_scenarios(args.paths):
+        print(f"ok    {scn.path}: {scn.name}, {len(scn.steps)} steps, {len(scn.expect)} expectations")
     return EXIT_OK
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from .model import BACKTRACE_ROW, KGDB_ROW, Features, explain
-    from .model.features import SEED_BACKTRACE, SEED_KGDB
+    from .model import Features, explain
 
     scn = scenario.load(Path(args.scenario))
-    gone = {SEED_BACKTRACE: BACKTRACE_ROW, SEED_KGDB: KGDB_ROW}
-    rows = [r for r in Features.riscv_6_12().ipi_rows()
-            if not any(gone.get(c) == r for c in args.without)]
-    features = Features.from_kernel(rows, None, cmdline=["kgdboc=ttyS0", *scn.machine.cmdline],
-                                    reverted=args.without)
+    try:
+        features = Features.reference(None, cmdline=["kgdboc=ttyS0", *scn.machine.cmdline],
+                                      without=args.without)
+    except ValueError as exc:
+        raise InputError("--without", str(exc)) from None
     print(f"{scn.path}: {scn.name}" + (f" (kernel without {', '.join(args.without)})" if args.without else ""))
     print(explain(scn.steps, features, scn.machine.cpus))
     return EXIT_OK
@@ -180,6 +194,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--follow", action="store_true", help="stream the guest console, one prefix per VM")
     r.add_argument("--junit", metavar="FILE", help="JUnit XML path (default OUT/junit.xml)")
     r.add_argument("--out", metavar="DIR", help="artifact directory (default rvharness-out/<time>)")
+    r.add_argument("--model-only", action="store_true",
+                   help="judge by the reference model's claims alone (the scenarios' own expectations "
+                        "are not evaluated)")
     verbosity(r)
     r.set_defaults(func=cmd_run)
 
@@ -195,13 +212,19 @@ def parser() -> argparse.ArgumentParser:
     sh.add_argument("--html", action="store_true", help="open its report.html")
     sh.set_defaults(func=cmd_show)
 
-    c = sub.add_parser("check", help="validate scenario files without booting")
+    c = sub.add_parser("check", help="validate scenario files (and recipes, patches) without booting")
     c.add_argument("paths", nargs="+")
+    c.add_argument("--kernel", action="append", default=[], metavar="RECIPE",
+                   help="also validate this kernel recipe and its patches (repeatable)")
+    c.add_argument("--patch", action="append", default=[], metavar="FILE",
+                   help="also validate this extra patch, on top of each --kernel (repeatable)")
     c.set_defaults(func=cmd_check)
 
     mx = sub.add_parser("matrix", help="seed scenarios x patched and reverted kernels")
     mx.add_argument("paths", nargs="*", default=["scenarios/"])
     mx.add_argument("--out", metavar="DIR")
+    mx.add_argument("--model-only", action="store_true",
+                    help="judge every cell by the reference model's claims alone")
     verbosity(mx)
     mx.set_defaults(func=cmd_matrix)
 
@@ -230,6 +253,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # background job of a non-interactive shell (measured: a CI script run
     # with `&` ignored Ctrl-C and sat in a 600 s step with QEMU alive).
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    if getattr(args, "out", "") is None:
+        args.out = str(_out_dir(args))      # one artifact directory, named once
     try:
         return args.func(args)
     except HarnessError as exc:
@@ -238,6 +263,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rvharness: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a harness bug: exit 2, never 1 (a kernel verdict)
+        from . import internal_error
+        out = Path(args.out) if getattr(args, "out", None) else None
+        print(internal_error.record(exc, sys.argv[1:] if argv is None else list(argv), out),
+              file=sys.stderr)
+        return EXIT_ERROR
+
 
 
 if __name__ == "__main__":

@@ -50,7 +50,8 @@ def kernels(args, display: Display) -> list[kbuild.BuiltKernel]:
 
 
 def run_all(scenarios: list[Scenario], built: list[kbuild.BuiltKernel], out: Path,
-            junit_path: Path, display: Display, follow: bool = False) -> list:
+            junit_path: Path, display: Display, follow: bool = False,
+            model_only: bool = False) -> list:
     from .runner import run_scenario
 
     initrd = initramfs.build(RISCV64)
@@ -62,7 +63,8 @@ def run_all(scenarios: list[Scenario], built: list[kbuild.BuiltKernel], out: Pat
                 art = out / safe(kernel.recipe_name) / safe(scn.name)
                 status.start(kernel.recipe_name, scn.name)
                 with following(art / "console.log" if follow else None, f"{kernel.recipe_name}/{scn.name}"):
-                    res = run_scenario(scn, kernel, initrd, art, on_step=status.on_step)
+                    res = run_scenario(scn, kernel, initrd, art, model_only=model_only,
+                                       on_step=status.on_step)
                 status.end()
                 terminal.print_result(res, sys.stdout)
                 sys.stdout.flush()
