@@ -234,7 +234,12 @@ def test_report_in_headless_chromium(loop_run: Done, tmp_path: Path) -> None:
                     profile=tmp_path / "profile2")
     assert pic.returncode == 0 and shot.exists(), pic.stderr[-2000:]
     assert shot.stat().st_size > 50_000, "an empty page makes a tiny PNG"
-    print(f"screenshot: {shot}")
+    # pytest keeps only its last three base directories, shared by every
+    # session of the user: a copy at a fixed place in the cache outlives them.
+    kept = cache_dir() / "test-artifacts" / "daily-loop-report.png"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(shot, kept)
+    print(f"screenshot: {shot} (kept as {kept})")
 
 
 def test_chromium_check_sees_a_console_error(tmp_path: Path) -> None:
