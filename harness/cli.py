@@ -160,6 +160,31 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_bisect(args: argparse.Namespace) -> int:
+    from .bisect import Params, main_bisect
+
+    if args.resume:
+        if args.tree or args.good or args.bad or args.scenarios:
+            raise InputError(None, "--resume DIR takes the bisect's arguments from DIR/params.json; "
+                                   "give no --tree, --good, --bad or scenarios with it")
+        return main_bisect(None, Path(args.resume), resume=True)
+    missing = [o for o, v in (("--tree", args.tree), ("--good", args.good), ("--bad", args.bad),
+                              ("SCENARIO", args.scenarios)) if not v]
+    if missing:
+        raise InputError(None, f"bisect: missing {', '.join(missing)}")
+    params = Params(tree=args.tree, good=args.good, bad=args.bad, scenarios=args.scenarios,
+                    recipe=args.kernel, checks=args.checks or [], confidence=args.confidence,
+                    max_repeats=args.max_repeats, reverse=args.reverse)
+    return main_bisect(params, _out_dir(args), resume=False)
+
+
+def cmd_bisect_run(args: argparse.Namespace) -> int:
+    from .bisect import bisect_run
+
+    return bisect_run(Path(args.tree), args.scenarios, args.kernel, args.checks or [], args.repeats,
+                      _out_dir(args))
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rvharness", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -233,6 +258,32 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--without", action="append", default=[], metavar="COMMIT",
                    help="predict for a kernel without this seed commit (repeatable)")
     e.set_defaults(func=cmd_explain)
+
+    bs = sub.add_parser("bisect", help="find the commit that broke (or, --reverse, fixed) the scenarios")
+    bs.add_argument("scenarios", nargs="*", metavar="SCENARIO")
+    bs.add_argument("--tree", metavar="DIR", help="the kernel git tree (never modified)")
+    bs.add_argument("--good", metavar="REV")
+    bs.add_argument("--bad", metavar="REV")
+    bs.add_argument("--kernel", metavar="RECIPE",
+                    help="base config, fragments and patches (default kernels/default.yaml without its source)")
+    bs.add_argument("--checks", nargs="+", metavar="NAME", help="narrow the failure signature to these checks")
+    bs.add_argument("--confidence", type=float, default=0.95)
+    bs.add_argument("--max-repeats", type=int, default=10, metavar="N")
+    bs.add_argument("--reverse", action="store_true",
+                    help="find the commit that fixed it: --good fails, --bad passes")
+    bs.add_argument("--out", metavar="DIR")
+    bs.add_argument("--resume", metavar="DIR", help="continue a killed bisect from its output directory")
+    bs.set_defaults(func=cmd_bisect)
+
+    br = sub.add_parser("bisect-run", help="test HEAD of --tree with git-bisect-run exit codes "
+                                           "(0 good, 1 bad, 125 skip, 128 abort)")
+    br.add_argument("scenarios", nargs="+", metavar="SCENARIO")
+    br.add_argument("--tree", default=".", metavar="DIR")
+    br.add_argument("--kernel", metavar="RECIPE")
+    br.add_argument("--checks", nargs="+", metavar="NAME")
+    br.add_argument("--repeats", type=int, default=1, metavar="N")
+    br.add_argument("--out", metavar="DIR")
+    br.set_defaults(func=cmd_bisect_run)
 
     f = sub.add_parser("fetch", help="download the kernel source and riscv64 busybox packages")
     verbosity(f)

@@ -289,7 +289,8 @@ def lookup(recipe: Recipe) -> BuiltKernel | None:
     """The cached build of recipe, or None: never builds (`run --list`)."""
     key = cache_key(recipe, resolve_source(recipe.source), _toolchain(recipe.arch))
     out = cache_dir() / "kernels" / key
-    return BuiltKernel(key, out, recipe.name, recipe.arch) if (out / ".complete").exists() else None
+    return (BuiltKernel(key, out, recipe.name, recipe.arch, recipe.model_without)
+            if (out / ".complete").exists() else None)
 
 
 def build(recipe: Recipe, *, log_dir: Path | None = None, jobs: int | None = None,
@@ -342,23 +343,31 @@ def build(recipe: Recipe, *, log_dir: Path | None = None, jobs: int | None = Non
                 hostcmd.run(_make_argv(arch, tree, build_dir, arch.image_target,
                                        jobs=jobs or (os.cpu_count() or 1) + 1),
                             f"building {recipe.name}", env=env, log=log)
-        with file_lock(kernels / f"{key}.lock"):
-            if not (out / ".complete").exists():
-                tmp = kernels / f".{key}.tmp{os.getpid()}"
-                shutil.rmtree(tmp, ignore_errors=True)
-                tmp.mkdir(parents=True)
-                srcs = {"Image": build_dir / arch.image_path, "System.map": build_dir / "System.map",
-                        "vmlinux": build_dir / "vmlinux", ".config": build_dir / ".config"}
-                for name, src in srcs.items():
-                    shutil.copy2(src, tmp / name)
-                (tmp / "meta.json").write_text(json.dumps({
-                    "recipe": recipe.name, "source": resolved.identity, "toolchain": toolchain,
-                    "patches": [str(p) for p in recipe.patches],
-                    "fragments": [str(p) for p in recipe.fragments],
-                    "build_seconds": round(time.monotonic() - start, 1),
-                }, indent=2))
-                (tmp / ".complete").touch()
-                shutil.rmtree(out, ignore_errors=True)
-                os.replace(tmp, out)
+        store(key, build_dir, arch, {
+            "recipe": recipe.name, "source": resolved.identity, "toolchain": toolchain,
+            "patches": [str(p) for p in recipe.patches],
+            "fragments": [str(p) for p in recipe.fragments],
+            "build_seconds": round(time.monotonic() - start, 1)})
         say(f"built '{recipe.name}' in {time.monotonic() - start:.0f} s")
     return BuiltKernel(key, out, recipe.name, arch, recipe.model_without)
+
+
+def store(key: str, build_dir: Path, arch: Arch, meta: dict) -> Path:
+    """Copy a finished build's artifacts into the content-addressed cache
+    (atomically: a reader sees all of kernels/<key> or none of it)."""
+    kernels = cache_dir() / "kernels"
+    out = kernels / key
+    with file_lock(kernels / f"{key}.lock"):
+        if not (out / ".complete").exists():
+            tmp = kernels / f".{key}.tmp{os.getpid()}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            srcs = {"Image": build_dir / arch.image_path, "System.map": build_dir / "System.map",
+                    "vmlinux": build_dir / "vmlinux", ".config": build_dir / ".config"}
+            for name, src in srcs.items():
+                shutil.copy2(src, tmp / name)
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+            (tmp / ".complete").touch()
+            shutil.rmtree(out, ignore_errors=True)
+            os.replace(tmp, out)
+    return out

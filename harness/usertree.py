@@ -13,6 +13,7 @@ other directory, the digest of every file (memoised by path, size, mtime and
 inode, as git's index does, so a second look takes about a second)."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -39,9 +40,9 @@ def with_tree(recipe: Recipe, tree: Path) -> Recipe:
     """recipe (its config fragments and patches) with the working copy as source."""
     tree = tree.expanduser()
     check_tree(tree)
-    return Recipe(f"tree-{tree.resolve().name}", recipe.path, recipe.arch,
-                  Source(SOURCE_KIND, str(tree.resolve())), recipe.base, recipe.fragments,
-                  recipe.patches, f"working copy {tree.resolve()} with the config of {recipe.name}")
+    return dataclasses.replace(recipe, name=f"tree-{tree.resolve().name}",
+                               source=Source(SOURCE_KIND, str(tree.resolve())),
+                               description=f"working copy {tree.resolve()} with the config of {recipe.name}")
 
 
 def check_tree(tree: Path) -> None:

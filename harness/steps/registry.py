@@ -6,6 +6,7 @@ from . import (
                balloon,
                hotplug,
                kdb,
+               kick,
                lkdtm,
                load,
                nmi,
@@ -24,4 +25,4 @@ from .base import StepType
 
 STEP_TYPES: dict[str, StepType] = {m.STEP.kind: m.STEP for m in (
     shell, sysrq, snapshot, sleep, hotplug, kdb, lkdtm, wait_for, load,
-    vcpus, pause, reset, balloon, starve, nmi, panic)}
+    vcpus, pause, reset, balloon, starve, nmi, panic, kick)}
