@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import debs, hostcmd, kconfig, patchpaths
+from . import buildlog, debs, hostcmd, kconfig, patchpaths, usertree
 from .arch import Arch
 from .children import die_with_harness
 from .debs import file_lock
@@ -50,16 +50,6 @@ class BuiltKernel:
     def config(self) -> dict[str, str] | None:
         p = self.dir / ".config"
         return kconfig.read(p) if p.exists() else None
-
-
-def prebuilt(image: Path, arch: Arch) -> BuiltKernel:
-    """A kernel the user built elsewhere (--kernel-image); System.map and
-    .config are picked up when they sit beside it."""
-    if not image.is_file():
-        raise InputError(image, "kernel image not found")
-    arch.check_image(image)
-    return BuiltKernel(key="prebuilt", dir=image.resolve().parent, recipe_name=image.name,
-                       arch=arch)
 
 
 # ---------------------------------------------------------------- sources
@@ -132,6 +122,8 @@ def resolve_source(src: Source) -> ResolvedSource:
         tar = Path(src.value)
         digest = _tarball_digest(tar)
         return ResolvedSource(f"tarball:{digest}", _extract_tarball(tar, digest))
+    if src.kind == usertree.SOURCE_KIND:
+        return ResolvedSource(usertree.identity(Path(src.value)), Path(src.value))
     tree = Path(src.value)
     if not (tree / "Makefile").exists() or not (tree / "Kconfig").exists():
         raise InputError(tree, "not a kernel source tree (no Makefile and Kconfig at its top)")
@@ -293,9 +285,18 @@ def _configure(recipe: Recipe, tree: Path, build: Path, env: dict[str, str], log
         os.utime(cfg, ns=(prev_stat.st_atime_ns, prev_stat.st_mtime_ns))
 
 
+def lookup(recipe: Recipe) -> BuiltKernel | None:
+    """The cached build of recipe, or None: never builds (`run --list`)."""
+    key = cache_key(recipe, resolve_source(recipe.source), _toolchain(recipe.arch))
+    out = cache_dir() / "kernels" / key
+    return (BuiltKernel(key, out, recipe.name, recipe.arch, recipe.model_without)
+            if (out / ".complete").exists() else None)
+
+
 def build(recipe: Recipe, *, log_dir: Path | None = None, jobs: int | None = None,
-          progress=None) -> BuiltKernel:
-    """Build recipe (or answer from the cache). progress(str) hears about slow steps."""
+          progress=None, monitor: buildlog.Monitor | None = None) -> BuiltKernel:
+    """Build recipe (or answer from the cache). progress(str) hears about slow
+    steps; monitor (a live progress display) watches the compile."""
     say = progress or (lambda _msg: None)
     arch = recipe.arch
     toolchain = _toolchain(arch)
@@ -329,15 +330,19 @@ def build(recipe: Recipe, *, log_dir: Path | None = None, jobs: int | None = Non
         start = time.monotonic()
         if immutable:
             tree = _work_tree(resolved, slot, recipe.patches, log)
+        elif recipe.source.kind == usertree.SOURCE_KIND:
+            tree = usertree.mirror(resolved.root, slot, log)
+            _apply(tree, recipe.patches, resolved, log)
         else:
             tree = _patched_tree(resolved, recipe.patches, log)
         # One kernel build per host at a time: each uses every core, and two
         # at once only make both slower (and starve any VM being timed).
         with file_lock(cache_dir() / "host-build.lock"):
             _configure(recipe, tree, build_dir, env, log)
-            hostcmd.run(_make_argv(arch, tree, build_dir, arch.image_target,
-                                   jobs=jobs or (os.cpu_count() or 1) + 1),
-                        f"building {recipe.name}", env=env, log=log)
+            with buildlog.watched(monitor, recipe.name, log, slot):
+                hostcmd.run(_make_argv(arch, tree, build_dir, arch.image_target,
+                                       jobs=jobs or (os.cpu_count() or 1) + 1),
+                            f"building {recipe.name}", env=env, log=log)
         store(key, build_dir, arch, {
             "recipe": recipe.name, "source": resolved.identity, "toolchain": toolchain,
             "patches": [str(p) for p in recipe.patches],

@@ -117,12 +117,14 @@ def _guest_config(con: Console) -> dict[str, str] | None:
 
 def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
                  on_boot: Callable[[Machine, QmpClient], None] | None = None,
-                 model_only: bool = False) -> ScenarioResult:
+                 model_only: bool = False,
+                 on_step: Callable[[Step], None] | None = None) -> ScenarioResult:
     """Boot, run the steps, judge. on_boot (for tests that break the
     machine from outside) is called once the guest is up. model_only:
     the scenario's own expectations are not evaluated and only the
     reference model's claims decide the verdict (the proof that the model
-    alone tells a broken kernel)."""
+    alone tells a broken kernel). on_step (the live progress display) is
+    called as each step starts."""
     out.mkdir(parents=True, exist_ok=True)
     result = ScenarioResult(scn, kernel.recipe_name, PASS, artifacts=out)
     t0 = time.monotonic()
@@ -179,6 +181,8 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
                         raise _Skipped(reason)
                 for step in scn.steps:
                     current, step_start = step, con.position
+                    if on_step is not None:
+                        on_step(step)
                     try:
                         rec = _run_step(step, live, obs, online)
                     except ConsoleTimeout:
