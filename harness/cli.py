@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from . import debs, hostcmd, initramfs, kbuild, scenario
-from .arch import RISCV64
+from . import archskip, debs, hostcmd, initramfs, kbuild, scenario
+from .arch import ARCHES
 from .checks import ERROR, FAIL
 from .errors import HarnessError, InputError
 from .paths import REPO_ROOT
@@ -31,9 +31,11 @@ def _kernels(args: argparse.Namespace) -> list[kbuild.BuiltKernel]:
     if args.kernel_image:
         if patches or args.kernel:
             raise InputError(None, "--kernel-image cannot be combined with --kernel or --patch")
-        return [kbuild.prebuilt(Path(args.kernel_image), RISCV64)]
-    recipes = [Path(k) for k in args.kernel] or [DEFAULT_RECIPE]
-    return [kbuild.build(load_recipe(r).with_patches(patches), progress=_progress) for r in recipes]
+        return [kbuild.prebuilt(Path(args.kernel_image), ARCHES[args.arch])]
+    recipes = [load_recipe(Path(k)).with_patches(patches) for k in args.kernel or [DEFAULT_RECIPE]]
+    for arch in dict.fromkeys(r.arch for r in recipes):
+        hostcmd.require_tool(arch.qemu)            # fail before a long kernel build
+    return [kbuild.build(r, progress=_progress) for r in recipes]
 
 
 def _out_dir(args: argparse.Namespace) -> Path:
@@ -48,15 +50,18 @@ def _safe(name: str) -> str:
 
 
 def _run_all(scenarios: list[scenario.Scenario], kernels: list[kbuild.BuiltKernel], out: Path,
-             junit_path: Path) -> list:
+             junit_path: Path, own_arch_only: bool = False) -> list:
     from . import report  # imports junit_xml, only needed here
     from .runner import run_scenario
 
-    initrd = initramfs.build(RISCV64)
+    initrds = {a: initramfs.build(a) for a in dict.fromkeys(k.arch for k in kernels)}
     out.mkdir(parents=True, exist_ok=True)
     results = []
     for kernel in kernels:
+        initrd = initrds[kernel.arch]
         for scn in scenarios:
+            if own_arch_only and archskip.reason(scn, kernel.arch.name):
+                continue
             res = run_scenario(scn, kernel, initrd, out / _safe(kernel.recipe_name) / _safe(scn.name))
             report.print_result(res, sys.stdout)
             sys.stdout.flush()
@@ -76,7 +81,6 @@ def _load_scenarios(paths: list[str]) -> list[scenario.Scenario]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     scenarios = _load_scenarios(args.paths)
-    hostcmd.require_tool(RISCV64.qemu)             # fail before a long kernel build
     kernels = _kernels(args)
     out = _out_dir(args)
     results = _run_all(scenarios, kernels, out, Path(args.junit) if args.junit else out / "junit.xml")
@@ -89,12 +93,13 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     from . import matrix
 
     scenarios = [s for s in _load_scenarios(args.paths) if s.covers]
-    hostcmd.require_tool(RISCV64.qemu)
-    recipes = [DEFAULT_RECIPE] + sorted(r for g in matrix.BASELINE_GLOBS
-                                        for r in (REPO_ROOT / "kernels").glob(g))
-    kernels = [kbuild.build(load_recipe(r), progress=_progress) for r in recipes]
+    recipes = [load_recipe(r) for r in matrix.recipe_paths(REPO_ROOT / "kernels", args.arch)]
+    for arch in dict.fromkeys(r.arch for r in recipes):
+        hostcmd.require_tool(arch.qemu)
+    kernels = [kbuild.build(r, progress=_progress) for r in recipes]
     out = _out_dir(args)
-    results = _run_all(scenarios, kernels, out, out / "junit.xml")
+    # Each scenario on the kernels of the arches it runs on (scenario skip_arch).
+    results = _run_all(scenarios, kernels, out, out / "junit.xml", own_arch_only=True)
     cells = matrix.cells(results)
     matrix.write(cells, out)
     print()
@@ -120,22 +125,18 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from .model import BACKTRACE_ROW, KGDB_ROW, Features, explain
-    from .model.features import SEED_BACKTRACE, SEED_KGDB
+    from . import explain_arches
 
     scn = scenario.load(Path(args.scenario))
-    gone = {SEED_BACKTRACE: BACKTRACE_ROW, SEED_KGDB: KGDB_ROW}
-    rows = [r for r in Features.riscv_6_12().ipi_rows()
-            if not any(gone.get(c) == r for c in args.without)]
-    features = Features.from_kernel(rows, None, cmdline=["kgdboc=ttyS0", *scn.machine.cmdline],
-                                    reverted=args.without)
+    cols = explain_arches.columns(scn, args.arch, args.without)
     print(f"{scn.path}: {scn.name}" + (f" (kernel without {', '.join(args.without)})" if args.without else ""))
-    print(explain(scn.steps, features, scn.machine.cpus))
+    print(explain_arches.render(scn, cols))
     return EXIT_OK
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    for name, arch in (("linux-source-6.12", "all"), ("busybox-static", RISCV64.deb_arch)):
+    wanted = [("linux-source-6.12", "all")] + [("busybox-static", a.deb_arch) for a in ARCHES.values()]
+    for name, arch in wanted:
         pkg = debs.fetch(name, arch)
         print(f"{pkg.name}:{pkg.arch} {pkg.version} {pkg.path}")
     return EXIT_OK
@@ -148,7 +149,9 @@ def parser() -> argparse.ArgumentParser:
     def kernel_opts(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--kernel", action="append", default=[], metavar="RECIPE",
                         help="kernel recipe YAML (repeatable; default kernels/default.yaml)")
-        sp.add_argument("--kernel-image", metavar="IMAGE", help="a prebuilt RISC-V Image")
+        sp.add_argument("--kernel-image", metavar="IMAGE", help="a prebuilt kernel Image (see --arch)")
+        sp.add_argument("--arch", choices=sorted(ARCHES), default="riscv64",
+                        help="architecture of --kernel-image (default riscv64)")
         sp.add_argument("--patch", action="append", default=[], metavar="FILE",
                         help="extra patch applied on top of the recipe's (repeatable)")
 
@@ -171,15 +174,21 @@ def parser() -> argparse.ArgumentParser:
     mx = sub.add_parser("matrix", help="seed scenarios x patched and reverted kernels")
     mx.add_argument("paths", nargs="*", default=["scenarios/"])
     mx.add_argument("--out", metavar="DIR")
+    mx.add_argument("--arch", action="append", choices=sorted(ARCHES), default=[],
+                    help="only this arch's kernels (repeatable; default every arch)")
     mx.set_defaults(func=cmd_matrix)
 
     e = sub.add_parser("explain", help="print the reference model's predictions, step by step, without booting")
     e.add_argument("scenario")
     e.add_argument("--without", action="append", default=[], metavar="COMMIT",
-                   help="predict for a kernel without this seed commit (repeatable)")
+                   help="predict for a kernel without this seed commit (repeatable; arm64: "
+                        "pseudo-nmi-backtrace, or pseudo-nmi for the command-line baseline)")
+    e.add_argument("--arch", action="append", choices=sorted(ARCHES), default=[],
+                   help="only this arch (repeatable; default every arch the scenario runs on, "
+                        "side by side)")
     e.set_defaults(func=cmd_explain)
 
-    f = sub.add_parser("fetch", help="download the kernel source and riscv64 busybox packages")
+    f = sub.add_parser("fetch", help="download the kernel source and every arch's busybox package")
     f.set_defaults(func=cmd_fetch)
     return p
 

@@ -29,6 +29,8 @@ class BuiltKernel:
     dir: Path
     recipe_name: str
     arch: Arch
+    # The recipe's kernel parameters (recipe.Recipe.cmdline), not part of the key.
+    cmdline: tuple[str, ...] = ()
 
     @property
     def image(self) -> Path:
@@ -310,7 +312,7 @@ def build(recipe: Recipe, *, log_dir: Path | None = None, jobs: int | None = Non
     kernels = cache_dir() / "kernels"
     out = kernels / key
     if (out / ".complete").exists():
-        return BuiltKernel(key, out, recipe.name, arch)
+        return BuiltKernel(key, out, recipe.name, arch, recipe.cmdline)
 
     for tool in ("make", "flex", "bison", "bc", "patch"):
         hostcmd.require_tool(tool)
@@ -330,7 +332,7 @@ def build(recipe: Recipe, *, log_dir: Path | None = None, jobs: int | None = Non
     build_dir.mkdir(parents=True, exist_ok=True)
     with file_lock(slot.parent / f"{slot.name}.lock"):
         if (out / ".complete").exists():
-            return BuiltKernel(key, out, recipe.name, arch)
+            return BuiltKernel(key, out, recipe.name, arch, recipe.cmdline)
         say(f"building kernel '{recipe.name}' ({key[:12]}), log: {log}")
         start = time.monotonic()
         if immutable:
@@ -363,4 +365,4 @@ def build(recipe: Recipe, *, log_dir: Path | None = None, jobs: int | None = Non
                 shutil.rmtree(out, ignore_errors=True)
                 os.replace(tmp, out)
         say(f"built '{recipe.name}' in {time.monotonic() - start:.0f} s")
-    return BuiltKernel(key, out, recipe.name, arch)
+    return BuiltKernel(key, out, recipe.name, arch, recipe.cmdline)

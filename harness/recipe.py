@@ -2,7 +2,7 @@
 which patches go on top. Loaded from YAML under kernels/."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import yamlfile
@@ -10,7 +10,8 @@ from .arch import ARCHES, Arch
 from .errors import InputError
 from .yamlfile import Fields
 
-RECIPE_KEYS = ("name", "description", "extends", "arch", "source", "base", "fragments", "patches")
+RECIPE_KEYS = ("name", "description", "extends", "arch", "source", "base", "fragments", "patches",
+               "cmdline")
 SOURCE_KINDS = ("debian", "tarball", "tree")
 BASE_CONFIGS = ("tinyconfig", "defconfig", "allnoconfig")
 
@@ -31,6 +32,10 @@ class Recipe:
     fragments: tuple[Path, ...]
     patches: tuple[Path, ...]
     description: str = ""
+    # Kernel parameters this kernel is booted with, after the harness's own
+    # (console=, earlycon=, kgdboc=) and before a scenario's. Not part of the
+    # build: recipes that differ only here share one cached kernel.
+    cmdline: tuple[str, ...] = ()
 
     def with_patches(self, extra: list[Path]) -> "Recipe":
         if not extra:
@@ -39,9 +44,8 @@ class Recipe:
             if not p.is_file():
                 raise InputError(p, "patch file not found")
         suffix = "+" + "+".join(p.stem for p in extra)
-        return Recipe(self.name + suffix, self.path, self.arch, self.source, self.base,
-                      self.fragments, self.patches + tuple(p.resolve() for p in extra),
-                      self.description)
+        return replace(self, name=self.name + suffix,
+                       patches=self.patches + tuple(p.resolve() for p in extra))
 
 
 def _inside(base: Path, rel: str, where: yamlfile.Where) -> Path:
@@ -117,4 +121,18 @@ def load_recipe(path: Path, _seen: tuple[Path, ...] = ()) -> Recipe:
         fragments=paths("fragments", parent.fragments if parent else ()),
         patches=paths("patches", parent.patches if parent else ()),
         description=f.get("description", str, ""),
+        # A child's parameters come after its parent's: the kernel (and the
+        # model) take the last value of a repeated parameter.
+        cmdline=(parent.cmdline if parent else ()) + tuple(_cmdline_words(f)),
     )
+
+
+def _cmdline_words(f: Fields) -> list[str]:
+    if "cmdline" not in f.value:
+        return []
+    words = f.str_list("cmdline")
+    for i, w in enumerate(words):
+        if not w or any(c.isspace() for c in w):
+            raise yamlfile.item_where(f.path, f.value["cmdline"], i, f"cmdline[{i}]").error(
+                f"'{w}' must be one kernel parameter (no spaces, not empty)")
+    return words

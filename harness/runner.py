@@ -11,13 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import crosscheck, faults, kconfig, vcpus
+from . import archskip, crosscheck, faults, kconfig, vcpus
 from .checks import ERROR, FAIL, PASS, SKIP, CheckResult, evaluate, expected_of
 from .console import CRASH_PATTERNS, Console, idle
 from .errors import BootTimeout, ConsoleTimeout, GuestCrashed, HarnessError, QemuExited
 from .arch import Arch
 from .faults import FaultContext, ScenarioAborted
 from .kbuild import BuiltKernel
+from .model import recipe_features
 from .machine import Machine, MachineSpec
 from .observations import Observations, StepRecord
 from .parsers import interrupts, klog, reports
@@ -200,14 +201,15 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
     result = ScenarioResult(scn, kernel.recipe_name, PASS, artifacts=out)
     t0 = time.monotonic()
     config = kernel.config
-    if config is not None and (reason := _requires(scn, config)):
+    if (reason := archskip.reason(scn, kernel.arch.name)) or \
+            (config is not None and (reason := _requires(scn, config))):
         result.verdict, result.reason = SKIP, reason
         _write(result, None)
         return result
 
     m = scn.machine
     spec = MachineSpec(kernel.arch, kernel.image, initrd, cpus=m.cpus, memory=m.memory,
-                       cmdline=m.cmdline, qemu_args=m.qemu_args, no_reboot=not m.reboot,
+                       cmdline=kernel.cmdline + m.cmdline, qemu_args=m.qemu_args, no_reboot=not m.reboot,
                        balloon=any(st.kind == "balloon" for st in scn.steps))
     obs = Observations(system_map=kernel.system_map)
     online = set(range(m.cpus))
@@ -418,6 +420,9 @@ def _model(scn: Scenario, kernel: BuiltKernel, config: dict[str, str] | None, sp
         return []
     try:
         features = crosscheck.features_for(obs, config, spec.kernel_cmdline(), _reverted(kernel))
+        if (reverted := _reverted(kernel)) is not None:
+            # A recipe's kernel: the profile comes from its arch, command line and patches.
+            features = recipe_features.from_recipe(kernel.arch.name, spec.kernel_cmdline(), reverted, config)
         run = crosscheck.run_model(scn, features)
         checks, not_compared = crosscheck.crosscheck(run, obs)
     except Exception as exc:  # noqa: BLE001 - a model bug must not hide the kernel's verdict

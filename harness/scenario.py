@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from . import yamlfile
+from . import archskip, yamlfile
 from .errors import InputError
 from .yamlfile import Fields, Where, item_where
 from .vcpus import HANG_PROBE
 
 SCENARIO_KEYS = ("name", "description", "covers", "also_fails_without", "machine", "requires",
-                 "steps", "expect")
+                 "steps", "expect", "skip_arch")
 MACHINE_KEYS = ("cpus", "memory", "cmdline", "qemu_args", "boot_timeout", "reboot")
 MAX_CPUS = 8  # CONFIG_NR_CPUS in kernels/configs/riscv-ipi.config
 _MEMORY = re.compile(r"^\d+[MG]$")
@@ -64,6 +64,7 @@ class Scenario:
     steps: tuple[Step, ...]
     expect: tuple[Expectation, ...]
     also_fails_without: tuple[str, ...] = ()
+    skip_arch: Mapping[str, str] = field(default_factory=dict)   # arch -> why not (archskip.py)
 
 
 # ------------------------------------------------------------------ schemas
@@ -549,7 +550,8 @@ def load(path: Path) -> Scenario:
     return Scenario(
         name=f.get("name", str, path.stem), path=path, description=f.get("description", str, ""),
         covers=tuple(f.str_list("covers")), machine=machine, requires=tuple(requires),
-        steps=steps, expect=expect, also_fails_without=tuple(f.str_list("also_fails_without")))
+        steps=steps, expect=expect, also_fails_without=tuple(f.str_list("also_fails_without")),
+        skip_arch=archskip.parse(path, f))
 
 
 def discover(paths: list[Path]) -> list[Path]:

@@ -56,6 +56,33 @@ def cpu_harts(cpuinfo: str) -> dict[int, int]:
     return {int(m.group(1)): int(m.group(2)) for m in _CPUINFO.finditer(cpuinfo.replace("\r", ""))}
 
 
+# arm64's /proc/cpuinfo names no hardware id; its boot log gives each CPU's
+# MPIDR (arch/arm64/kernel/setup.c and smp.c).
+_ARM64_BOOT_CPU = re.compile(r"Booting Linux on physical CPU 0x([0-9a-f]+)")
+_ARM64_SECONDARY = re.compile(r"CPU(\d+): Booted secondary processor 0x([0-9a-f]+)")
+# QEMU virt puts 8 vCPUs in each cluster: MPIDR Aff0 = index % 8, Aff1 =
+# index // 8 (hw/arm/virt.c virt_cpu_mp_affinity, ARM_DEFAULT_CPUS_PER_CLUSTER).
+_VIRT_CLUSTER = 8
+
+
+def _mpidr_vcpu(mpidr: int) -> int:
+    return (mpidr & 0xff) + _VIRT_CLUSTER * ((mpidr >> 8) & 0xff)
+
+
+def cpu_vcpus_arm64(boot_log: str) -> dict[int, int]:
+    """Linux CPU number -> QEMU vCPU index from an arm64 boot log's MPIDRs.
+    The last boot in the log wins (a reset boots again)."""
+    text = boot_log.replace("\r", "")
+    boots = list(_ARM64_BOOT_CPU.finditer(text))
+    if not boots:
+        return {}
+    last = boots[-1]
+    out = {0: _mpidr_vcpu(int(last.group(1), 16))}
+    for m in _ARM64_SECONDARY.finditer(text, last.end()):
+        out[int(m.group(1))] = _mpidr_vcpu(int(m.group(2), 16))
+    return out
+
+
 @dataclass(frozen=True)
 class Sample:
     cpu: int                   # Linux CPU number (-1: hart not in the map)
@@ -155,6 +182,7 @@ def probe(qmp: "QmpClient", label: str, system_map: SystemMap | None, arch: Arch
             regs = qmp.registers()
         finally:
             qmp.cont()
-        out.append([classify(r.pc, r.regs.get("ra"), system_map, arch, cpu_of.get(r.index, -1), r.index)
+        out.append([classify(r.pc, r.regs.get(arch.return_reg), system_map, arch,
+                             cpu_of.get(r.index, -1), r.index)
                     for r in regs])
     return Probe(label, out, time.monotonic() - t0)
