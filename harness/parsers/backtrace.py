@@ -282,7 +282,7 @@ class _Parser:
                 rnd.flag(f"line {line.number}: 'CPU: {task.cpu}' inside cpu {block.cpu}'s block")
             return
         if sym := klog.symbolic_register(msg):
-            if sym[0] == "epc":
+            if sym[0] == klog.PC:
                 block.pc = sym[1]
             else:
                 block.ra = sym[1]

@@ -367,7 +367,7 @@ class _Parser:
             o.exact_next = False
             return
         if sym := klog.symbolic_register(msg):
-            if sym[0] == "epc":
+            if sym[0] == klog.PC:
                 o.candidates.append((sym[1], True))
                 rep.details.setdefault("pc", sym[1])
             else:
