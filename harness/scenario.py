@@ -295,7 +295,9 @@ EXPECT_SCHEMAS: dict[str, dict[str, tuple[Any, bool, Any, Validator | None]]] = 
     "model": {},
 }
 REPORT_TYPES = ("none", "panic", "oops", "kernel-bug", "bug", "warning", "soft-lockup", "hard-lockup",
-                "rcu-stall", "hung-task", "csd-lock", "cpu-hotplug", "lkdtm", "lkdtm-fail")
+                "rcu-stall", "hung-task", "csd-lock", "cpu-hotplug", "lkdtm", "lkdtm-fail",
+                "kasan", "kfence", "ubsan", "lockdep", "refcount", "sleeping-in-atomic", "kmemleak",
+                "general-protection-fault")
 BACKTRACE_FORMS = ("full", "idle", "fallback", "fallback-idle", "none")
 KDB_STATES = ("current", "responding", "idle", "unresponsive", "offline")
 
