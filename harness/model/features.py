@@ -132,6 +132,12 @@ class Features:
     panic_timeout: int = 0
     panic_on_oops: bool = False
     nr_cpus: int = 8                  # CONFIG_NR_CPUS: kdb walks 0..NR_CPUS-1
+    # kernel/watchdog.c: a detector that fires also backtraces every other
+    # CPU with trigger_allbutcpu_cpu_backtrace() (36759e343ff9), excluding
+    # the CPU already dumped (the stuck one). Boot parameters
+    # softlockup_all_cpu_backtrace=1 / hardlockup_all_cpu_backtrace=1.
+    softlockup_all_cpu_backtrace: bool = False
+    hardlockup_all_cpu_backtrace: bool = False
 
     # ------------------------------------------------------------ builders
     @classmethod

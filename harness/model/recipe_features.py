@@ -59,4 +59,6 @@ def from_recipe(arch: str, cmdline: Sequence[str] | str, reverted: Iterable[str]
             if (r != BACKTRACE_ROW or backtrace) and (r != KGDB_ROW or kgdb)]
     base = Features.from_kernel(rows, config, cmdline=cmd, reverted=reverted)
     return replace(base, arch=profile,
-                   sbi_ipi_early=base.sbi_ipi_early if arch == "riscv64" else None)
+                   sbi_ipi_early=base.sbi_ipi_early if arch == "riscv64" else None,
+                   softlockup_all_cpu_backtrace=_param(cmd, "softlockup_all_cpu_backtrace") == "1",
+                   hardlockup_all_cpu_backtrace=_param(cmd, "hardlockup_all_cpu_backtrace") == "1")
