@@ -33,12 +33,13 @@ UNKNOWN = "unknown"            # a kernel address System.map does not cover
 LOCATIONS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (LKDTM, re.compile(r"^_*lkdtm_")),
     (KDB, re.compile(r"^(?:kdb_\w+|kdb_getchar|dbg_io_get_char|\w+_poll_(?:get|put)_char|"
-                     r"serial8250_get_poll_char|kgdboc_get_char)$")),
+                     r"serial8250_get_poll_char|pl011_get_poll_char|kgdboc_get_char)$")),
     (KGDB_ROUNDUP, re.compile(r"^(?:kgdb_cpu_enter|kgdb_nmicallback|kgdb_call_nmi_hook|"
                               r"ipi_kgdb_roundup)$")),
     (SMP_CALL, re.compile(r"^(?:smp_call_function_single|smp_call_function_many_cond|"
                           r"__csd_lock_wait|csd_lock_wait\w*)$")),
-    (IDLE, re.compile(r"^(?:arch_cpu_idle|default_idle_call|cpu_idle_poll|do_idle)$")),
+    # cpu_do_idle: arm64's WFI (arch_cpu_idle calls it)
+    (IDLE, re.compile(r"^(?:arch_cpu_idle|default_idle_call|cpu_idle_poll|do_idle|cpu_do_idle)$")),
 )
 # The probe the runner takes when the guest stops answering; scenarios cannot use the label.
 HANG_PROBE = "on-hang"
