@@ -121,7 +121,7 @@ RULES: tuple[Rule, ...] = (
          lambda m, g: "BUG: unable to handle kernel paging request" + (f" in {g}" if g else "")),
     Rule(OOPS, re.compile(r"Unable to handle kernel (.{1,120}?) at virtual address"), _fault),
     Rule(KERNEL_BUG, re.compile(r"kernel BUG at ([^\s:]{1,200}):(\d{1,7})!"), _in("kernel BUG")),
-    Rule(OOPS, re.compile(r"(?:Oops|Kernel BUG|Oops - [^\[]{1,80}|Oops: [0-9a-f]{4}) \[#\d{1,6}\]"),
+    Rule(OOPS, re.compile(r"(?:Oops|Kernel BUG|Oops - [^\[]{1,80}|Oops: (?:Oops: )?[0-9a-f]{4}) \[#\d{1,6}\]"),
          _in("Oops"), joins=(OOPS, KERNEL_BUG, GPF)),
     Rule(WARNING, re.compile(r"WARNING: CPU: (\d{1,5}) PID: \d{1,10} at (?:\S{1,300} )?(\S{1,300})"),
          _in("WARNING"), cpu_group=1, guilty_group=2, joins=(REFCOUNT,)),
@@ -238,7 +238,7 @@ _BODY_PREFIXES = (
     "*** DEADLOCK ***", "the existing dependency chain", "-> #", "stack backtrace:",
     "lock(", "inconsistent {", "{IN-", "{SOFTIRQ-", "{HARDIRQ-", "comm \"", "hex dump (first",
     "backtrace (crc", "backtrace:", "in_atomic():", "preempt_count:", "RCU nest depth:",
-    "Preemption disabled at:", "CR2:", "RIP: ", "RSP: ", "FS: ", "CS: ", "DR0: ", "DR3: ",
+    "Preemption disabled at:", "CR2:", "#PF: ", "PGD ", "Hardware name:", "RIP: ", "RSP: ", "FS: ", "CS: ", "DR0: ", "DR3: ",
 )
 # A report's lines come close together; a body-like line this far after
 # the last one in the stream belongs to something else.
