@@ -18,7 +18,11 @@ from .parsers.symbolize import SystemMap
 if TYPE_CHECKING:
     from .qmp import QmpClient
 
-FIRMWARE = "firmware"          # M-mode firmware: a hart stopped through SBI HSM (offline)
+# A CPU stopped through the firmware interface (offline): RISC-V SBI HSM
+# parks the hart in OpenSBI (M-mode, Arch.firmware_range); arm64 PSCI
+# CPU_OFF, answered by QEMU itself, leaves the vCPU at the HVC that called it
+# (measured: pc __arm_smccc_hvc+0x8, ra __invoke_psci_fn_hvc+0x30).
+FIRMWARE = "firmware"
 USER = "user"                  # a user-space address
 IDLE = "idle"                  # the idle loop (WFI)
 LKDTM = "lkdtm"                # an LKDTM crash point
@@ -32,8 +36,11 @@ UNKNOWN = "unknown"            # a kernel address System.map does not cover
 # then on the return address's.
 LOCATIONS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (LKDTM, re.compile(r"^_*lkdtm_")),
+    (FIRMWARE, re.compile(r"^__invoke_psci_fn_(?:hvc|smc)$")),
     (KDB, re.compile(r"^(?:kdb_\w+|kdb_getchar|dbg_io_get_char|\w+_poll_(?:get|put)_char|"
-                     r"serial8250_get_poll_char|pl011_get_poll_char|kgdboc_get_char)$")),
+                     r"serial8250_get_poll_char|pl011_get_poll_char|kgdboc_get_char|"
+                     # kdb_getchar() touches the watchdogs on every poll (seen on arm64)
+                     r"touch_nmi_watchdog|touch_softlockup_watchdog)$")),
     (KGDB_ROUNDUP, re.compile(r"^(?:kgdb_cpu_enter|kgdb_nmicallback|kgdb_call_nmi_hook|"
                               r"ipi_kgdb_roundup)$")),
     (SMP_CALL, re.compile(r"^(?:smp_call_function_single|smp_call_function_many_cond|"

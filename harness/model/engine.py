@@ -891,7 +891,7 @@ class Model:
         if st.uart_cpu == n:
             st.uart_cpu = min(st.online())
             p.note(f"the UART interrupt moves to CPU {st.uart_cpu} (first online CPU of its affinity)")
-        p.report(f"cpu-off:{n}", rf"CPU{n}: off", MUST)
+        p.report(f"cpu-off:{n}", self.features.arch.offline_report.format(n=n), MUST)
         p.hotplug = HotplugPrediction(n, False, True, 0)
         p.status = 0
         return DUR_OFFLINE

@@ -60,6 +60,11 @@ class ArchProfile:
     # where an offline CPU's vCPU executes: stopped through SBI HSM, in the
     # firmware (measured: PC 0x80009b04 in OpenSBI)
     offline_location: str = "firmware"
+    # What the kernel prints when a CPU has gone offline ({n}: the CPU):
+    # arch/riscv/kernel/cpu-hotplug.c "CPU%u: off"; arm64 only pr_debug()s
+    # "CPU%u: shutdown", but arch/arm64/kernel/psci.c cpu_psci_cpu_kill()
+    # prints "CPU%d killed (polled %d ms)" (pr_fmt "psci: ").
+    offline_report: str = r"CPU{n}: off"
 
     def reaches_irqs_off(self, ipi: str) -> bool:
         return ipi in self.nmi_ipis
@@ -76,11 +81,13 @@ RISCV64 = ArchProfile("riscv64", RISCV_IPI_ROWS, frozenset(), frozenset({IDLE}))
 # IPI_CPU_STOP_NMI, IPI_CPU_BACKTRACE and IPI_KGDB_ROUNDUP
 # (arch/arm64/kernel/smp.c). Idle CPUs answer the backtrace either way
 # (FIELD-NOTES: sometimes "skipped: idling", sometimes a full trace).
+_ARM64_OFF = r"psci: CPU{n} killed \(polled \d+ ms\)"
 ARM64_PSEUDO_NMI = ArchProfile("arm64-pseudo-nmi", ARM64_IPI_ROWS,
                                frozenset({NMI_BACKTRACE, NMI_KGDB_ROUNDUP, NMI_STOP}),
-                               frozenset({IDLE, FULL}))
+                               frozenset({IDLE, FULL}), offline_report=_ARM64_OFF)
 # arm64 with pseudo-NMIs off behaves as RISC-V does for stuck CPUs (FIELD-NOTES).
-ARM64 = ArchProfile("arm64", ARM64_IPI_ROWS, frozenset(), frozenset({IDLE, FULL}))
+ARM64 = ArchProfile("arm64", ARM64_IPI_ROWS, frozenset(), frozenset({IDLE, FULL}),
+                    offline_report=_ARM64_OFF)
 
 ARCH_PROFILES = {p.name: p for p in (RISCV64, ARM64_PSEUDO_NMI, ARM64)}
 
