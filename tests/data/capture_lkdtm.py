@@ -63,6 +63,9 @@ def capture(recipe_path: Path, crash: str, workdir: Path, wait: float) -> tuple[
         c = m.console
         assert c is not None
         c.allowed_crashes = {"oops", "bug", "panic"}
+        # Without kgdboc an oops is reported on the console instead of
+        # entering kdb (whose pager would hold the rest of the report).
+        c.run("echo > /sys/module/kgdboc/parameters/kgdboc", timeout=20)
         start = c.position
         try:
             c.begin(f"taskset -c 1 sh -c 'echo {crash} > {DIRECT}'")
@@ -95,8 +98,8 @@ def main() -> int:
             print(f"{crash}: no report in {took:.0f} s, not kept")
             continue
         name = f"lkdtm-{crash.lower().replace('_', '-')}-{arch}"
-        path = write_golden(name, f"LKDTM {crash} on CPU 1, {source['recipe']} kernel "
-                                  f"({found[0].title})", source, log)
+        path = write_golden(name, f"LKDTM {crash} on CPU 1 with kgdboc turned off, "
+                                  f"{source['recipe']} kernel ({found[0].title})", source, log)
         kept += 1
         print(f"{crash}: {len(found)} reports ({found[0].title}), {took:.0f} s -> {path.name}")
     print(f"kept {kept} of {len(types)}")
