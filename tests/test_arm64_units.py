@@ -164,3 +164,39 @@ def test_explain_side_by_side() -> None:
     assert bad.returncode == 2 and "--without nonsense: expected" in bad.stderr
     skipped = rvharness("explain", "scenarios/arm64/pseudo-nmi-kdb-stuck-cpu.yaml", "--arch", "riscv64")
     assert skipped.returncode == 2 and "not run on riscv64: RISC-V has no NMI" in skipped.stderr
+
+
+DATA = ROOT / "tests" / "data"
+
+
+def test_arm64_info_registers_from_qemu() -> None:
+    """`info registers -a` as QEMU 7.2's aarch64 target printed it (captured
+    with the VM stopped, 2 vCPUs, arm64-default)."""
+    from harness.qmp import parse_info_registers
+    from harness.vcpus import classify
+    cpus = parse_info_registers((DATA / "arm64" / "info-registers-a-2cpus.txt").read_text())
+    assert [c.index for c in cpus] == [0, 1]
+    assert cpus[0].pc == 0xffff8000801ecb38 and cpus[0]["x30"] == 0xffff80008006d100
+    assert cpus[1]["sp"] == 0xfff0000000923e10 and cpus[1]["X00"] == 0xc0
+    assert "q00" not in cpus[0].regs          # vector registers (hi:lo) are not taken
+    s = classify(cpus[0].pc, cpus[0].regs.get(ARM64.return_reg), None, ARM64)
+    assert s.location == "unknown" and s.ra == 0xffff80008006d100   # kernel address, no map given
+
+
+def test_arm64_cpu_to_vcpu_map_from_the_boot_log() -> None:
+    from harness.vcpus import cpu_vcpus_arm64
+    boot = (DATA / "arm64" / "boot-4cpus.log").read_text()
+    assert cpu_vcpus_arm64(boot) == {0: 0, 1: 1, 2: 2, 3: 3}
+    # MPIDR 0x100 is Aff1 1, Aff0 0: QEMU virt's vCPU 8
+    assert cpu_vcpus_arm64("Booting Linux on physical CPU 0x0000000000\n"
+                           "CPU1: Booted secondary processor 0x0000000100 [0x000f0510]\n") == {0: 0, 1: 8}
+    assert cpu_vcpus_arm64("no arm64 boot here") == {}
+
+
+def test_arm64_interrupts_rows_in_model_order() -> None:
+    from harness.model.features import ARM64_IPI_ROWS
+    from harness.parsers import interrupts
+    snap = interrupts.parse((DATA / "interrupts" / "arm64-default-4cpus.txt").read_text())
+    assert snap.cpus == [0, 1, 2, 3]
+    assert snap.ipi_names() == list(ARM64_IPI_ROWS)
+    assert snap.row("Function call interrupts") is not None
