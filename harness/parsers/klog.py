@@ -214,7 +214,9 @@ _REG_NAMES = frozenset(["epc", "ra", "sp", "gp", "tp", "status", "badaddr", "cau
                        + [f"t{i}" for i in range(7)] + [f"s{i}" for i in range(12)]
                        + [f"a{i}" for i in range(8)]
                        # arm64 __show_regs: 'sp : ffff8000...', 'x29: ... x28: ...'
-                       + [f"x{i}" for i in range(31)])
+                       + [f"x{i}" for i in range(31)]
+                       # arm64 prints pc/lr in hex when they are user addresses
+                       + ["pc", "lr"])
 # x86-64 __show_regs: 'RSP: 0018:ffffc90000013d48 EFLAGS: 00010246', 'RAX: ... RBX: ...'
 _X86_REG = re.compile(r"\b(R[A-Z0-9]{1,3}|EFLAGS): (?:[0-9a-f]{4}:)?([0-9a-f]{8,16})\b")
 
