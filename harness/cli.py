@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import re
 import signal
 import sys
 from pathlib import Path
 from typing import Sequence
 
-from . import archskip, debs, hostcmd, initramfs, kbuild, scenario
+from . import archskip, debs, hostcmd, initramfs, kbuild, preflight, scenario
 from .arch import ARCHES
 from .checks import ERROR, FAIL
 from .errors import HarnessError, InputError
@@ -20,6 +19,8 @@ from .recipe import load_recipe
 
 DEFAULT_RECIPE = REPO_ROOT / "kernels" / "default.yaml"
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+# Every scenario was skipped: no check ran, so nothing passed (as pytest's 5).
+EXIT_NOTHING_RAN = 5
 
 
 def _progress(msg: str) -> None:
@@ -50,7 +51,7 @@ def _safe(name: str) -> str:
 
 
 def _run_all(scenarios: list[scenario.Scenario], kernels: list[kbuild.BuiltKernel], out: Path,
-             junit_path: Path, own_arch_only: bool = False) -> list:
+             junit_path: Path, model_only: bool = False, own_arch_only: bool = False) -> list:
     from . import report  # imports junit_xml, only needed here
     from .runner import run_scenario
 
@@ -62,7 +63,8 @@ def _run_all(scenarios: list[scenario.Scenario], kernels: list[kbuild.BuiltKerne
         for scn in scenarios:
             if own_arch_only and archskip.reason(scn, kernel.arch.name):
                 continue
-            res = run_scenario(scn, kernel, initrd, out / _safe(kernel.recipe_name) / _safe(scn.name))
+            res = run_scenario(scn, kernel, initrd, out / _safe(kernel.recipe_name) / _safe(scn.name),
+                               model_only=model_only)
             report.print_result(res, sys.stdout)
             sys.stdout.flush()
             results.append(res)
@@ -75,18 +77,31 @@ def _run_all(scenarios: list[scenario.Scenario], kernels: list[kbuild.BuiltKerne
 
 
 def _load_scenarios(paths: list[str]) -> list[scenario.Scenario]:
-    files = scenario.discover([Path(p) for p in paths])
-    return [scenario.load(f) for f in files]   # all validated before any QEMU starts
+    # All validated, names unique, before any QEMU starts.
+    return preflight.load_scenarios([Path(p) for p in paths])
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     scenarios = _load_scenarios(args.paths)
     kernels = _kernels(args)
     out = _out_dir(args)
-    results = _run_all(scenarios, kernels, out, Path(args.junit) if args.junit else out / "junit.xml")
+    results = _run_all(scenarios, kernels, out, Path(args.junit) if args.junit else out / "junit.xml",
+                       model_only=args.model_only)
+    return exit_code(results)
+
+
+def exit_code(results: list) -> int:
+    """2 when the harness could not judge something, 1 when a kernel failed
+    a check, 5 when every scenario was skipped (no check ran), else 0."""
+    from .checks import SKIP
     if any(r.verdict == ERROR for r in results):
         return EXIT_ERROR
-    return EXIT_FAIL if any(r.verdict == FAIL for r in results) else EXIT_OK
+    if any(r.verdict == FAIL for r in results):
+        return EXIT_FAIL
+    if results and all(r.verdict == SKIP for r in results):
+        print("rvharness: every scenario was skipped: no check ran", file=sys.stderr)
+        return EXIT_NOTHING_RAN
+    return EXIT_OK
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
@@ -99,7 +114,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     kernels = [kbuild.build(r, progress=_progress) for r in recipes]
     out = _out_dir(args)
     # Each scenario on the kernels of the arches it runs on (scenario skip_arch).
-    results = _run_all(scenarios, kernels, out, out / "junit.xml", own_arch_only=True)
+    results = _run_all(scenarios, kernels, out, out / "junit.xml", model_only=args.model_only,
+                       own_arch_only=True)
     cells = matrix.cells(results)
     matrix.write(cells, out)
     print()
@@ -117,10 +133,11 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    files = scenario.discover([Path(p) for p in args.paths])
-    for f in files:
-        scn = scenario.load(f)
-        print(f"ok    {f}: {scn.name}, {len(scn.steps)} steps, {len(scn.expect)} expectations")
+    recipes = [Path(k) for k in args.kernel] or ([DEFAULT_RECIPE] if args.patch else [])
+    for recipe in preflight.load_recipes(recipes, [Path(p) for p in args.patch]):
+        print(f"ok    {recipe.path}: {recipe.name}, {len(recipe.patches)} patches")
+    for scn in _load_scenarios(args.paths):
+        print(f"ok    {scn.path}: {scn.name}, {len(scn.steps)} steps, {len(scn.expect)} expectations")
     return EXIT_OK
 
 
@@ -160,6 +177,9 @@ def parser() -> argparse.ArgumentParser:
     kernel_opts(r)
     r.add_argument("--junit", metavar="FILE", help="JUnit XML path (default OUT/junit.xml)")
     r.add_argument("--out", metavar="DIR", help="artifact directory (default rvharness-out/<time>)")
+    r.add_argument("--model-only", action="store_true",
+                   help="judge by the reference model's claims alone (the scenarios' own expectations "
+                        "are not evaluated)")
     r.set_defaults(func=cmd_run)
 
     b = sub.add_parser("build", help="build a kernel recipe and print the Image path")
@@ -167,8 +187,12 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--patch", action="append", default=[], metavar="FILE")
     b.set_defaults(func=cmd_build)
 
-    c = sub.add_parser("check", help="validate scenario files without booting")
+    c = sub.add_parser("check", help="validate scenario files (and recipes, patches) without booting")
     c.add_argument("paths", nargs="+")
+    c.add_argument("--kernel", action="append", default=[], metavar="RECIPE",
+                   help="also validate this kernel recipe and its patches (repeatable)")
+    c.add_argument("--patch", action="append", default=[], metavar="FILE",
+                   help="also validate this extra patch, on top of each --kernel (repeatable)")
     c.set_defaults(func=cmd_check)
 
     mx = sub.add_parser("matrix", help="seed scenarios x patched and reverted kernels")
@@ -176,6 +200,8 @@ def parser() -> argparse.ArgumentParser:
     mx.add_argument("--out", metavar="DIR")
     mx.add_argument("--arch", action="append", choices=sorted(ARCHES), default=[],
                     help="only this arch's kernels (repeatable; default every arch)")
+    mx.add_argument("--model-only", action="store_true",
+                    help="judge every cell by the reference model's claims alone")
     mx.set_defaults(func=cmd_matrix)
 
     e = sub.add_parser("explain", help="print the reference model's predictions, step by step, without booting")
@@ -206,6 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # background job of a non-interactive shell (measured: a CI script run
     # with `&` ignored Ctrl-C and sat in a 600 s step with QEMU alive).
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    if getattr(args, "out", "") is None:
+        args.out = str(_out_dir(args))      # one artifact directory, named once
     try:
         return args.func(args)
     except HarnessError as exc:
@@ -214,6 +242,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rvharness: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a harness bug: exit 2, never 1 (a kernel verdict)
+        from . import internal_error
+        out = Path(args.out) if getattr(args, "out", None) else None
+        print(internal_error.record(exc, sys.argv[1:] if argv is None else list(argv), out),
+              file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

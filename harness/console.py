@@ -7,14 +7,14 @@ import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Sequence
 
 import pexpect
 
-from .errors import BootTimeout, ConsoleTimeout, GuestCrashed, QemuExited
-
-if TYPE_CHECKING:
-    from .machine import _Tee
+from .console_wire import SHELL_RESTARTED, SYNTAX_ERROR, wire_lines
+from .errors import BootTimeout, ConsoleTimeout, GuestCommandRejected, GuestCrashed, QemuExited
+from .scenario_limits import command_problem
+from .transcript import Transcript
 
 READY = re.compile(r"rvharness-ready cpus=(\d+) kernel=(\S+)")
 KDB_PROMPT = r"\[(\d+)\]kdb> "
@@ -45,6 +45,8 @@ class Pending:
     t0: float
     started: bool = False
     out_start: int = 0
+    transfer: float = 0.0       # extra seconds allowed for the text to reach the shell
+    run_t0: float = 0.0         # when the shell started the command
 
 
 @dataclass
@@ -59,7 +61,7 @@ class CommandResult:
 
 
 class Console:
-    def __init__(self, child: pexpect.spawn, tee: "_Tee", argv: Sequence[str],
+    def __init__(self, child: pexpect.spawn, tee: Transcript, argv: Sequence[str],
                  log_path: Path) -> None:
         self.child = child
         self.tee = tee
@@ -158,37 +160,47 @@ class Console:
 
     def begin(self, command: str | Sequence[str]) -> "Pending":
         """Send a shell command without waiting for it (kdb entry, background
-        crash points); finish() collects its status later."""
+        crash points); finish() collects its status later. The command goes
+        through console_wire: any text, written to a file in the guest and
+        run by a fixed wrapper that prints the sentinels."""
         if not isinstance(command, str):
             command = shlex.join(command)
-        if "\n" in command or len(command) > 3000:
-            raise ValueError("a console command must be one line under 3000 characters")
+        if problem := command_problem(command):     # `check` refused it already
+            raise ValueError(f"console command not sent: {problem}")
         self._seq += 1
         n = self._seq
-        # The quotes split the markers in the echoed input, so only the
-        # shell's output matches the patterns in finish().
-        # "cmd &" already ends a list: "cmd &; echo" would be a syntax error.
-        tail = command.rstrip()
-        sep = " " if tail.endswith("&") and not tail.endswith("&&") else "; "
-        line = f'echo "@RVH""S{n}@"; {command}{sep}echo "@RVH""E{n}:$?@"\n'
-        pending = Pending(command, n, self.position, time.monotonic())
-        self.child.send(line)
+        wire = "".join(line + "\n" for line in wire_lines(command, n))
+        pending = Pending(command, n, self.position, time.monotonic(),
+                          transfer=transfer_allowance(len(wire)))
+        self.child.send(wire)
         return pending
 
     def started(self, p: "Pending", timeout: float) -> None:
-        """Wait until the shell has begun running p's command."""
+        """Wait until the shell has begun running p's command. A long text
+        gets more time to arrive (the guest's line editor echoes it byte by
+        byte): a step's timeout counts from the start of the command."""
         if not p.started:
-            self.expect([rf"@RVHS{p.seq}@\r*\n"], timeout, f"command `{p.command}` to start")
+            self.expect([rf"@RVHS{p.seq}@\r*\n"], timeout + p.transfer,
+                        f"command `{_short(p.command)}` to start")
             p.started = True
+            p.run_t0 = time.monotonic()
             p.out_start = self._match_end()
 
     def finish(self, p: "Pending", timeout: float) -> CommandResult:
         self.started(p, timeout)
-        remaining = max(0.1, timeout - (time.monotonic() - p.t0))
-        m = self.expect([rf"@RVHE{p.seq}:(\d+)@"], remaining, f"command `{p.command}`")
+        remaining = max(0.1, timeout - (time.monotonic() - p.run_t0))
+        m = self.expect([rf"@RVHE{p.seq}:(\d+)@", re.escape(SHELL_RESTARTED)], remaining,
+                        f"command `{_short(p.command)}`")
         end = self._match_end()
         raw = self.text(p.out_start, end - len(self.child.after)).replace("\r", "")
-        return CommandResult(p.command, int(m.group(1)), raw, KMSG_LINE.sub("", raw), p.start,
+        if m.re.pattern != rf"@RVHE{p.seq}:(\d+)@":
+            raise GuestCommandRejected(f"command `{_short(p.command)}` ended the console shell "
+                                       f"(exit or exec?); init restarted it: {raw.strip()[-300:]!r}")
+        status = int(m.group(1))
+        if status == 2 and (bad := SYNTAX_ERROR.search(raw)):
+            raise GuestCommandRejected(f"the guest shell rejected command `{_short(p.command)}`: "
+                                       f"{bad.group(0)}")
+        return CommandResult(p.command, status, raw, KMSG_LINE.sub("", raw), p.start,
                              end, time.monotonic() - p.t0)
 
     def _match_end(self) -> int:
@@ -224,12 +236,17 @@ class Console:
                 return self.text(start, self._match_end()).replace("\r", "")
             self.child.send(" ")
 
-    def kdb_go(self, p: Pending, timeout: float) -> tuple[bool, CommandResult]:
+    def kdb_go(self, p: Pending, timeout: float, again: bool = True) -> tuple[bool, CommandResult | None]:
         """Leave kdb. kdb refuses the first go when a CPU did not answer the
-        round-up; then go is sent again. Returns (refused, the shell result)."""
+        round-up; then go is sent again, unless again is False: then kdb
+        keeps the machine and there is no shell result (None).
+        Returns (refused, the shell result)."""
         self.child.send("go\r")
         m = self.expect([KDB_GO_AGAIN, rf"@RVHE{p.seq}:"], timeout, "kdb to resume after go")
         refused = m.re.pattern == KDB_GO_AGAIN
+        if refused and not again:
+            self.expect([KDB_PROMPT], timeout, "the kdb prompt after the go refusal")
+            return refused, None
         if refused:
             self.expect([KDB_PROMPT], timeout, "the kdb prompt after the go refusal")
             self.child.send("go\r")
@@ -261,6 +278,23 @@ class Console:
         self.child.send("\x01b")
         time.sleep(0.05)
         self.child.send(key)
+
+
+# The guest's line editor takes the text in at 0.7-2 KB/s on the 2-core
+# development machine (0.7 under a kernel build; bench/console_overhead):
+# allow 200 bytes/s and 2 s before a long text counts against the timeout.
+TRANSFER_BYTES_PER_S = 200
+SHORT_TEXT = 400
+
+
+def transfer_allowance(wire_bytes: int) -> float:
+    return 0.0 if wire_bytes <= SHORT_TEXT else 2.0 + wire_bytes / TRANSFER_BYTES_PER_S
+
+
+def _short(command: str, limit: int = 120) -> str:
+    """A command for an error message: one line, cut."""
+    one = command.replace("\n", "\\n")
+    return one if len(one) <= limit else one[:limit - 3] + "..."
 
 
 def idle(console: Console, seconds: float) -> None:

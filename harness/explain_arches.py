@@ -1,7 +1,8 @@
 """`rvharness explain` for several arches at once: the model's predictions
 for one scenario on each arch's default kernel (or a baseline), side by
-side. Each arch's features come from its recipe (model/recipe_features.py):
-arch, the command line the harness and the recipe give, and the reverts."""
+side. Each arch's features are the reference its recipe declares
+(Features.reference: arch, the command line the harness and the recipe
+give, `model: {without: ...}`), plus what --without names."""
 from __future__ import annotations
 
 import re
@@ -15,7 +16,11 @@ from .errors import InputError
 from .machine import MachineSpec
 from .model import explain
 from .model.features import Features
-from .model.recipe_features import ARM64_NO_PSEUDO_NMI, ARM64_SEED, PSEUDO_NMI_PARAM, from_recipe
+from .model.features import SEED_ARM64_BACKTRACE as ARM64_SEED
+
+# --without pseudo-nmi: the command-line baseline (kernels/arm64/without-pseudo-nmi.yaml)
+ARM64_NO_PSEUDO_NMI = "pseudo-nmi"
+PSEUDO_NMI_PARAM = "irqchip.gicv3_pseudo_nmi"
 from .paths import REPO_ROOT
 from .recipe import load_recipe
 from .scenario import Scenario
@@ -60,9 +65,13 @@ def columns(scn: Scenario, arches: list[str], without: list[str]) -> list[Column
             cmdline.append(f"{PSEUDO_NMI_PARAM}=0")
         spec = MachineSpec(ARCHES[arch], Path("Image"), Path("initrd"), cpus=scn.machine.cpus,
                            cmdline=tuple(cmdline) + scn.machine.cmdline)
-        reverted = [p.stem for p in recipe.patches] + [w for w in gone if w != ARM64_NO_PSEUDO_NMI]
+        without = list(recipe.model_without) + [w for w in gone if w != ARM64_NO_PSEUDO_NMI]
+        try:
+            features = Features.reference(None, arch=arch, cmdline=spec.kernel_cmdline(), without=without)
+        except ValueError as exc:
+            raise InputError("--without", str(exc)) from None
         title = f"{arch}: {recipe.name}" + (f" without {', '.join(gone)}" if gone else "")
-        out.append(Column(arch, title, from_recipe(arch, spec.kernel_cmdline(), reverted)))
+        out.append(Column(arch, title, features))
     return out
 
 

@@ -18,6 +18,7 @@ from .console import KDB_GO_AGAIN, KDB_PROMPT, Console, idle
 from .errors import ConsoleTimeout, MachineError
 from .vcpus import cpu_harts, cpu_vcpus_arm64
 from .qmp import QmpClient, QmpCommandNotFound, QmpCommandRefused, QmpTimeout
+from .children import die_with_harness
 
 _UPTIME = re.compile(r"^(\d+\.\d+) ", re.M)
 MIB = 1 << 20
@@ -217,7 +218,8 @@ def _idle_priority(pid: int, tids: list[int], others: list[int]) -> Iterator[str
     saved = {tid: (os.sched_getaffinity(tid), os.sched_getscheduler(tid), os.sched_getparam(tid))
              for tid in tids + others}
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"],
-                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           preexec_fn=die_with_harness())
     try:
         os.sched_setaffinity(hog.pid, {host_cpu})
         for tid in others if rest else []:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from .arch import ARCHES
+from .children import die_with_harness
 from .errors import CommandFailed, ToolMissing
 
 # The Debian package that provides each host tool, for error messages.
@@ -48,12 +49,12 @@ def run(argv: Sequence[str], what: str, *, cwd: Path | None = None,
             fh.flush()
             proc = subprocess.run(argv, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT,
                                   input=input_text.encode() if input_text is not None else None,
-                                  timeout=timeout)
+                                  timeout=timeout, preexec_fn=die_with_harness())
         if proc.returncode != 0:
             raise CommandFailed(what, argv, proc.returncode, log, _tail(log))
         return ""
     proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True,
-                          input=input_text, timeout=timeout)
+                          input=input_text, timeout=timeout, preexec_fn=die_with_harness())
     if proc.returncode != 0:
         raise CommandFailed(what, argv, proc.returncode, None,
                             (proc.stderr or proc.stdout).strip()[-2000:])

@@ -11,8 +11,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import debs, hostcmd, kconfig
+from . import debs, hostcmd, kconfig, patchpaths
 from .arch import Arch
+from .children import die_with_harness
 from .debs import file_lock
 from .errors import CommandFailed, ConfigError, HarnessError, InputError, PatchError
 from .paths import cache_dir
@@ -29,6 +30,7 @@ class BuiltKernel:
     dir: Path
     recipe_name: str
     arch: Arch
+    model_without: tuple[str, ...] = ()     # the recipe's `model: {without: [...]}`
     # The recipe's kernel parameters (recipe.Recipe.cmdline), not part of the key.
     cmdline: tuple[str, ...] = ()
 
@@ -137,9 +139,9 @@ def resolve_source(src: Source) -> ResolvedSource:
         raise InputError(tree, "not a kernel source tree (no Makefile and Kconfig at its top)")
     try:
         head = subprocess.run(["git", "-C", str(tree), "rev-parse", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
+                              text=True, check=True, preexec_fn=die_with_harness()).stdout.strip()
         diff = subprocess.run(["git", "-C", str(tree), "diff", "HEAD", "--binary"],
-                              capture_output=True, check=True).stdout
+                              capture_output=True, check=True, preexec_fn=die_with_harness()).stdout
     except (OSError, subprocess.CalledProcessError):
         raise InputError(tree, "tree sources must be git checkouts, so that the cache key "
                                "can name their content") from None
@@ -154,6 +156,8 @@ def _patched_tree(resolved: ResolvedSource, patches: tuple[Path, ...], log: Path
     tree is never modified, and the copy costs seconds, not a gigabyte."""
     if not patches:
         return resolved.root
+    for p in patches:
+        patchpaths.check(p)
     h = hashlib.sha256(resolved.identity.encode())
     for p in patches:
         h.update(p.read_bytes())
@@ -188,19 +192,6 @@ def _apply(tree: Path, patches: tuple[Path, ...], resolved: ResolvedSource, log:
                              f"source:\n{exc.args[0].split(chr(10), 1)[-1]}") from None
 
 
-def _patch_targets(patch: Path) -> list[str]:
-    """Files a -p1 patch touches, from its ---/+++ headers."""
-    files: list[str] = []
-    for line in patch.read_text(errors="replace").splitlines():
-        if line.startswith(("+++ ", "--- ")):
-            name = line[4:].split("\t")[0].strip()
-            if name != "/dev/null" and "/" in name:
-                rel = name.split("/", 1)[1]
-                if rel not in files:
-                    files.append(rel)
-    return files
-
-
 def _work_tree(resolved: ResolvedSource, work: Path, patches: tuple[Path, ...], log: Path) -> Path:
     """The slot's source tree with exactly `patches` applied, changed in
     place so that make rebuilds only what the patches touch.
@@ -209,6 +200,9 @@ def _work_tree(resolved: ResolvedSource, work: Path, patches: tuple[Path, ...], 
     previous build's patches are put back as fresh copies (a new mtime, so
     make notices) or removed when a patch created them; GNU patch writes the
     files it patches anew, so the pristine source is never modified."""
+    # Checked again here, not only when the recipe was loaded: nothing
+    # outside the tree may be recorded, deleted or written (patchpaths).
+    new_files = sorted({f for p in patches for f in patchpaths.targets(p)})
     tree = work / resolved.root.name
     state_file = work / "applied.json"
     if not (work / ".farm-complete").exists():
@@ -221,7 +215,8 @@ def _work_tree(resolved: ResolvedSource, work: Path, patches: tuple[Path, ...], 
     wanted = [hashlib.sha256(p.read_bytes()).hexdigest() for p in patches]
     if state["patches"] == wanted:
         return tree
-    touched = set(state["files"])
+    # A state file from before names were checked may still hold bad ones.
+    touched = {rel for rel in state["files"] if patchpaths.inside(tree, rel)}
     for rel in sorted(touched):
         dst, src = tree / rel, resolved.root / rel
         if dst.exists() or dst.is_symlink():
@@ -229,7 +224,6 @@ def _work_tree(resolved: ResolvedSource, work: Path, patches: tuple[Path, ...], 
         if src.exists():
             shutil.copy2(src, dst)
             os.utime(dst)       # newer than every object built from the patched file
-    new_files = sorted({f for p in patches for f in _patch_targets(p)})
     # Record what is about to change before changing it: a patch that fails
     # half-way is still undone next time.
     state_file.write_text(json.dumps({"patches": None, "files": sorted(touched | set(new_files))}))
@@ -312,7 +306,7 @@ def build(recipe: Recipe, *, log_dir: Path | None = None, jobs: int | None = Non
     kernels = cache_dir() / "kernels"
     out = kernels / key
     if (out / ".complete").exists():
-        return BuiltKernel(key, out, recipe.name, arch, recipe.cmdline)
+        return BuiltKernel(key, out, recipe.name, arch, recipe.model_without, recipe.cmdline)
 
     for tool in ("make", "flex", "bison", "bc", "patch"):
         hostcmd.require_tool(tool)
@@ -332,7 +326,7 @@ def build(recipe: Recipe, *, log_dir: Path | None = None, jobs: int | None = Non
     build_dir.mkdir(parents=True, exist_ok=True)
     with file_lock(slot.parent / f"{slot.name}.lock"):
         if (out / ".complete").exists():
-            return BuiltKernel(key, out, recipe.name, arch, recipe.cmdline)
+            return BuiltKernel(key, out, recipe.name, arch, recipe.model_without, recipe.cmdline)
         say(f"building kernel '{recipe.name}' ({key[:12]}), log: {log}")
         start = time.monotonic()
         if immutable:
@@ -365,4 +359,4 @@ def build(recipe: Recipe, *, log_dir: Path | None = None, jobs: int | None = Non
                 shutil.rmtree(out, ignore_errors=True)
                 os.replace(tmp, out)
         say(f"built '{recipe.name}' in {time.monotonic() - start:.0f} s")
-    return BuiltKernel(key, out, recipe.name, arch, recipe.cmdline)
+    return BuiltKernel(key, out, recipe.name, arch, recipe.model_without, recipe.cmdline)

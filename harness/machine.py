@@ -5,15 +5,17 @@ from __future__ import annotations
 import os
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 import pexpect
 
-from . import hostcmd
+from . import hostcmd, qemuargs
+from .children import die_with_harness
 from .arch import Arch
 from .console import Console
+from .transcript import Transcript
 from .errors import MachineError
 from .paths import private_dir
 
@@ -68,31 +70,6 @@ class MachineSpec:
         return argv + list(self.qemu_args)
 
 
-class _Tee:
-    """pexpect's logfile_read: every byte goes to the artifact file at once
-    (so a hang or crash never loses the log) and to the in-memory transcript."""
-
-    def __init__(self, fh: IO[str]) -> None:
-        self.fh = fh
-        self.chunks: list[str] = []
-        self.length = 0
-
-    def write(self, s: str) -> None:
-        self.chunks.append(s)
-        self.length += len(s)
-        self.fh.write(s)
-        self.fh.flush()
-
-    def flush(self) -> None:
-        self.fh.flush()
-
-    def text(self, start: int = 0, end: int | None = None) -> str:
-        if len(self.chunks) > 1:
-            self.chunks = ["".join(self.chunks)]
-        whole = self.chunks[0] if self.chunks else ""
-        return whole[start:end]
-
-
 class Machine:
     """with Machine(spec, artifacts) as m: m.console.run('uname -a')"""
 
@@ -115,6 +92,10 @@ class Machine:
         return self.run_dir / "qmp.sock"
 
     def start(self) -> "Machine":
+        try:
+            qemuargs.check(self.spec.qemu_args)   # also checked when the scenario loads
+        except qemuargs.UnsafeQemuArg as exc:
+            raise MachineError(f"refusing to start QEMU: qemu_args[{exc.index}]: {exc}") from None
         hostcmd.require_tool(self.spec.arch.qemu)
         self.spec.arch.check_image(self.spec.kernel)
         self.artifacts.mkdir(parents=True, exist_ok=True)
@@ -122,12 +103,12 @@ class Machine:
         self.argv = self.spec.argv(self.qmp_socket)
         (self.artifacts / "qemu.argv").write_text("\n".join(self.argv) + "\n")
         self._log_fh = open(self.console_log, "w", encoding="utf-8", errors="replace")
-        tee = _Tee(self._log_fh)
+        tee = Transcript(self._log_fh)
         self.started_at = time.monotonic()
         try:
             self.child = pexpect.spawn(self.argv[0], self.argv[1:], encoding="utf-8",
                                        codec_errors="replace", echo=False, timeout=None,
-                                       dimensions=(50, 500))
+                                       dimensions=(50, 500), preexec_fn=die_with_harness())
         except pexpect.ExceptionPexpect as exc:
             self.close()
             raise MachineError(f"cannot start QEMU: {exc}", self.argv, self.console_log) from None

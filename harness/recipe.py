@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import yamlfile
+from . import names, patchpaths, yamlfile
 from .arch import ARCHES, Arch
 from .errors import InputError
+from .model.features import resolve_without
 from .yamlfile import Fields
 
-RECIPE_KEYS = ("name", "description", "extends", "arch", "source", "base", "fragments", "patches",
+RECIPE_KEYS = ("name", "description", "extends", "arch", "source", "base", "fragments", "patches", "model",
                "cmdline")
+MODEL_KEYS = ("without",)
 SOURCE_KINDS = ("debian", "tarball", "tree")
 BASE_CONFIGS = ("tinyconfig", "defconfig", "allnoconfig")
 
@@ -32,6 +34,9 @@ class Recipe:
     fragments: tuple[Path, ...]
     patches: tuple[Path, ...]
     description: str = ""
+    # Seed commits the kernel lacks on purpose (`model: {without: [...]}`):
+    # the reference model predicts that kernel. Patch names never do.
+    model_without: tuple[str, ...] = ()
     # Kernel parameters this kernel is booted with, after the harness's own
     # (console=, earlycon=, kgdboc=) and before a scenario's. Not part of the
     # build: recipes that differ only here share one cached kernel.
@@ -43,6 +48,7 @@ class Recipe:
         for p in extra:
             if not p.is_file():
                 raise InputError(p, "patch file not found")
+            patchpaths.check(p)
         suffix = "+" + "+".join(p.stem for p in extra)
         return replace(self, name=self.name + suffix,
                        patches=self.patches + tuple(p.resolve() for p in extra))
@@ -108,12 +114,28 @@ def load_recipe(path: Path, _seen: tuple[Path, ...] = ()) -> Recipe:
             return inherited
         items = f.str_list(key)
         seq = f.value[key]
-        return inherited + tuple(
-            _inside(base_dir, rel, yamlfile.item_where(path, seq, i, f"{key}[{i}]"))
-            for i, rel in enumerate(items))
+        found = tuple(_inside(base_dir, rel, yamlfile.item_where(path, seq, i, f"{key}[{i}]"))
+                      for i, rel in enumerate(items))
+        if key == "patches":
+            for p in found:
+                patchpaths.check(p)     # before anything records or applies it
+        return inherited + found
 
+    model_without = parent.model_without if parent else ()
+    if "model" in f.value:
+        mf = Fields(path, f.value["model"], "model", f.at("model"))
+        mf.reject_unknown(MODEL_KEYS)
+        absent = mf.str_list("without")
+        try:
+            model_without = tuple(resolve_without(absent))
+        except ValueError as exc:
+            raise mf.at("without").error(str(exc)) from None
+
+    name = f.get("name", str, path.stem)
+    if problem := names.problem(name):      # it names the kernel's artifact directory
+        raise (f.at("name") if "name" in f.value else f.where).error(problem)
     return Recipe(
-        name=f.get("name", str, path.stem),
+        name=name,
         path=path,
         arch=ARCHES[arch_name],
         source=source,
@@ -121,6 +143,7 @@ def load_recipe(path: Path, _seen: tuple[Path, ...] = ()) -> Recipe:
         fragments=paths("fragments", parent.fragments if parent else ()),
         patches=paths("patches", parent.patches if parent else ()),
         description=f.get("description", str, ""),
+        model_without=model_without,
         # A child's parameters come after its parent's: the kernel (and the
         # model) take the last value of a repeated parameter.
         cmdline=(parent.cmdline if parent else ()) + tuple(_cmdline_words(f)),

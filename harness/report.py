@@ -9,15 +9,14 @@ from typing import Iterable, TextIO
 
 from junit_xml import TestCase, TestSuite, to_xml_report_string
 
-from .checks import ERROR, FAIL, PASS, SKIP
+from .checks import ERROR, FAIL, NOT_COMPARED, PASS, SKIP
 from .runner import ScenarioResult
 
 _LABEL = {PASS: "PASS", FAIL: "FAIL", SKIP: "SKIP", ERROR: "ERROR"}
 
 
 def scenario_line(r: ScenarioResult) -> str:
-    ok = sum(c.verdict == PASS for c in r.checks)
-    line = f"{_LABEL[r.verdict]:5} {r.scenario.name} [{r.kernel}] {ok}/{len(r.checks)} checks {r.seconds:.1f}s"
+    line = f"{_LABEL[r.verdict]:5} {r.scenario.name} [{r.kernel}] {r.summary()} {r.seconds:.1f}s"
     if r.reason:
         line += f" - {r.reason.splitlines()[0]}"
     return line
@@ -34,8 +33,13 @@ def print_result(r: ScenarioResult, out: TextIO) -> None:
 
 
 def summary_line(results: Iterable[ScenarioResult]) -> str:
+    results = list(results)
     n = Counter(r.verdict for r in results)
-    return f"{n[PASS]} passed, {n[FAIL]} failed, {n[SKIP]} skipped, {n[ERROR]} errors"
+    line = f"{n[PASS]} passed, {n[FAIL]} failed, {n[SKIP]} skipped, {n[ERROR]} errors"
+    retried = sum(r.boot_retries > 0 for r in results)
+    if retried:
+        line += f"; {retried} boot{'s' if retried > 1 else ''} retried"
+    return line
 
 
 def _console(r: ScenarioResult) -> str:
@@ -51,6 +55,7 @@ def junit(results: list[ScenarioResult]) -> str:
         cases = suites.setdefault(r.kernel, [])
         console = _console(r)
         classname = f"{r.kernel}.{r.scenario.name}"
+        retried = f"boot retried {r.boot_retries}x: {r.reason}" if r.boot_retries else ""
         if r.verdict == SKIP:
             tc = TestCase(r.scenario.name, classname, r.seconds, file=str(r.scenario.path))
             tc.add_skipped_info(r.reason)
@@ -63,8 +68,11 @@ def junit(results: list[ScenarioResult]) -> str:
             cases.append(tc)
             continue
         for c in r.checks:
-            tc = TestCase(c.name, classname, r.seconds / max(1, len(r.checks)), stdout=console,
-                          file=str(r.scenario.path))
+            # The model's claims apart from the scenario's own expectations.
+            tc = TestCase(c.name, f"{classname}.{c.origin}", r.seconds / max(1, len(r.checks)),
+                          stdout=console, stderr=retried or None, file=str(r.scenario.path))
+            if c.verdict == NOT_COMPARED:
+                tc.add_skipped_info(c.observed)
             text = f"expected: {c.expected}\nobserved: {c.observed}"
             if c.step:
                 text = f"step: {c.step}\n" + text

@@ -74,6 +74,9 @@ def load(path: Path) -> Any:
         raise InputError(path, f"malformed YAML: {exc.problem or exc.context}", line, col) from None
     except yaml.YAMLError as exc:
         raise InputError(path, f"malformed YAML: {exc}") from None
+    except RecursionError:
+        # PyYAML composes recursively: thousands of nested [ or { exhaust the stack.
+        raise InputError(path, "malformed YAML: nested too deeply") from None
     finally:
         loader.dispose()
 

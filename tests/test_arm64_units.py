@@ -12,7 +12,7 @@ from harness.hostcmd import TOOL_PACKAGES
 from harness.machine import MachineSpec
 from harness.model import ARM64 as ARM64_PROFILE, ARM64_PSEUDO_NMI, RISCV64 as RISCV64_PROFILE
 from harness.model.features import BACKTRACE_ROW
-from harness.model.recipe_features import from_recipe
+from harness.model.features import Features
 from harness.recipe import load_recipe
 from harness.scenario import load as load_scenario
 
@@ -129,22 +129,28 @@ def test_matrix_kernels_and_wanted_verdicts() -> None:
 
 
 def test_model_profile_comes_from_the_recipe() -> None:
+    """Features.reference: arch and command line of the recipe, plus what it
+    declares absent; never what the kernel under test prints."""
     harness_cmdline = ["console=ttyAMA0", "kgdboc=ttyAMA0"]
-    on = from_recipe("arm64", harness_cmdline + ["irqchip.gicv3_pseudo_nmi=1"], [])
+    on = Features.reference(None, arch="arm64", cmdline=harness_cmdline + ["irqchip.gicv3_pseudo_nmi=1"])
     assert on.arch is ARM64_PSEUDO_NMI and on.backtrace_ipi and on.kgdb_roundup_ipi
     assert on.sbi_ipi_early is None
-    off = from_recipe("arm64", harness_cmdline + ["irqchip.gicv3_pseudo_nmi=1",
-                                                  "irqchip.gicv3_pseudo_nmi=0"], [])
+    off = Features.reference(None, arch="arm64", cmdline=harness_cmdline + [
+        "irqchip.gicv3_pseudo_nmi=1", "irqchip.gicv3_pseudo_nmi=0"])
     assert off.arch is ARM64_PROFILE and off.backtrace_ipi
-    rev = from_recipe("arm64", harness_cmdline + ["irqchip.gicv3_pseudo_nmi=1"],
-                      ["revert-pseudo-nmi-backtrace"])
+    rev = Features.reference(None, arch="arm64", cmdline=harness_cmdline + ["irqchip.gicv3_pseudo_nmi=1"],
+                             without=["pseudo-nmi-backtrace"])
     assert rev.arch is ARM64_PROFILE and not rev.backtrace_ipi and BACKTRACE_ROW not in rev.ipi_rows()
     # a config without the option cannot have pseudo-NMIs, whatever the command line says
-    assert from_recipe("arm64", ["irqchip.gicv3_pseudo_nmi=1"], [],
-                       {"CONFIG_ARM64": "y"}).arch is ARM64_PROFILE
-    rv = from_recipe("riscv64", ["kgdboc=ttyS0"], ["fix-riscv-kgdb-compiled-break-rvc",
-                                                  "revert-f15c21a3de1b"])
+    assert Features.reference({"CONFIG_ARM64": "y"}, arch="arm64",
+                              cmdline=["irqchip.gicv3_pseudo_nmi=1"]).arch is ARM64_PROFILE
+    assert Features.reference(None, cmdline=["softlockup_all_cpu_backtrace=1"]).softlockup_all_cpu_backtrace
+    assert not Features.reference(None, cmdline=[]).hardlockup_all_cpu_backtrace
+    rv = Features.reference(None, cmdline=["kgdboc=ttyS0"], without=["f15c21a3de1b"])
     assert rv.arch is RISCV64_PROFILE and not rv.backtrace_ipi and rv.kgdb_roundup_ipi
+    # the recipes: the baselines declare nothing (the model must disagree with
+    # the revert); the cmdline baseline's difference is in its cmdline
+    assert load_recipe(KERNELS / "arm64" / "revert-pseudo-nmi-backtrace.yaml").model_without == ()
 
 
 def test_explain_side_by_side() -> None:

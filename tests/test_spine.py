@@ -223,4 +223,29 @@ steps:
     assert "rvharness-ready" in (art / "console.log").read_text()
     checks = json.loads((art / "verdicts.json").read_text())["checks"]
     assert [c["verdict"] for c in checks if c["name"] == "all CPUs came online at boot"] == ["fail"]
+    # The retry is visible in the scenario's line, the run's summary and JUnit.
+    assert "boot retried 1x" in proc.stdout and "1 boot retried" in proc.stdout
+    assert "boot retried 1x" in (out / "junit.xml").read_text()
+    assert json.loads((art / "verdicts.json").read_text())["boot_retries"] == 1
     assert_no_qemu(out)
+
+
+def test_a_skipped_scenario_writes_every_artifact_and_exits_5(default_kernel, tmp_path: Path) -> None:
+    scn = scenario_file(tmp_path, """name: needs-more
+requires: [CONFIG_NOT_IN_THIS_KERNEL]
+steps:
+  - snapshot: a
+  - sysrq: {key: l, cpu: 1}
+  - snapshot: b
+expect:
+  - model: true
+""")
+    out = tmp_path / "out"
+    proc = rvharness("run", str(scn), "--out", str(out))
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    assert "every scenario was skipped" in proc.stderr
+    art = out / "default" / "needs-more"
+    for name in ("expectations.json", "observations.json", "predictions.json", "verdicts.json"):
+        assert (art / name).exists(), name
+    assert json.loads((art / "verdicts.json").read_text())["verdict"] == "skip"
+    assert json.loads((art / "predictions.json").read_text())["steps"]

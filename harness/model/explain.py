@@ -118,7 +118,7 @@ def explain_predictions(predictions: list[Prediction], features: Features, cpus:
             lines.append(f"    exit status {h.status}; {what}{reason}{extra}")
         for row in _counters(p):
             lines.append(f"    counters: {row}")
-        for r in p.reports:
+        for r in p.console_lines:
             lines.append(f"    console {'must' if r.when == MUST else 'may'} show: /{r.pattern}/"
                          + (f"  ({r.why})" if r.why else ""))
         for n in p.notes:

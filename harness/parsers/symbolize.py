@@ -15,6 +15,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..children import die_with_harness
+
 # Text symbols, as kallsyms keeps them by default (t/T, weak w/W).
 _TEXT_TYPES = frozenset("tTwW")
 # Names the assembler and linker add that kallsyms leaves out.
@@ -185,7 +187,8 @@ class Addr2Line:
         try:
             self.proc = subprocess.Popen([str(self.tool), "-f", "-e", str(self.vmlinux)],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=subprocess.DEVNULL, bufsize=0)
+                                         stderr=subprocess.DEVNULL, bufsize=0,
+                                         preexec_fn=die_with_harness())
             self._buf = b""
         except OSError as exc:
             self.usable, self.why_not = False, f"cannot start addr2line: {exc.strerror}"
