@@ -119,13 +119,19 @@ def test_matrix_kernels_and_wanted_verdicts() -> None:
     assert matrix.reverted_commit("arm64-without-pseudo-nmi") == "pseudo-nmi"
     assert matrix.reverted_commit("arm64-default") is None
     scn = load_scenario(ROOT / "scenarios" / "arm64" / "pseudo-nmi-backtrace-stuck-cpu.yaml")
-    assert matrix.wanted(scn, "arm64-default") == "pass"
-    assert matrix.wanted(scn, "arm64-revert-pseudo-nmi-backtrace") == "fail"
-    assert matrix.wanted(scn, "arm64-without-pseudo-nmi") == "fail"
+    assert matrix.wanted(scn, "arm64-default")[0] == "pass"
+    assert matrix.wanted(scn, "arm64-revert-pseudo-nmi-backtrace")[0] == "fail"
+    assert matrix.wanted(scn, "arm64-without-pseudo-nmi")[0] == "fail"
+    # The model must disagree with the revert (it predicts the seed), but it
+    # is told the cmdline baseline's difference and must agree with it.
+    assert matrix.model_wanted(scn, "arm64-revert-pseudo-nmi-backtrace") == "fail"
+    assert matrix.model_wanted(scn, "arm64-without-pseudo-nmi") == "pass"
     # names match exactly, commit ids by prefix
     rv = load_scenario(ROOT / "scenarios" / "backtrace-ipi-stuck-cpu.yaml")
-    assert matrix.wanted(rv, "revert-f15c21a3de1b") == "fail"
-    assert matrix.wanted(rv, "arm64-without-pseudo-nmi") == "pass"
+    assert matrix.wanted(rv, "revert-f15c21a3de1b")[0] == "fail"
+    assert matrix.wanted(rv, "revert-f15c21a")[0] == "fail"
+    assert matrix.wanted(rv, "arm64-without-pseudo-nmi")[0] == "pass"
+    assert matrix.wanted(scn, "arm64-without-pseudo-nmi-x")[0] == "pass"
 
 
 def test_model_profile_comes_from_the_recipe() -> None:
