@@ -121,7 +121,7 @@ RULES: tuple[Rule, ...] = (
          lambda m, g: "BUG: unable to handle kernel paging request" + (f" in {g}" if g else "")),
     Rule(OOPS, re.compile(r"Unable to handle kernel (.{1,120}?) at virtual address"), _fault),
     Rule(KERNEL_BUG, re.compile(r"kernel BUG at ([^\s:]{1,200}):(\d{1,7})!"), _in("kernel BUG")),
-    Rule(OOPS, re.compile(r"(?:Oops|Kernel BUG|Oops - [^\[]{1,80}|Oops: (?:Oops: )?[0-9a-f]{4}) \[#\d{1,6}\]"),
+    Rule(OOPS, re.compile(r"(?:Oops|Kernel BUG|Oops - [^\[]{1,80}|Oops: (?:Oops: )?[0-9a-f]{4,16}) \[#\d{1,6}\]"),
          _in("Oops"), joins=(OOPS, KERNEL_BUG, GPF)),
     Rule(WARNING, re.compile(r"WARNING: CPU: (\d{1,5}) PID: \d{1,10} at (?:\S{1,300} )?(\S{1,300})"),
          _in("WARNING"), cpu_group=1, guilty_group=2, joins=(REFCOUNT,)),
@@ -204,7 +204,7 @@ SKIP = re.compile("(?:" + "|".join((
     r"lock_acquire\w*", r"__lock_acquire", r"lock_release", r"__lock_release", r"validate_chain",
     r"check_\w+_bug", r"print_\w+_bug", r"print_usage_bug", r"mark_lock\w*", r"lockdep_\w+",
     r"check_noncircular", r"check_prev_add", r"check_prevs_add", r"__lockdep_\w+",
-    r"refcount_warn_saturate", r"__refcount_\w+", r"__might_sleep", r"__might_resched",
+    r"refcount_\w+", r"__refcount_\w+", r"__might_sleep", r"__might_resched",
     r"__might_fault", r"__schedule_bug", r"schedule_debug\w*",
     r"kmemleak_\w+", r"__kmalloc\w*", r"kmalloc\w*", r"kmem_cache_alloc\w*",
     r"__kmem_cache_alloc\w*", r"slab_post_alloc_hook", r"__do_kmalloc_node",
@@ -238,7 +238,11 @@ _BODY_PREFIXES = (
     "*** DEADLOCK ***", "the existing dependency chain", "-> #", "stack backtrace:",
     "lock(", "inconsistent {", "{IN-", "{SOFTIRQ-", "{HARDIRQ-", "comm \"", "hex dump (first",
     "backtrace (crc", "backtrace:", "in_atomic():", "preempt_count:", "RCU nest depth:",
-    "Preemption disabled at:", "CR2:", "#PF: ", "PGD ", "Hardware name:", "RIP: ", "RSP: ", "FS: ", "CS: ", "DR0: ", "DR3: ",
+    "Preemption disabled at:", "CR2:", "#PF: ", "PGD ", "Hardware name:",
+    # arm64 fault details (arch/arm64/mm/fault.c mem_abort_decode, show_pte)
+    # and the pseudo-NMI priority mask in __show_regs
+    "Mem abort info:", "Data abort info:", "ESR = ", "EC = ", "SET = ", "EA = ", "FSC = ",
+    "ISV = ", "CM = ", "GCS = ", "user pgtable:", "swapper pgtable:", "pmr_save: ", "RIP: ", "RSP: ", "FS: ", "CS: ", "DR0: ", "DR3: ",
 )
 # A report's lines come close together; a body-like line this far after
 # the last one in the stream belongs to something else.
@@ -313,7 +317,9 @@ _HEX_DUMP = re.compile(r"(?:[0-9a-f]{2} ){8}")   # kmemleak's "6b 6b 6b ..." row
 
 
 def _is_body(msg: str) -> bool:
-    if klog.is_stack_line(msg) or msg.startswith(_BODY_PREFIXES):
+    if klog.is_stack_line(msg) or msg.lstrip().startswith(_BODY_PREFIXES):
+        return True
+    if msg.startswith("[") and "] pgd=" in msg[:40]:      # arm64 show_pte
         return True
     if _HEX_DUMP.match(msg.strip()):
         return True
