@@ -99,7 +99,7 @@ def main() -> int:
             continue
         name = f"lkdtm-{crash.lower().replace('_', '-')}-{arch}"
         path = write_golden(name, f"LKDTM {crash} on CPU 1 with kgdboc turned off, "
-                                  f"{source['recipe']} kernel ({found[0].title})", source, log)
+                                  f"{source['recipe']} kernel", source, log)
         kept += 1
         print(f"{crash}: {len(found)} reports ({found[0].title}), {took:.0f} s -> {path.name}")
     print(f"kept {kept} of {len(types)}")
