@@ -81,7 +81,7 @@ def test_arm64_stuck_cpu_evidence(arm64_matrix) -> None:
     assert "GICv3: Pseudo-NMIs enabled" in console
     assert "NMI backtrace for cpu 3" in console and "pc : lkdtm_HARDLOCKUP" in console
     obs = json.loads((run / "observations.json").read_text())
-    samples = [s for rnd in obs["probes"]["stuck"]["samples"] for s in rnd if s["cpu"] == 3]
+    samples = [s for rnd in obs["vcpu_probes"]["stuck"]["samples"] for s in rnd if s["cpu"] == 3]
     assert samples and all(s["location"] == "lkdtm" for s in samples), samples
     assert all(s["pc_symbol"] or s["ra_symbol"] for s in samples)
     verdicts = json.loads((run / "verdicts.json").read_text())
