@@ -32,6 +32,7 @@ def _kernels(args: argparse.Namespace) -> list[kbuild.BuiltKernel]:
     if args.kernel_image:
         if patches or args.kernel:
             raise InputError(None, "--kernel-image cannot be combined with --kernel or --patch")
+        hostcmd.require_tool(ARCHES[args.arch].qemu)
         return [kbuild.prebuilt(Path(args.kernel_image), ARCHES[args.arch])]
     recipes = [load_recipe(Path(k)).with_patches(patches) for k in args.kernel or [DEFAULT_RECIPE]]
     for arch in dict.fromkeys(r.arch for r in recipes):
