@@ -374,15 +374,23 @@ class _Parser:
                 continue
             if rule.joins:
                 host = next((o for o in reversed(self.open)
-                             if o.rule.type in rule.joins and stream in o.streams
-                             and not o.report.details.get("die")), None)
+                             if o.rule.type in rule.joins and not o.report.details.get("die")
+                             and (stream in o.streams or self._announced(o, line))), None)
                 if host is not None:
                     host.report.details["die"] = normalise(msg)
                     host.report.last_line = line.number
+                    host.streams.add(stream)
                     return True
             self.begin(rule, m, line, stream)
             return True
         return False
+
+    @staticmethod
+    def _announced(o: _Open, line: Line) -> bool:
+        """A refcount_t line printed by the task, then its WARN printed from
+        the trap handler in another printk stream (RISC-V: [T61] then [C1]):
+        the WARN continues it when it comes right after and nothing else has."""
+        return o.rule.type == REFCOUNT and o.frames == 0 and line.number - o.report.last_line <= 4
 
     def kdb_panic(self, line: Line) -> None:
         """kdb entered from panic() prints "PANIC: <message>" itself; the
