@@ -39,8 +39,10 @@ LOCATIONS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (FIRMWARE, re.compile(r"^__invoke_psci_fn_(?:hvc|smc)$")),
     (KDB, re.compile(r"^(?:kdb_\w+|kdb_getchar|dbg_io_get_char|\w+_poll_(?:get|put)_char|"
                      r"serial8250_get_poll_char|pl011_get_poll_char|kgdboc_get_char|"
-                     # kdb_getchar() touches the watchdogs on every poll (seen on arm64)
-                     r"touch_nmi_watchdog|touch_softlockup_watchdog)$")),
+                     # kdb_getchar() touches the watchdogs on every poll (seen on arm64:
+                     # touch_softlockup_watchdog, arch_touch_nmi_watchdog), and
+                     # pl011_get_poll_char reads the UART through pl011_read
+                     r"(?:arch_)?touch_(?:nmi|softlockup)_watchdog\w*|wq_watchdog_touch|pl011_read)$")),
     (KGDB_ROUNDUP, re.compile(r"^(?:kgdb_cpu_enter|kgdb_nmicallback|kgdb_call_nmi_hook|"
                               r"ipi_kgdb_roundup)$")),
     (SMP_CALL, re.compile(r"^(?:smp_call_function_single|smp_call_function_many_cond|"
