@@ -241,7 +241,8 @@ class Bisector:
         rec = self.builds.get(sha)
         if rec is not None and (rec["status"] != BUILT or (Path(rec["kernel_dir"]) / ".complete").exists()):
             kernel = (BuiltKernel(rec["key"], Path(rec["kernel_dir"]), f"{self.recipe.name}@{sha[:12]}",
-                                  self.recipe.arch, self.recipe.model_without) if rec["status"] == BUILT else None)
+                                  self.recipe.arch, self.recipe.model_without, self.recipe.cmdline)
+                      if rec["status"] == BUILT else None)
             return rec, kernel
         res = self.builder.build(sha, self.out / "builds")
         if not res.cached:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from . import debs, hostcmd, kbuild, preflight, scenario, session
-from .arch import RISCV64
+from .arch import ARCHES
 from .checks import ERROR, FAIL
 from .errors import HarnessError, InputError
 from .paths import REPO_ROOT, cache_dir
@@ -54,7 +54,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         scenarios = [s for s in scenarios if chosen(s)]
         if not scenarios:
             raise InputError(None, f"-k '{args.k}' selects no scenario (try --list)")
-    hostcmd.require_tool(RISCV64.qemu)             # fail before a long kernel build
     kernels = session.kernels(args, display)
     out = _out_dir(args)
     results = session.run_all(scenarios, kernels, out, Path(args.junit) if args.junit else out / "junit.xml",
@@ -81,7 +80,7 @@ def _list(args: argparse.Namespace, scenarios: list[scenario.Scenario]) -> int:
     from . import kernelimage, selection
 
     if args.kernel_image:
-        built, _ = kernelimage.prebuilt(Path(args.kernel_image), RISCV64,
+        built, _ = kernelimage.prebuilt(Path(args.kernel_image), ARCHES[args.arch],
                                         Path(args.build_dir) if args.build_dir else None)
         known = [(built.recipe_name, built.config)]
     else:
@@ -98,13 +97,15 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     from .outputs import write_all
 
     scenarios = [s for s in _load_scenarios(args.paths) if s.covers]
-    hostcmd.require_tool(RISCV64.qemu)
     display = _display(args)
-    recipes = [session.DEFAULT_RECIPE] + sorted(r for g in matrix.BASELINE_GLOBS
-                                                for r in (REPO_ROOT / "kernels").glob(g))
-    kernels = [kbuild.build(load_recipe(r), progress=display.say, monitor=display) for r in recipes]
+    recipes = [load_recipe(r) for r in matrix.recipe_paths(REPO_ROOT / "kernels", args.arch)]
+    for arch in dict.fromkeys(r.arch for r in recipes):
+        hostcmd.require_tool(arch.qemu)
+    kernels = [kbuild.build(r, progress=display.say, monitor=display) for r in recipes]
     out = _out_dir(args)
-    results = session.run_all(scenarios, kernels, out, out / "junit.xml", display, model_only=args.model_only)
+    # Each scenario on the kernels of the arches it runs on (scenario skip_arch).
+    results = session.run_all(scenarios, kernels, out, out / "junit.xml", display, model_only=args.model_only,
+                              own_arch_only=True)
     cells = matrix.cells(results)
     matrix.write(cells, out)
     write_all(out, out / "junit.xml")     # again, now with the matrix table in report.html
@@ -138,22 +139,19 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from .model import Features, explain
+    from . import explain_arches
 
     scn = scenario.load(Path(args.scenario))
-    try:
-        features = Features.reference(None, cmdline=["kgdboc=ttyS0", *scn.machine.cmdline],
-                                      without=args.without)
-    except ValueError as exc:
-        raise InputError("--without", str(exc)) from None
+    cols = explain_arches.columns(scn, args.arch, args.without)
     print(f"{scn.path}: {scn.name}" + (f" (kernel without {', '.join(args.without)})" if args.without else ""))
-    print(explain(scn.steps, features, scn.machine.cpus))
+    print(explain_arches.render(scn, cols))
     return EXIT_OK
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
     display = _display(args)
-    for name, arch in (("linux-source-6.12", "all"), ("busybox-static", RISCV64.deb_arch)):
+    wanted = [("linux-source-6.12", "all")] + [("busybox-static", a.deb_arch) for a in ARCHES.values()]
+    for name, arch in wanted:
         with display.fetching(f"{name}:{arch}", cache_dir() / "debs"):
             pkg = debs.fetch(name, arch)
         print(f"{pkg.name}:{pkg.arch} {pkg.version} {pkg.path}")
@@ -202,7 +200,9 @@ def parser() -> argparse.ArgumentParser:
     def kernel_opts(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--kernel", action="append", default=[], metavar="RECIPE",
                         help="kernel recipe YAML (repeatable; default kernels/default.yaml)")
-        sp.add_argument("--kernel-image", metavar="IMAGE", help="a prebuilt RISC-V Image")
+        sp.add_argument("--kernel-image", metavar="IMAGE", help="a prebuilt kernel Image (see --arch)")
+        sp.add_argument("--arch", choices=sorted(ARCHES), default="riscv64",
+                        help="architecture of --kernel-image (default riscv64)")
         sp.add_argument("--build-dir", metavar="DIR",
                         help="with --kernel-image: the directory it was built in (System.map, "
                              "vmlinux, .config)")
@@ -248,6 +248,8 @@ def parser() -> argparse.ArgumentParser:
     mx = sub.add_parser("matrix", help="seed scenarios x patched and reverted kernels")
     mx.add_argument("paths", nargs="*", default=["scenarios/"])
     mx.add_argument("--out", metavar="DIR")
+    mx.add_argument("--arch", action="append", choices=sorted(ARCHES), default=[],
+                    help="only this arch's kernels (repeatable; default every arch)")
     mx.add_argument("--model-only", action="store_true",
                     help="judge every cell by the reference model's claims alone")
     verbosity(mx)
@@ -256,7 +258,11 @@ def parser() -> argparse.ArgumentParser:
     e = sub.add_parser("explain", help="print the reference model's predictions, step by step, without booting")
     e.add_argument("scenario")
     e.add_argument("--without", action="append", default=[], metavar="COMMIT",
-                   help="predict for a kernel without this seed commit (repeatable)")
+                   help="predict for a kernel without this seed commit (repeatable; arm64: "
+                        "pseudo-nmi-backtrace, or pseudo-nmi for the command-line baseline)")
+    e.add_argument("--arch", action="append", choices=sorted(ARCHES), default=[],
+                   help="only this arch (repeatable; default every arch the scenario runs on, "
+                        "side by side)")
     e.set_defaults(func=cmd_explain)
 
     bs = sub.add_parser("bisect", help="find the commit that broke (or, --reverse, fixed) the scenarios")
@@ -285,7 +291,7 @@ def parser() -> argparse.ArgumentParser:
     br.add_argument("--out", metavar="DIR")
     br.set_defaults(func=cmd_bisect_run)
 
-    f = sub.add_parser("fetch", help="download the kernel source and riscv64 busybox packages")
+    f = sub.add_parser("fetch", help="download the kernel source and every arch's busybox package")
     verbosity(f)
     f.set_defaults(func=cmd_fetch)
     return p

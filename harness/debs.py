@@ -1,4 +1,4 @@
-"""Fetching Debian packages (the kernel source, a riscv64 busybox) into the
+"""Fetching Debian packages (the kernel source, each arch's busybox) into the
 cache without touching the system's apt sources: apt is pointed at a private
 sources list, list directory and architecture list."""
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 from . import hostcmd
+from .arch import ARCHES
 from .errors import HarnessError
 from .paths import cache_dir
 
@@ -58,7 +59,7 @@ def _apt_options() -> list[str]:
         "-o", f"Dir::State::Lists={root / 'lists'}",
         "-o", f"Dir::Cache={root / 'cache'}",
         "-o", "APT::Architectures::=amd64",
-        "-o", "APT::Architectures::=riscv64",
+        *[opt for a in ARCHES.values() for opt in ("-o", f"APT::Architectures::={a.deb_arch}")],
         "-o", "Debug::NoLocking=1",
         "-o", "APT::Sandbox::User=root",
         "-q",

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 from .console import KDB_GO_AGAIN, KDB_PROMPT, Console, idle
 from .errors import ConsoleTimeout, MachineError
-from .vcpus import cpu_harts
+from .vcpus import cpu_harts, cpu_vcpus_arm64
 from .qmp import QmpClient, QmpCommandNotFound, QmpCommandRefused, QmpTimeout
 from .children import die_with_harness
 
@@ -67,8 +67,11 @@ def read_harts(con: Console, timeout: float) -> dict[int, int]:
     res = con.run(["cat", "/proc/cpuinfo"], timeout)
     harts = cpu_harts(res.output)
     if not harts:
-        raise FaultFailed(f"no 'hart' lines in /proc/cpuinfo: {res.output.strip()[:200]!r}",
-                          con.argv, con.log_path)
+        # arm64: no hardware id in /proc/cpuinfo; the boot log has the MPIDRs.
+        harts = cpu_vcpus_arm64(con.text(0))
+    if not harts:
+        raise FaultFailed(f"no 'hart' lines in /proc/cpuinfo and no arm64 MPIDR lines in the "
+                          f"boot log: {res.output.strip()[:200]!r}", con.argv, con.log_path)
     return harts
 
 

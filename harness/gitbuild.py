@@ -248,7 +248,8 @@ class TreeBuilder:
         name = f"{self.recipe.name}@{sha[:12]}"
         if (out / ".complete").exists():
             res.status, res.cached = BUILT, True
-            res.kernel = kbuild.BuiltKernel(key, out, name, self.recipe.arch, self.recipe.model_without)
+            res.kernel = kbuild.BuiltKernel(key, out, name, self.recipe.arch, self.recipe.model_without,
+                                                self.recipe.cmdline)
             res.image_sha256 = image_digest(res.kernel)
             res.seconds = time.monotonic() - t0
             return res
@@ -273,7 +274,8 @@ class TreeBuilder:
             res.waited += time.monotonic() - w0
             if (out / ".complete").exists():      # built by another bisect while we waited
                 res.status, res.cached, res.log = BUILT, True, ""
-                res.kernel = kbuild.BuiltKernel(key, out, name, self.recipe.arch, self.recipe.model_without)
+                res.kernel = kbuild.BuiltKernel(key, out, name, self.recipe.arch, self.recipe.model_without,
+                                                self.recipe.cmdline)
                 res.image_sha256 = image_digest(res.kernel)
                 res.seconds = time.monotonic() - t0 - res.waited
                 return res
@@ -313,7 +315,8 @@ class TreeBuilder:
                 "fragments": [str(p) for p in self.recipe.fragments],
                 "build_seconds": round(time.monotonic() - t0, 1)})
         res.status = BUILT
-        res.kernel = kbuild.BuiltKernel(key, out, name, self.recipe.arch, self.recipe.model_without)
+        res.kernel = kbuild.BuiltKernel(key, out, name, self.recipe.arch, self.recipe.model_without,
+                                                self.recipe.cmdline)
         res.image_sha256 = image_digest(res.kernel)
         res.seconds = time.monotonic() - t0 - res.waited
         return res

@@ -6,14 +6,15 @@ import subprocess
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from .arch import ARCHES
 from .children import die_with_harness
 from .errors import CommandFailed, ToolMissing
 
 # The Debian package that provides each host tool, for error messages.
 TOOL_PACKAGES: dict[str, str] = {
-    "qemu-system-riscv64": "qemu-system-misc",
-    "riscv64-linux-gnu-gcc": "gcc-riscv64-linux-gnu",
-    "riscv64-linux-gnu-addr2line": "binutils-riscv64-linux-gnu",
+    **{tool: pkg for a in ARCHES.values()
+       for tool, pkg in ((a.qemu, a.qemu_package), (a.cross_compile + "gcc", a.gcc_package),
+                         (a.addr2line, a.binutils_package))},
     "ccache": "ccache",
     "make": "make",
     "patch": "patch",

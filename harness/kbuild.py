@@ -31,6 +31,8 @@ class BuiltKernel:
     recipe_name: str
     arch: Arch
     model_without: tuple[str, ...] = ()     # the recipe's `model: {without: [...]}`
+    # The recipe's kernel parameters (recipe.Recipe.cmdline), not part of the key.
+    cmdline: tuple[str, ...] = ()
 
     @property
     def image(self) -> Path:
@@ -289,7 +291,7 @@ def lookup(recipe: Recipe) -> BuiltKernel | None:
     """The cached build of recipe, or None: never builds (`run --list`)."""
     key = cache_key(recipe, resolve_source(recipe.source), _toolchain(recipe.arch))
     out = cache_dir() / "kernels" / key
-    return (BuiltKernel(key, out, recipe.name, recipe.arch, recipe.model_without)
+    return (BuiltKernel(key, out, recipe.name, recipe.arch, recipe.model_without, recipe.cmdline)
             if (out / ".complete").exists() else None)
 
 
@@ -305,7 +307,7 @@ def build(recipe: Recipe, *, log_dir: Path | None = None, jobs: int | None = Non
     kernels = cache_dir() / "kernels"
     out = kernels / key
     if (out / ".complete").exists():
-        return BuiltKernel(key, out, recipe.name, arch, recipe.model_without)
+        return BuiltKernel(key, out, recipe.name, arch, recipe.model_without, recipe.cmdline)
 
     for tool in ("make", "flex", "bison", "bc", "patch"):
         hostcmd.require_tool(tool)
@@ -325,7 +327,7 @@ def build(recipe: Recipe, *, log_dir: Path | None = None, jobs: int | None = Non
     build_dir.mkdir(parents=True, exist_ok=True)
     with file_lock(slot.parent / f"{slot.name}.lock"):
         if (out / ".complete").exists():
-            return BuiltKernel(key, out, recipe.name, arch, recipe.model_without)
+            return BuiltKernel(key, out, recipe.name, arch, recipe.model_without, recipe.cmdline)
         say(f"building kernel '{recipe.name}' ({key[:12]}), log: {log}")
         start = time.monotonic()
         if immutable:
@@ -349,7 +351,7 @@ def build(recipe: Recipe, *, log_dir: Path | None = None, jobs: int | None = Non
             "fragments": [str(p) for p in recipe.fragments],
             "build_seconds": round(time.monotonic() - start, 1)})
         say(f"built '{recipe.name}' in {time.monotonic() - start:.0f} s")
-    return BuiltKernel(key, out, recipe.name, arch, recipe.model_without)
+    return BuiltKernel(key, out, recipe.name, arch, recipe.model_without, recipe.cmdline)
 
 
 def store(key: str, build_dir: Path, arch: Arch, meta: dict) -> Path:

@@ -19,7 +19,7 @@ from .transcript import Transcript
 from .errors import MachineError
 from .paths import private_dir
 
-DEFAULT_CMDLINE = ("earlycon=sbi", "kgdboc={console}")
+DEFAULT_CMDLINE = ("earlycon={earlycon}", "kgdboc={console}")
 
 
 @dataclass(frozen=True)
@@ -40,13 +40,17 @@ class MachineSpec:
 
     def kernel_cmdline(self) -> str:
         parts = [f"console={self.arch.console}"]
-        parts += [p.format(console=self.arch.console) for p in DEFAULT_CMDLINE]
+        parts += [p.format(console=self.arch.console, earlycon=self.arch.earlycon)
+                  for p in DEFAULT_CMDLINE if self.arch.earlycon or "{earlycon}" not in p]
         return " ".join(parts + list(self.cmdline))
 
     def argv(self, qmp_socket: Path) -> list[str]:
         argv = [
-            self.arch.qemu, "-M", self.arch.machine, "-smp", str(self.cpus), "-m", self.memory,
-            "-bios", self.arch.bios, "-kernel", str(self.kernel), "-initrd", str(self.initrd),
+            self.arch.qemu, "-M", self.arch.machine,
+            *(["-cpu", self.arch.cpu] if self.arch.cpu else []),
+            "-smp", str(self.cpus), "-m", self.memory,
+            *(["-bios", self.arch.bios] if self.arch.bios else []),
+            "-kernel", str(self.kernel), "-initrd", str(self.initrd),
             "-append", self.kernel_cmdline(),
             # One stdio chardev muxed between the serial port and the monitor,
             # as -nographic does, but with signal=off: a Ctrl-C meant for the

@@ -180,13 +180,18 @@ class CpuRegisters:
 
 _CPU_HEADER = re.compile(r"^CPU#(\d+)\s*$", re.M)
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
+# aarch64's NAME=value tokens (no spaces round the "="), split into a pair.
+_NAME_EQ_VALUE = re.compile(r"\b([A-Za-z][A-Za-z0-9_]*)=([0-9a-fA-F]+)\b")
 
 
 def parse_info_registers(text: str) -> list[CpuRegisters]:
-    """Parse `info registers [-a]` output of QEMU's riscv target: a "CPU#N"
-    line, then lines of `name value` pairs (` pc       ffffffff80001234`,
-    ` x1/ra    ... x2/sp    ...`, ` V      =   0`), values in hex."""
-    text = text.replace("\r", "")
+    """Parse `info registers [-a]` output: a "CPU#N" line, then lines of
+    `name value` pairs, values in hex. QEMU's riscv target prints
+    ` pc       ffffffff80001234`, ` x1/ra    ... x2/sp    ...`, ` V      =   0`;
+    its aarch64 target ` PC=ffff80000801234c X00=... X30=... SP=...`
+    (target/arm/cpu.c aarch64_cpu_dump_state). Every name is also stored
+    lower-cased ("PC" as "pc", "X30" as "x30"), so callers need one spelling."""
+    text = _NAME_EQ_VALUE.sub(r"\1 \2", text.replace("\r", ""))
     headers = list(_CPU_HEADER.finditer(text))
     cpus = []
     for i, h in enumerate(headers):
@@ -201,7 +206,7 @@ def parse_info_registers(text: str) -> list[CpuRegisters]:
                 continue
             for name, value in pairs:
                 for alias in name.split("/"):
-                    regs[alias] = int(value, 16)
+                    regs[alias] = regs[alias.lower()] = int(value, 16)
         cpus.append(CpuRegisters(int(h.group(1)), regs))
     return cpus
 

@@ -2,7 +2,7 @@
 which patches go on top. Loaded from YAML under kernels/."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import names, patchpaths, yamlfile
@@ -11,7 +11,8 @@ from .errors import InputError
 from .model.features import resolve_without
 from .yamlfile import Fields
 
-RECIPE_KEYS = ("name", "description", "extends", "arch", "source", "base", "fragments", "patches", "model")
+RECIPE_KEYS = ("name", "description", "extends", "arch", "source", "base", "fragments", "patches", "model",
+               "cmdline")
 MODEL_KEYS = ("without",)
 SOURCE_KINDS = ("debian", "tarball", "tree")
 BASE_CONFIGS = ("tinyconfig", "defconfig", "allnoconfig")
@@ -36,6 +37,10 @@ class Recipe:
     # Seed commits the kernel lacks on purpose (`model: {without: [...]}`):
     # the reference model predicts that kernel. Patch names never do.
     model_without: tuple[str, ...] = ()
+    # Kernel parameters this kernel is booted with, after the harness's own
+    # (console=, earlycon=, kgdboc=) and before a scenario's. Not part of the
+    # build: recipes that differ only here share one cached kernel.
+    cmdline: tuple[str, ...] = ()
 
     def with_patches(self, extra: list[Path]) -> "Recipe":
         if not extra:
@@ -45,9 +50,8 @@ class Recipe:
                 raise InputError(p, "patch file not found")
             patchpaths.check(p)
         suffix = "+" + "+".join(p.stem for p in extra)
-        return Recipe(self.name + suffix, self.path, self.arch, self.source, self.base,
-                      self.fragments, self.patches + tuple(p.resolve() for p in extra),
-                      self.description, self.model_without)
+        return replace(self, name=self.name + suffix,
+                       patches=self.patches + tuple(p.resolve() for p in extra))
 
 
 def _inside(base: Path, rel: str, where: yamlfile.Where) -> Path:
@@ -140,4 +144,18 @@ def load_recipe(path: Path, _seen: tuple[Path, ...] = ()) -> Recipe:
         patches=paths("patches", parent.patches if parent else ()),
         description=f.get("description", str, ""),
         model_without=model_without,
+        # A child's parameters come after its parent's: the kernel (and the
+        # model) take the last value of a repeated parameter.
+        cmdline=(parent.cmdline if parent else ()) + tuple(_cmdline_words(f)),
     )
+
+
+def _cmdline_words(f: Fields) -> list[str]:
+    if "cmdline" not in f.value:
+        return []
+    words = f.str_list("cmdline")
+    for i, w in enumerate(words):
+        if not w or any(c.isspace() for c in w):
+            raise yamlfile.item_where(f.path, f.value["cmdline"], i, f"cmdline[{i}]").error(
+                f"'{w}' must be one kernel parameter (no spaces, not empty)")
+    return words

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import crosscheck, faults, kconfig, vcpus
+from . import archskip, crosscheck, faults, kconfig, vcpus
 from .checks import (ERROR, EXPECTATION, FAIL, MODEL, NOT_COMPARED, PASS, SKIP, CheckResult, evaluate,
                      expected_of)
 from .console import CRASH_PATTERNS, Console
@@ -131,10 +131,11 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
     config = kernel.config
     m = scn.machine
     spec = MachineSpec(kernel.arch, kernel.image, initrd, cpus=m.cpus, memory=m.memory,
-                       cmdline=m.cmdline, qemu_args=m.qemu_args, no_reboot=not m.reboot,
+                       cmdline=kernel.cmdline + m.cmdline, qemu_args=m.qemu_args, no_reboot=not m.reboot,
                        balloon=any("balloon" in STEP_TYPES[st.kind].needs(st.args) for st in scn.steps))
     obs = Observations(system_map=kernel.system_map)
-    if config is not None and (reason := _requires(scn, config)):
+    if (reason := archskip.reason(scn, kernel.arch.name)) or \
+            (config is not None and (reason := _requires(scn, config))):
         # Not booted: the same artifacts as any verdict (the model still
         # says what it would have predicted).
         result.verdict, result.reason = SKIP, reason

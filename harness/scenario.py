@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from . import names, qemuargs, scenario_limits, yamlfile
+from . import archskip, names, qemuargs, scenario_limits, yamlfile
 from .errors import InputError
 from .steps import fields as vf
 from .steps.base import Step
@@ -22,7 +22,7 @@ from .yamlfile import Fields, Where, item_where
 NUM = vf.NUM
 
 SCENARIO_KEYS = ("name", "description", "covers", "also_fails_without", "machine", "requires",
-                 "steps", "expect")
+                 "steps", "expect", "skip_arch")
 MACHINE_KEYS = ("cpus", "memory", "cmdline", "qemu_args", "boot_timeout", "reboot")
 MAX_CPUS = 8  # CONFIG_NR_CPUS in kernels/configs/riscv-ipi.config
 _MEMORY = re.compile(r"^\d+[MG]$")
@@ -59,6 +59,7 @@ class Scenario:
     expect: tuple[Expectation, ...]
     # commit or feature -> (names of the checks expected to fail without it, why)
     also_fails_without: Mapping[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
+    skip_arch: Mapping[str, str] = field(default_factory=dict)   # arch -> why not (archskip.py)
 
 
 # ------------------------------------------------------------------ schemas
@@ -141,7 +142,9 @@ EXPECT_SCHEMAS: dict[str, dict[str, tuple[Any, bool, Any, Validator | None]]] = 
     "model": {},
 }
 REPORT_TYPES = ("none", "panic", "oops", "kernel-bug", "bug", "warning", "soft-lockup", "hard-lockup",
-                "rcu-stall", "hung-task", "csd-lock", "cpu-hotplug", "lkdtm", "lkdtm-fail")
+                "rcu-stall", "hung-task", "csd-lock", "cpu-hotplug", "lkdtm", "lkdtm-fail",
+                "kasan", "kfence", "ubsan", "lockdep", "refcount", "sleeping-in-atomic", "kmemleak",
+                "general-protection-fault")
 BACKTRACE_FORMS = ("full", "idle", "fallback", "fallback-idle", "none")
 KDB_STATES = ("current", "responding", "idle", "unresponsive", "offline")
 
@@ -438,7 +441,8 @@ def load(path: Path) -> Scenario:
     return Scenario(
         name=name, path=path, description=f.get("description", str, ""),
         covers=tuple(f.str_list("covers")), machine=machine, requires=tuple(requires),
-        steps=steps, expect=expect, also_fails_without=_also_fails(path, f, expect))
+        steps=steps, expect=expect, also_fails_without=_also_fails(path, f, expect),
+        skip_arch=archskip.parse(path, f))
 
 
 def as_steps(items: Iterable[Any], cpus: int = MAX_CPUS, first: int = 0) -> list[Step]:

@@ -8,8 +8,8 @@ import re
 import sys
 from pathlib import Path
 
-from . import initramfs, kbuild, kernelimage, usertree
-from .arch import RISCV64
+from . import archskip, hostcmd, initramfs, kbuild, kernelimage, usertree
+from .arch import ARCHES
 from .errors import InputError
 from .outputs import results as results_out, terminal, write_all
 from .outputs.follow import following
@@ -37,7 +37,8 @@ def kernels(args, display: Display) -> list[kbuild.BuiltKernel]:
     if args.kernel_image:
         if args.patch or args.kernel or getattr(args, "tree", None):
             raise InputError(None, "--kernel-image cannot be combined with --kernel, --patch or --tree")
-        built, found = kernelimage.prebuilt(Path(args.kernel_image), RISCV64,
+        hostcmd.require_tool(ARCHES[args.arch].qemu)
+        built, found = kernelimage.prebuilt(Path(args.kernel_image), ARCHES[args.arch],
                                             Path(args.build_dir) if args.build_dir else None)
         missing = [n for n in kernelimage.FOUND if n not in found]
         display.say(f"kernel {args.kernel_image}: " + ", ".join(f"{n} {p}" for n, p in found.items())
@@ -45,21 +46,28 @@ def kernels(args, display: Display) -> list[kbuild.BuiltKernel]:
         return [built]
     if getattr(args, "build_dir", None):
         raise InputError(None, "--build-dir goes with --kernel-image")
-    return [kbuild.build(r, progress=display.say, monitor=display)
-            for r in recipes(args.kernel, args.patch, getattr(args, "tree", None))]
+    chosen = recipes(args.kernel, args.patch, getattr(args, "tree", None))
+    for arch in dict.fromkeys(r.arch for r in chosen):
+        hostcmd.require_tool(arch.qemu)            # fail before a long kernel build
+    return [kbuild.build(r, progress=display.say, monitor=display) for r in chosen]
 
 
 def run_all(scenarios: list[Scenario], built: list[kbuild.BuiltKernel], out: Path,
             junit_path: Path, display: Display, follow: bool = False,
-            model_only: bool = False) -> list:
+            model_only: bool = False, own_arch_only: bool = False) -> list:
+    """own_arch_only: leave out (not even as skips) the scenarios that do
+    not run on a kernel's arch (the matrix: each scenario on its arches)."""
     from .runner import run_scenario
 
-    initrd = initramfs.build(RISCV64)
+    initrds = {a: initramfs.build(a) for a in dict.fromkeys(k.arch for k in built)}
     out.mkdir(parents=True, exist_ok=True)
     results = []
     with display.running(len(scenarios) * len(built)) as status:
         for kernel in built:
+            initrd = initrds[kernel.arch]
             for scn in scenarios:
+                if own_arch_only and archskip.reason(scn, kernel.arch.name):
+                    continue
                 art = out / safe(kernel.recipe_name) / safe(scn.name)
                 status.start(kernel.recipe_name, scn.name)
                 with following(art / "console.log" if follow else None, f"{kernel.recipe_name}/{scn.name}"):

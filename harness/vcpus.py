@@ -18,7 +18,11 @@ from .parsers.symbolize import SystemMap
 if TYPE_CHECKING:
     from .qmp import QmpClient
 
-FIRMWARE = "firmware"          # M-mode firmware: a hart stopped through SBI HSM (offline)
+# A CPU stopped through the firmware interface (offline): RISC-V SBI HSM
+# parks the hart in OpenSBI (M-mode, Arch.firmware_range); arm64 PSCI
+# CPU_OFF, answered by QEMU itself, leaves the vCPU at the HVC that called it
+# (measured: pc __arm_smccc_hvc+0x8, ra __invoke_psci_fn_hvc+0x30).
+FIRMWARE = "firmware"
 USER = "user"                  # a user-space address
 IDLE = "idle"                  # the idle loop (WFI)
 LKDTM = "lkdtm"                # an LKDTM crash point
@@ -34,13 +38,19 @@ UNKNOWN = "unknown"            # a kernel address System.map does not cover
 # then on the return address's.
 LOCATIONS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (LKDTM, re.compile(r"^_*lkdtm_")),
+    (FIRMWARE, re.compile(r"^__invoke_psci_fn_(?:hvc|smc)$")),
     (KDB, re.compile(r"^(?:kdb_\w+|kdb_getchar|dbg_io_get_char|\w+_poll_(?:get|put)_char|"
-                     r"serial8250_get_poll_char|kgdboc_get_char)$")),
+                     r"serial8250_get_poll_char|pl011_get_poll_char|kgdboc_get_char|"
+                     # kdb_getchar() touches the watchdogs on every poll (seen on arm64:
+                     # touch_softlockup_watchdog, arch_touch_nmi_watchdog), and
+                     # pl011_get_poll_char reads the UART through pl011_read
+                     r"(?:arch_)?touch_(?:nmi|softlockup)_watchdog\w*|wq_watchdog_touch|pl011_read)$")),
     (KGDB_ROUNDUP, re.compile(r"^(?:kgdb_cpu_enter|kgdb_nmicallback|kgdb_call_nmi_hook|"
                               r"ipi_kgdb_roundup)$")),
     (SMP_CALL, re.compile(r"^(?:smp_call_function_single|smp_call_function_many_cond|"
                           r"__csd_lock_wait|csd_lock_wait\w*)$")),
-    (IDLE, re.compile(r"^(?:arch_cpu_idle|default_idle_call|cpu_idle_poll|do_idle)$")),
+    # cpu_do_idle: arm64's WFI (arch_cpu_idle calls it)
+    (IDLE, re.compile(r"^(?:arch_cpu_idle|default_idle_call|cpu_idle_poll|do_idle|cpu_do_idle)$")),
     (PANIC, re.compile(r"^(?:panic|nmi_panic|panic_smp_self_stop)$")),
 )
 # arch/riscv/kernel/smp.c ipi_stop() is `set_cpu_online(cpu, false); while (1)
@@ -67,6 +77,33 @@ def cpu_harts(cpuinfo: str) -> dict[int, int]:
     that wins OpenSBI's boot lottery becomes CPU 0 (measured: Linux CPU 3
     was hart 2). QEMU's vCPU index is the hart id."""
     return {int(m.group(1)): int(m.group(2)) for m in _CPUINFO.finditer(cpuinfo.replace("\r", ""))}
+
+
+# arm64's /proc/cpuinfo names no hardware id; its boot log gives each CPU's
+# MPIDR (arch/arm64/kernel/setup.c and smp.c).
+_ARM64_BOOT_CPU = re.compile(r"Booting Linux on physical CPU 0x([0-9a-f]+)")
+_ARM64_SECONDARY = re.compile(r"CPU(\d+): Booted secondary processor 0x([0-9a-f]+)")
+# QEMU virt puts 8 vCPUs in each cluster: MPIDR Aff0 = index % 8, Aff1 =
+# index // 8 (hw/arm/virt.c virt_cpu_mp_affinity, ARM_DEFAULT_CPUS_PER_CLUSTER).
+_VIRT_CLUSTER = 8
+
+
+def _mpidr_vcpu(mpidr: int) -> int:
+    return (mpidr & 0xff) + _VIRT_CLUSTER * ((mpidr >> 8) & 0xff)
+
+
+def cpu_vcpus_arm64(boot_log: str) -> dict[int, int]:
+    """Linux CPU number -> QEMU vCPU index from an arm64 boot log's MPIDRs.
+    The last boot in the log wins (a reset boots again)."""
+    text = boot_log.replace("\r", "")
+    boots = list(_ARM64_BOOT_CPU.finditer(text))
+    if not boots:
+        return {}
+    last = boots[-1]
+    out = {0: _mpidr_vcpu(int(last.group(1), 16))}
+    for m in _ARM64_SECONDARY.finditer(text, last.end()):
+        out[int(m.group(1))] = _mpidr_vcpu(int(m.group(2), 16))
+    return out
 
 
 @dataclass(frozen=True)
@@ -173,6 +210,7 @@ def probe(qmp: "QmpClient", label: str, system_map: SystemMap | None, arch: Arch
             regs = qmp.registers()
         finally:
             qmp.cont()
-        out.append([classify(r.pc, r.regs.get("ra"), system_map, arch, cpu_of.get(r.index, -1), r.index)
+        out.append([classify(r.pc, r.regs.get(arch.return_reg), system_map, arch,
+                             cpu_of.get(r.index, -1), r.index)
                     for r in regs])
     return Probe(label, out, time.monotonic() - t0)

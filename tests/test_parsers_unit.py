@@ -101,7 +101,7 @@ def test_parse_frame_rejects(line: str) -> None:
 def test_registers_and_task_line() -> None:
     regs = klog.parse_registers(" s8 : fffffffffffffff7 s9 : 000000008003d6b4 s10: 0000000000000000")
     assert regs == {"s8": "fffffffffffffff7", "s9": "000000008003d6b4", "s10": "0000000000000000"}
-    assert klog.symbolic_register("epc : cpu_relax+0x8/0xa") == ("epc", "cpu_relax+0x8/0xa")
+    assert klog.symbolic_register("epc : cpu_relax+0x8/0xa") == (klog.PC, "cpu_relax+0x8/0xa")
     assert klog.symbolic_register("epc : ffffffff8005f4ec ra : ffffffff8005f4d4 sp : 0") is None
     task = klog.parse_task_line("CPU: 3 UID: 0 PID: 59 Comm: sh Tainted: G             L     "
                                 "6.12.107 #1")

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..steps.base import Step
+from . import allbutself
 from .expect import Range
 from .features import (
     BACKTRACE_ROW,
@@ -34,6 +35,9 @@ class Event:
     repeats: bool = False
     busy: tuple[float, float] | None = None   # window in which nmi_backtrace's backtrace_flag may be held
     irqs_off_cpu: int | str | None = None     # CPU (or "any") with interrupts off during busy
+    # CPUs that get one backtrace IPI each when it fires (an all-but-self
+    # backtrace, model/allbutself.py): at least one once it must have fired.
+    answers_all: tuple[int, ...] = ()
 
 
 class Detectors:
@@ -80,14 +84,17 @@ class Detectors:
                         else:
                             ev.busy = (ev.earliest, ev.latest + DUR_BT_WAIT.hi)
                             ev.irqs_off_cpu = buddy
+                    allbutself.hardlockup(ev, f, st, n, buddy, perf)
                     out.append(ev)
             # -- soft lockup: kernel/watchdog.c watchdog_timer_fn, 2*thresh
             if cpu.activity is Activity.SOFTLOCKUP and f.softlockup_detector and T > 0:
                 ref = cpu.touch or t0
-                out.append(Event(f"softlockup:cpu{n}:{cpu.episode}:{ref.lo:.2f}",
-                                 rf"BUG: soft lockup - CPU#{n} stuck for \d+s!",
-                                 ref.lo + 2 * T, ref.hi + 2.4 * T + SLACK,
-                                 f"CPU {n} runs with preemption off ({cpu.cause})"))
+                ev = Event(f"softlockup:cpu{n}:{cpu.episode}:{ref.lo:.2f}",
+                           rf"BUG: soft lockup - CPU#{n} stuck for \d+s!",
+                           ref.lo + 2 * T, ref.hi + 2.4 * T + SLACK,
+                           f"CPU {n} runs with preemption off ({cpu.cause})")
+                allbutself.softlockup(ev, f, st, n)
+                out.append(ev)
             # -- csd lock: kernel/smp.c csd_lock_wait_toolong
             if cpu.csd_target is not None and f.csd_lock_debug:
                 t = cpu.csd_target
@@ -160,6 +167,7 @@ class Detectors:
                 p.expect_console(key, pattern, MAY, ev.why + " (skipped if another backtrace is in progress)")
             if ev.answers is not None and ev.answers in p.comparable_cpus and BACKTRACE_ROW in self.features.ipi_rows():
                 p.add_counter(BACKTRACE_ROW, ev.answers, Range(0, None if ev.repeats else 1))
+            allbutself.counters(p, ev, when == MUST, BACKTRACE_ROW in self.features.ipi_rows())
 
     def _contention(self, t: Span) -> tuple[list[str], dict[int | str, str]]:
         """(reasons the backtrace_flag may be held at t, CPUs that may have

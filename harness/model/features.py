@@ -57,6 +57,10 @@ SEED_SBI_IPI = "3908ba2e0b24"
 # kernels/patches/without-csd-lock-diagnostics.patch: kernel/smp.c's
 # csd_lock_wait() without the timeout diagnostics, whatever the config says.
 NO_CSD_DIAGNOSTICS = "csd-lock-diagnostics"
+# The arm64 seed, "arm64: smp: Add arch support for backtrace using
+# pseudo-NMI" (kernels/arm64/patches/revert-pseudo-nmi-backtrace.patch):
+# IPI_CPU_BACKTRACE and the mechanism that makes IPIs pseudo-NMIs.
+SEED_ARM64_BACKTRACE = "pseudo-nmi-backtrace"
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,11 @@ class ArchProfile:
     # where an offline CPU's vCPU executes: stopped through SBI HSM, in the
     # firmware (measured: PC 0x80009b04 in OpenSBI)
     offline_location: str = "firmware"
+    # What the kernel prints when a CPU has gone offline ({n}: the CPU):
+    # arch/riscv/kernel/cpu-hotplug.c "CPU%u: off"; arm64 only pr_debug()s
+    # "CPU%u: shutdown", but arch/arm64/kernel/psci.c cpu_psci_cpu_kill()
+    # prints "CPU%d killed (polled %d ms)" (pr_fmt "psci: ").
+    offline_report: str = r"CPU{n}: off"
 
     def reaches_irqs_off(self, ipi: str) -> bool:
         return ipi in self.nmi_ipis
@@ -89,11 +98,13 @@ RISCV64 = ArchProfile("riscv64", RISCV_IPI_ROWS, frozenset(), frozenset({IDLE}))
 # IPI_CPU_STOP_NMI, IPI_CPU_BACKTRACE and IPI_KGDB_ROUNDUP
 # (arch/arm64/kernel/smp.c). Idle CPUs answer the backtrace either way
 # (docs/measurements.md §idle-forms: sometimes "skipped: idling", sometimes a full trace).
+_ARM64_OFF = r"psci: CPU{n} killed \(polled \d+ ms\)"
 ARM64_PSEUDO_NMI = ArchProfile("arm64-pseudo-nmi", ARM64_IPI_ROWS,
                                frozenset({NMI_BACKTRACE, NMI_KGDB_ROUNDUP, NMI_STOP}),
-                               frozenset({IDLE, FULL}))
+                               frozenset({IDLE, FULL}), offline_report=_ARM64_OFF)
 # arm64 with pseudo-NMIs off behaves as RISC-V does for stuck CPUs (docs/measurements.md §arm64-pseudo-nmi).
-ARM64 = ArchProfile("arm64", ARM64_IPI_ROWS, frozenset(), frozenset({IDLE, FULL}))
+ARM64 = ArchProfile("arm64", ARM64_IPI_ROWS, frozenset(), frozenset({IDLE, FULL}),
+                    offline_report=_ARM64_OFF)
 
 ARCH_PROFILES = {p.name: p for p in (RISCV64, ARM64_PSEUDO_NMI, ARM64)}
 
@@ -127,6 +138,7 @@ ABSENT_ON_PURPOSE = {
     SEED_KGDB: "riscv: add IPI_KGDB_ROUNDUP (kgdb_roundup_cpus by IPI)",
     SEED_SBI_IPI: "riscv: SBI IPI enabled at CPUHP_AP_IRQ_RISCV_SBI_IPI_STARTING",
     NO_CSD_DIAGNOSTICS: "kernel/smp.c csd_lock_wait() timeout diagnostics",
+    SEED_ARM64_BACKTRACE: "arm64: IPI_CPU_BACKTRACE and pseudo-NMI IPIs (ipi_should_be_nmi)",
 }
 
 
@@ -170,6 +182,12 @@ class Features:
     panic_timeout: int = 0
     panic_on_oops: bool = False
     nr_cpus: int = 8                  # CONFIG_NR_CPUS: kdb walks 0..NR_CPUS-1
+    # kernel/watchdog.c: a detector that fires also backtraces every other
+    # CPU with trigger_allbutcpu_cpu_backtrace() (36759e343ff9), excluding
+    # the CPU already dumped (the stuck one). Boot parameters
+    # softlockup_all_cpu_backtrace=1 / hardlockup_all_cpu_backtrace=1.
+    softlockup_all_cpu_backtrace: bool = False
+    hardlockup_all_cpu_backtrace: bool = False
 
     # ------------------------------------------------------------ builders
     @classmethod
@@ -208,7 +226,8 @@ class Features:
             return default if cfg is None else _on(cfg, name)
 
         if arch == "arm64":
-            nmi = on("CONFIG_ARM64_PSEUDO_NMI", True) and _param(cmd, "irqchip.gicv3_pseudo_nmi") == "1"
+            nmi = (on("CONFIG_ARM64_PSEUDO_NMI", True) and _param(cmd, "irqchip.gicv3_pseudo_nmi") == "1"
+                   and SEED_ARM64_BACKTRACE not in absent)
             profile = ARM64_PSEUDO_NMI if nmi else ARM64
         elif arch == "riscv64":
             profile = RISCV64
@@ -245,7 +264,7 @@ class Features:
 
         return cls(
             arch=profile,
-            backtrace_ipi=SEED_BACKTRACE not in absent,
+            backtrace_ipi=SEED_BACKTRACE not in absent and SEED_ARM64_BACKTRACE not in absent,
             kgdb_roundup_ipi=SEED_KGDB not in absent,
             sbi_ipi_early=(SEED_SBI_IPI not in absent) if profile is RISCV64 or arch == "riscv64" else None,
             smp=on("CONFIG_SMP", True),
@@ -265,6 +284,8 @@ class Features:
             panic_timeout=panic_timeout,
             panic_on_oops=on("CONFIG_PANIC_ON_OOPS", False) or _param(cmd, "oops") == "panic",
             nr_cpus=_int(cfg.get("CONFIG_NR_CPUS"), 8) if cfg else 8,
+            softlockup_all_cpu_backtrace=_param(cmd, "softlockup_all_cpu_backtrace") == "1",
+            hardlockup_all_cpu_backtrace=_param(cmd, "hardlockup_all_cpu_backtrace") == "1",
         )
 
     # ------------------------------------------------------------ queries

@@ -61,7 +61,9 @@ class CpuBacktrace:
     @property
     def mode(self) -> str | None:
         """'user' when the IPI interrupted user space (no kernel trace then)."""
-        epc = self.registers.get("epc")
+        # RISC-V 'epc : <hex>', arm64 'pc : <hex>' (a user address; a kernel
+        # one is printed as a symbol)
+        epc = self.registers.get("epc") or self.registers.get("pc")
         if epc is None:
             return "kernel" if self.frames else None
         return "kernel" if epc[0] in "89abcdef" else "user"
@@ -295,7 +297,7 @@ class _Parser:
                 rnd.flag(f"line {line.number}: 'CPU: {task.cpu}' inside cpu {block.cpu}'s block")
             return
         if sym := klog.symbolic_register(msg):
-            if sym[0] == "epc":
+            if sym[0] == klog.PC:
                 block.pc = sym[1]
             else:
                 block.ra = sym[1]

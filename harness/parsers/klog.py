@@ -135,6 +135,9 @@ class Frame:
     size: str | None = None
     module: str | None = None
     partial: bool = False       # the line was cut off: function name may be short
+    # x86-64's "? func+0x.." frames: found on the stack, not proven by the
+    # unwinder to be a return address (arch/x86/kernel/dumpstack.c).
+    reliable: bool = True
 
     def __str__(self) -> str:
         text = f"{self.function}+{self.offset}/{self.size}" if self.offset else self.function
@@ -157,11 +160,34 @@ def parse_symbol(text: str) -> tuple[str, str | None, str | None] | None:
     return name, off, size
 
 
+def _bare_frame(msg: str) -> Frame | None:
+    """A frame printed without its address: arm64's dump_backtrace()
+    ('  lkdtm_HARDLOCKUP+0x10/0x20' or '... [lkdtm]', %pSb) and x86-64's
+    show_trace_log_lvl() (' lkdtm_do_action+0x1c/0x30', ' ? __die+0x1e/0x60'
+    for an unreliable one). Only a complete 'func+0xoff/0xsize' counts: a
+    bare word would match any line."""
+    s = msg.strip()
+    reliable = True
+    if s.startswith("? "):
+        s, reliable = s[2:], False
+    module = None
+    if s.endswith("]") and " [" in s:
+        s, _, mod = s.rpartition(" [")
+        module = mod[:-1]
+    if not s or " " in s or "+0x" not in s:
+        return None
+    sym = parse_symbol(s)
+    if sym is None or sym[1] is None:
+        return None
+    return Frame("", sym[0], sym[1], sym[2], module, reliable=reliable)
+
+
 def parse_frame(msg: str) -> Frame | None:
-    """'[<ffffffff80004c14>] walk_stackframe+0x0/0x6e [mod]' (print_ip_sym).
+    """'[<ffffffff80004c14>] walk_stackframe+0x0/0x6e [mod]' (print_ip_sym),
+    or a frame without address (_bare_frame: arm64, x86-64).
     Hand-written rather than a regex so that junk costs linear time."""
     if not msg.startswith("[<"):
-        return None
+        return _bare_frame(msg) if len(msg) <= 512 else None
     end = msg.find(">]", 2, 40)
     if end < 0 or not is_hex(msg[2:end]):
         return None
@@ -186,24 +212,50 @@ def parse_frame(msg: str) -> Frame | None:
 _REG = re.compile(r"([a-z][a-z0-9]{0,7}) ?: ([0-9a-f]{16})\b")
 _REG_NAMES = frozenset(["epc", "ra", "sp", "gp", "tp", "status", "badaddr", "cause"]
                        + [f"t{i}" for i in range(7)] + [f"s{i}" for i in range(12)]
-                       + [f"a{i}" for i in range(8)])
+                       + [f"a{i}" for i in range(8)]
+                       # arm64 __show_regs: 'sp : ffff8000...', 'x29: ... x28: ...'
+                       + [f"x{i}" for i in range(31)]
+                       # arm64 prints pc/lr in hex when they are user addresses
+                       + ["pc", "lr"])
+# x86-64 __show_regs: 'RSP: 0018:ffffc90000013d48 EFLAGS: 00010246', 'RAX: ... RBX: ...'
+_X86_REG = re.compile(r"\b(R[A-Z0-9]{1,3}|EFLAGS): (?:[0-9a-f]{4}:)?([0-9a-f]{8,16})\b")
 
 
 def parse_registers(msg: str) -> dict[str, str]:
-    """RISC-V __show_regs lines: ' gp : ffffffff8035b630 tp : ... t0 : ...'."""
+    """Register dump lines: RISC-V ' gp : ffffffff8035b630 tp : ... t0 : ...',
+    arm64 'x29: ffff80008003bd40 x28: ...', x86-64 'RAX: ... RBX: ...'."""
     if len(msg) > 200:
         return {}
-    return {m.group(1): m.group(2) for m in _REG.finditer(msg) if m.group(1) in _REG_NAMES}
+    regs = {m.group(1): m.group(2) for m in _REG.finditer(msg) if m.group(1) in _REG_NAMES}
+    if not regs and ": " in msg:
+        regs = {m.group(1).lower(): m.group(2) for m in _X86_REG.finditer(msg)}
+    return regs
+
+
+# The symbolic program counter and return address each arch's show_regs
+# prints (%pS): (prefix, role). Roles: PC, RA.
+PC, RA = "pc", "ra"
+_SYMBOLIC = (("epc : ", PC), ("ra : ", RA),            # RISC-V
+             ("pc : ", PC), ("lr : ", RA),             # arm64
+             ("RIP: ", PC))                            # x86-64, 'RIP: 0010:func+0x../0x..'
 
 
 def symbolic_register(msg: str) -> tuple[str, str] | None:
-    """'epc : tick_nohz_idle_exit+0x90/0x9c' / ' ra : ...' (%pS of epc, ra)."""
+    """(PC or RA, symbol) from 'epc : tick_nohz_idle_exit+0x90/0x9c', ' ra : ...',
+    arm64 'pc : lkdtm_HARDLOCKUP+0x10/0x20', 'lr : ...', x86-64
+    'RIP: 0010:lkdtm_BUG+0x5/0x10'. A hex value (no symbol) is not one."""
     s = msg.strip()
-    for name in ("epc", "ra"):
-        if s.startswith(name + " : "):
-            value = s[len(name) + 3:].strip()
+    for prefix, role in _SYMBOLIC:
+        if s.startswith(prefix):
+            value = s[len(prefix):].strip()
+            if prefix == "RIP: ":
+                seg, colon, rest = value.partition(":")
+                if not colon or not is_hex(seg):
+                    return None
+                value = rest
             if value and " " not in value and not is_hex(value):
-                return name, value
+                return role, value
+            return None
     return None
 
 
@@ -236,8 +288,14 @@ def parse_task_line(msg: str) -> TaskLine | None:
 def is_stack_line(msg: str) -> bool:
     """Lines a register dump or stack trace is made of, in any order."""
     if msg.startswith(("[<", "Call Trace:", "Hardware name:", "Workqueue:", "Stopper:",
-                       "Tainted: ", "status: ", "epc : ", "ra : ", "Code: ")):
+                       "Tainted: ", "status: ", "epc : ", "ra : ", "Code: ",
+                       # arm64
+                       "Call trace:", "pc : ", "lr : ", "sp : ", "pstate: ",
+                       # x86-64
+                       "RIP: ", "Code: ", "<TASK>", "</TASK>", "<IRQ>", "</IRQ>", "<NMI>", "</NMI>")):
         return True
     if msg.startswith("CPU: ") and " PID: " in msg:
         return True
-    return len(parse_registers(msg)) >= 2
+    if len(parse_registers(msg)) >= 2:
+        return True
+    return _bare_frame(msg) is not None if len(msg) <= 512 else False

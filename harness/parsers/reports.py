@@ -37,6 +37,16 @@ CSD_LOCK = "csd-lock"
 LKDTM = "lkdtm"
 LKDTM_FAIL = "lkdtm-fail"
 CPU_HOTPLUG = "cpu-hotplug"
+# The report types of the kernel's debugging tools (titles as syzkaller's
+# pkg/report makes them, so a title can be matched against its reports).
+KASAN = "kasan"
+KFENCE = "kfence"
+UBSAN = "ubsan"
+LOCKDEP = "lockdep"
+REFCOUNT = "refcount"
+SLEEP_IN_ATOMIC = "sleeping-in-atomic"
+KMEMLEAK = "kmemleak"
+GPF = "general-protection-fault"
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,11 @@ def _fault(m: re.Match[str], g: str | None) -> str:
     return f"BUG: unable to handle kernel {what}" + (f" in {g}" if g else "")
 
 
+def _kind_in(prefix: str) -> Callable[[re.Match[str], str | None], str]:
+    """'<prefix> <kind> in <guilty>', the kind from the report's first line."""
+    return lambda m, g: f"{prefix} {normalise(m.group(1))}" + (f" in {g}" if g else "")
+
+
 def _generic_bug(m: re.Match[str], g: str | None) -> str:
     kind = normalise(m.group(1).partition(": ")[0])
     return f"BUG: {kind}" + (f" in {g}" if g else "")
@@ -72,12 +87,44 @@ def _generic_bug(m: re.Match[str], g: str | None) -> str:
 RULES: tuple[Rule, ...] = (
     Rule(PANIC, re.compile(r"Kernel panic - not syncing: (.{0,300})"),
          lambda m, g: "kernel panic: " + normalise(m.group(1)), wants_trace=False),
+    # mm/kasan/report.c print_error_description: "BUG: KASAN: slab-out-of-bounds in f+0x../0x.."
+    Rule(KASAN, re.compile(r"BUG: KASAN: ([a-z][a-z\-]{0,40}) in (\S{1,300})"),
+         _kind_in("KASAN:"), guilty_group=2),
+    # mm/kfence/report.c: "BUG: KFENCE: out-of-bounds read in f+0x../0x.."
+    Rule(KFENCE, re.compile(r"BUG: KFENCE: ([a-z][a-z\- ]{0,40}?) in (\S{1,300})"),
+         _kind_in("KFENCE:"), guilty_group=2),
+    # lib/ubsan.c ubsan_prologue: "UBSAN: array-index-out-of-bounds in file.c:12:3"
+    Rule(UBSAN, re.compile(r"UBSAN: ([a-z][a-z\-]{0,60}) in \S{1,300}"), _kind_in("UBSAN:")),
+    # kernel/locking/lockdep.c; syzkaller calls the first two "possible deadlock"
+    Rule(LOCKDEP, re.compile(r"WARNING: possible (?:circular locking dependency|recursive locking) "
+                             r"detected"), _in("possible deadlock")),
+    Rule(LOCKDEP, re.compile(r"WARNING: (inconsistent lock state|bad unlock balance detected|"
+                             r"suspicious RCU usage|held lock freed|lock held when returning to "
+                             r"user space)"),
+         lambda m, g: normalise(m.group(1)).rstrip("!") + (f" in {g}" if g else "")),
+    # lib/refcount.c refcount_warn_saturate, then its WARN (joined below)
+    Rule(REFCOUNT, re.compile(r"refcount_t: ([a-z][a-z\-;. ]{0,80})"), _in("refcount bug")),
+    # kernel/sched/core.c __might_resched / __schedule_bug
+    Rule(SLEEP_IN_ATOMIC, re.compile(r"BUG: (sleeping function called from invalid context|"
+                                     r"scheduling while atomic)"),
+         lambda m, g: f"BUG: {m.group(1)}" + (f" in {g}" if g else "")),
+    # mm/kmemleak.c print_unreferenced; the allocation's backtrace follows
+    Rule(KMEMLEAK, re.compile(r"unreferenced object 0x[0-9a-f]{1,16} \(size \d{1,10}\):"),
+         _in("memory leak")),
+    # arch/x86/kernel/traps.c: "Oops: general protection fault, probably for
+    # non-canonical address 0x..: 0000 [#1] SMP" (6.12; "Oops: " since 6.10)
+    Rule(GPF, re.compile(r"(?:Oops: )?general protection fault(?:,[^:]{1,120})?(?:: [0-9a-f]{1,8})? "
+                         r"\[#\d{1,6}\]"), _in("general protection fault")),
+    # arch/x86/mm/fault.c show_fault_oops, syzkaller's titles
+    Rule(OOPS, re.compile(r"BUG: kernel (NULL pointer dereference), address"), _fault),
+    Rule(OOPS, re.compile(r"BUG: unable to handle (page fault) for address"),
+         lambda m, g: "BUG: unable to handle kernel paging request" + (f" in {g}" if g else "")),
     Rule(OOPS, re.compile(r"Unable to handle kernel (.{1,120}?) at virtual address"), _fault),
     Rule(KERNEL_BUG, re.compile(r"kernel BUG at ([^\s:]{1,200}):(\d{1,7})!"), _in("kernel BUG")),
-    Rule(OOPS, re.compile(r"(?:Oops|Kernel BUG|Oops - [^\[]{1,80}) \[#\d{1,6}\]"), _in("Oops"),
-         joins=(OOPS, KERNEL_BUG)),
+    Rule(OOPS, re.compile(r"(?:Oops|Kernel BUG|Oops - [^\[]{1,80}|Oops: (?:Oops: )?[0-9a-f]{4,16}) \[#\d{1,6}\]"),
+         _in("Oops"), joins=(OOPS, KERNEL_BUG, GPF)),
     Rule(WARNING, re.compile(r"WARNING: CPU: (\d{1,5}) PID: \d{1,10} at (?:\S{1,300} )?(\S{1,300})"),
-         _in("WARNING"), cpu_group=1, guilty_group=2),
+         _in("WARNING"), cpu_group=1, guilty_group=2, joins=(REFCOUNT,)),
     Rule(SOFT_LOCKUP, re.compile(r"BUG: soft lockup - CPU#(\d{1,5}) stuck for \d{1,10}s!"),
          _in("BUG: soft lockup"), cpu_group=1),
     Rule(HARD_LOCKUP, re.compile(r"Watchdog detected hard LOCKUP on cpu (\d{1,5})"),
@@ -105,8 +152,10 @@ RULES: tuple[Rule, ...] = (
 )
 # Cheap test before the rules: every pattern contains one of these.
 _KEYWORDS = ("panic", "Unable to handle", "BUG", "[#", "WARNING:", "LOCKUP", "stall",
-             "blocked for more than", "CSD lock", "lkdtm:", "come online", "not have stopped")
-_PR_FMT = ("watchdog: ", "smp: ", "rcu: ", "NMI watchdog: ")
+             "blocked for more than", "CSD lock", "lkdtm:", "come online", "not have stopped",
+             "UBSAN:", "refcount_t:", "unreferenced object")
+# pr_fmt prefixes, and arm64 die()'s "Internal error: Oops - BUG: ... [#1]"
+_PR_FMT = ("watchdog: ", "smp: ", "rcu: ", "NMI watchdog: ", "Internal error: ", "kmemleak: ")
 
 # Functions never to blame (matched against the whole function name), and
 # functions blamed only when nothing else in the report is left.
@@ -125,6 +174,19 @@ SKIP = re.compile("(?:" + "|".join((
     r"__handle_irq_event_percpu", r"handle_irq_event\w*", r"handle_fasteoi_irq",
     r"plic_handle_irq", r"irq_exit\w*", r"__irq_exit_rcu", r"handle_softirqs", r"__do_softirq",
     r"irqentry_\w+",
+    # exception, IRQ and syscall entry (arm64)
+    r"el[01]h?_?\w*_(?:irq|sync|fiq|error)\w*", r"el[01]_\w+", r"el0t_64_\w+", r"el1h_64_\w+",
+    r"__el[01]_\w+", r"do_el0_svc\w*", r"el0_svc_common\w*", r"invoke_syscall", r"__arm64_sys_\w+",
+    r"call_on_irq_stack", r"do_interrupt_handler", r"gic_handle_irq", r"__gic_handle_\w+",
+    r"ipi_handler", r"do_handle_IPI", r"arm64_backtrace_ipi", r"handle_percpu_devid_fasteoi_nmi",
+    r"arm64_notify_die", r"do_mem_abort", r"do_translation_fault", r"do_bad_area",
+    r"__do_kernel_fault", r"do_kernel_fault", r"do_page_fault", r"bug_brk_handler", r"bug_handler",
+    r"call_el1_break_hook", r"call_break_hook", r"brk_handler", r"do_debug_exception",
+    r"do_el1_\w+", r"arch_local_irq_\w+", r"cpu_do_idle", r"arch_timer_handler_\w+",
+    # exception, IRQ and syscall entry (x86-64)
+    r"asm_exc_\w+", r"exc_\w+", r"asm_sysvec_\w+", r"sysvec_\w+", r"do_error_trap", r"do_trap",
+    r"handle_bug", r"do_syscall_64", r"entry_SYSCALL_64\w*", r"x64_sys_call", r"__x64_sys_\w+",
+    r"do_user_addr_fault", r"page_fault_oops", r"kernelmode_fixup_or_oops\w*", r"oops_\w+",
     # timers and the detectors
     r"hrtimer_\w+", r"__hrtimer_run_queues", r"__run_hrtimer", r"riscv_timer_interrupt",
     r"tick_\w+", r"update_process_times", r"watchdog\w*", r"__watchdog\w*", r"softlockup_fn",
@@ -136,6 +198,16 @@ SKIP = re.compile("(?:" + "|".join((
     r"riscv_backtrace_ipi", r"trigger_\w*backtrace",
     # process start
     r"kthread", r"ret_from_fork\w*",
+    # the debugging tools' own reporting and hooks
+    r"kasan_\w+", r"__kasan_\w+", r"__asan_\w+", r"check_region_inline", r"print_report",
+    r"kfence_\w+", r"__kfence_\w+", r"__ubsan_handle_\w+", r"ubsan_\w+",
+    r"lock_acquire\w*", r"__lock_acquire", r"lock_release", r"__lock_release", r"validate_chain",
+    r"check_\w+_bug", r"print_\w+_bug", r"print_usage_bug", r"mark_lock\w*", r"lockdep_\w+",
+    r"check_noncircular", r"check_prev_add", r"check_prevs_add", r"__lockdep_\w+",
+    r"refcount_\w+", r"__refcount_\w+", r"__might_sleep", r"__might_resched",
+    r"__might_fault", r"__schedule_bug", r"schedule_debug\w*",
+    r"kmemleak_\w+", r"__kmalloc\w*", r"kmalloc\w*", r"kmem_cache_alloc\w*",
+    r"__kmem_cache_alloc\w*", r"slab_post_alloc_hook", r"__do_kmalloc_node",
 )) + ")")
 WEAK = re.compile("(?:" + "|".join((
     # LKDTM's dispatch and the write(2) path into it
@@ -159,6 +231,18 @@ _BODY_PREFIXES = (
     "Sending NMI from CPU", "NMI backtrace for cpu", "csd: ", "rcu: ", "CPU#",
     "SMP: stopping secondary CPUs", "Kernel Offset:", "Rebooting in", "---[ end ",
     "Showing busy workqueues", "(t=", "(detected by",
+    # KASAN, KFENCE, UBSAN, lockdep, kmemleak bodies
+    "Read of size", "Write of size", "Allocated by task", "Freed by task", "The buggy address",
+    "Memory state around", "Out-of-bounds read at", "Out-of-bounds write at", "Use-after-free read",
+    "kfence-#", "index ", "other info that might help", "Possible unsafe locking",
+    "*** DEADLOCK ***", "the existing dependency chain", "-> #", "stack backtrace:",
+    "lock(", "inconsistent {", "{IN-", "{SOFTIRQ-", "{HARDIRQ-", "comm \"", "hex dump (first",
+    "backtrace (crc", "backtrace:", "in_atomic():", "preempt_count:", "RCU nest depth:",
+    "Preemption disabled at:", "CR2:", "#PF: ", "PGD ", "Hardware name:",
+    # arm64 fault details (arch/arm64/mm/fault.c mem_abort_decode, show_pte)
+    # and the pseudo-NMI priority mask in __show_regs
+    "Mem abort info:", "Data abort info:", "ESR = ", "EC = ", "SET = ", "EA = ", "FSC = ",
+    "ISV = ", "CM = ", "GCS = ", "user pgtable:", "swapper pgtable:", "pmr_save: ", "RIP: ", "RSP: ", "FS: ", "CS: ", "DR0: ", "DR3: ",
 )
 # A report's lines come close together; a body-like line this far after
 # the last one in the stream belongs to something else.
@@ -229,8 +313,15 @@ class _Open:
     collect: bool = True                # frames still count for the guilty frame
 
 
+_HEX_DUMP = re.compile(r"(?:[0-9a-f]{2} ){8}")   # kmemleak's "6b 6b 6b ..." rows
+
+
 def _is_body(msg: str) -> bool:
-    if klog.is_stack_line(msg) or msg.startswith(_BODY_PREFIXES):
+    if klog.is_stack_line(msg) or msg.lstrip().startswith(_BODY_PREFIXES):
+        return True
+    if msg.startswith("[") and "] pgd=" in msg[:40]:      # arm64 show_pte
+        return True
+    if _HEX_DUMP.match(msg.strip()):
         return True
     if msg[:1] == "#" and msg[1:2].isdigit():
         return True     # report_cpu_status(): "#1: 100% system, ..."
@@ -283,15 +374,23 @@ class _Parser:
                 continue
             if rule.joins:
                 host = next((o for o in reversed(self.open)
-                             if o.rule.type in rule.joins and stream in o.streams
-                             and not o.report.details.get("die")), None)
+                             if o.rule.type in rule.joins and not o.report.details.get("die")
+                             and (stream in o.streams or self._announced(o, line))), None)
                 if host is not None:
                     host.report.details["die"] = normalise(msg)
                     host.report.last_line = line.number
+                    host.streams.add(stream)
                     return True
             self.begin(rule, m, line, stream)
             return True
         return False
+
+    @staticmethod
+    def _announced(o: _Open, line: Line) -> bool:
+        """A refcount_t line printed by the task, then its WARN printed from
+        the trap handler in another printk stream (RISC-V: [T61] then [C1]):
+        the WARN continues it when it comes right after and nothing else has."""
+        return o.rule.type == REFCOUNT and o.frames == 0 and line.number - o.report.last_line <= 4
 
     def kdb_panic(self, line: Line) -> None:
         """kdb entered from panic() prints "PANIC: <message>" itself; the
@@ -367,7 +466,7 @@ class _Parser:
             o.exact_next = False
             return
         if sym := klog.symbolic_register(msg):
-            if sym[0] == "epc":
+            if sym[0] == klog.PC:
                 o.candidates.append((sym[1], True))
                 rep.details.setdefault("pc", sym[1])
             else:
@@ -424,7 +523,7 @@ class _Parser:
             if isinstance(cand, str):
                 sym = cand
             else:
-                if cand.partial or SKIP.fullmatch(function_name(cand.function)):
+                if cand.partial or not cand.reliable or SKIP.fullmatch(function_name(cand.function)):
                     continue
                 sym = str(cand)
                 if cand.offset == "0x0" and not exact:

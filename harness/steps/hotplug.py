@@ -127,7 +127,7 @@ def transition(m: Model, p: Prediction, a: dict, step: Step) -> Span:
     if st.uart_cpu == n:
         st.uart_cpu = min(st.online())
         p.note(f"the UART interrupt moves to CPU {st.uart_cpu} (first online CPU of its affinity)")
-    p.expect_console(f"cpu-off:{n}", rf"CPU{n}: off", MUST)
+    p.expect_console(f"cpu-off:{n}", m.features.arch.offline_report.format(n=n), MUST)
     p.hotplug = HotplugPrediction(n, False, True, 0)
     p.status = 0
     return DUR_OFFLINE
