@@ -71,7 +71,8 @@ def test_resched_with_extra_reschedules_fails() -> None:
 # ------------------------------------------------------------------ IRQ work
 
 IRQ_LABELS = ["before", "after", "kmsg-before", "kmsg-after"]
-IRQ_CHECK = "each round raises IRQ work once on each idle CPU, never on the sender or the busy CPU"
+IRQ_NEVER = "never on the sender or the busy CPU"
+IRQ_IDLE = "at most once per round on each idle CPU, and it happens"
 
 
 def test_irq_work_run_passes() -> None:
@@ -79,12 +80,19 @@ def test_irq_work_run_passes() -> None:
     assert got and set(got.values()) == {PASS}, got
 
 
-@pytest.mark.parametrize("cpu, change", [(1, -1), (2, -10), (0, +1), (3, +1)])
-def test_irq_work_missing_or_misplaced_fails(cpu: int, change: int) -> None:
+# An idle CPU may miss a round (its tick was running: 9/10 seen once on a
+# loaded host), so one round fewer is no longer a failure; more than one
+# per round, none at all, or any on the sender or the busy CPU is.
+@pytest.mark.parametrize("cpu, change, check", [(1, +1, IRQ_IDLE), (2, -10, IRQ_IDLE),
+                                                (0, +1, IRQ_NEVER), (3, +1, IRQ_NEVER)])
+def test_irq_work_missing_or_misplaced_fails(cpu: int, change: int, check: str) -> None:
     obs = snapshots("irq-work", IRQ_LABELS)
+    before = obs.snapshots["before"].row(IRQ_WORK).counts[cpu]
     now = obs.snapshots["after"].row(IRQ_WORK).counts[cpu]
+    if change == -10:
+        change = before - now          # none at all on that CPU
     got = verdicts(load("ipi-irq-work"), set_count(obs, "after", IRQ_WORK, cpu, now + change), ("counter",))
-    assert got[IRQ_CHECK] == FAIL
+    assert got[check] == FAIL
 
 
 def test_irq_work_from_task_context_printk_fails() -> None:
