@@ -2,8 +2,8 @@
 
 One git worktree under the cache (never the user's checkout) is reused for
 every commit, with one out-of-tree build directory and ccache, so a step
-rebuilds only what changed between two commits (FIELD-NOTES: 4.3 s for 4
-changed files). The recipe's base config, fragments and patches are applied
+rebuilds only what changed between two commits (docs/bisect.md has the
+measured step times). The recipe's base config, fragments and patches are applied
 at every commit; a patch the commit already contains (it applies in reverse)
 is left out, and a patch that neither applies nor is contained makes the
 commit unbuildable ("skip" for bisect).
