@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import pexpect
 
-from .console_wire import SHELL_RESTARTED, SYNTAX_ERROR, wire_lines
+from .console_wire import (SHELL_RESTARTED, SYNTAX_ERROR, end_pattern, start_pattern, status_of,
+                           wire_lines)
 from .errors import BootTimeout, ConsoleTimeout, GuestCommandRejected, GuestCrashed, QemuExited
 from .scenario_limits import command_problem
 
@@ -182,7 +183,7 @@ class Console:
         gets more time to arrive (the guest's line editor echoes it byte by
         byte): a step's timeout counts from the start of the command."""
         if not p.started:
-            self.expect([rf"@RVHS{p.seq}@\r*\n"], timeout + p.transfer,
+            self.expect([start_pattern(p.seq)], timeout + p.transfer,
                         f"command `{_short(p.command)}` to start")
             p.started = True
             p.run_t0 = time.monotonic()
@@ -191,14 +192,14 @@ class Console:
     def finish(self, p: "Pending", timeout: float) -> CommandResult:
         self.started(p, timeout)
         remaining = max(0.1, timeout - (time.monotonic() - p.run_t0))
-        m = self.expect([rf"@RVHE{p.seq}:(\d+)@", re.escape(SHELL_RESTARTED)], remaining,
+        m = self.expect([end_pattern(p.seq), re.escape(SHELL_RESTARTED)], remaining,
                         f"command `{_short(p.command)}`")
         end = self._match_end()
         raw = self.text(p.out_start, end - len(self.child.after)).replace("\r", "")
-        if m.re.pattern != rf"@RVHE{p.seq}:(\d+)@":
+        if m.re.pattern != end_pattern(p.seq):
             raise GuestCommandRejected(f"command `{_short(p.command)}` ended the console shell "
                                        f"(exit or exec?); init restarted it: {raw.strip()[-300:]!r}")
-        status = int(m.group(1))
+        status = status_of(m)
         if status == 2 and (bad := SYNTAX_ERROR.search(raw)):
             raise GuestCommandRejected(f"the guest shell rejected command `{_short(p.command)}`: "
                                        f"{bad.group(0)}")
@@ -242,7 +243,7 @@ class Console:
         """Leave kdb. kdb refuses the first go when a CPU did not answer the
         round-up; then go is sent again. Returns (refused, the shell result)."""
         self.child.send("go\r")
-        m = self.expect([KDB_GO_AGAIN, rf"@RVHE{p.seq}:"], timeout, "kdb to resume after go")
+        m = self.expect([KDB_GO_AGAIN, end_pattern(p.seq)], timeout, "kdb to resume after go")
         refused = m.re.pattern == KDB_GO_AGAIN
         if refused:
             self.expect([KDB_PROMPT], timeout, "the kdb prompt after the go refusal")

@@ -41,6 +41,32 @@ SHELL_RESTARTED = "rvharness: console shell exited, restarting"
 # The shell rejecting the transferred file (not a command failing).
 SYNTAX_ERROR = re.compile(rf"sh: {re.escape(TRANSFER_FILE)}: line (\d+): (syntax error: [^\r\n]*)")
 
+# A kernel console line, which the kernel may write between two batches of
+# the shell's output, i.e. in the middle of a sentinel: "[  12.3][  C1] text".
+_KMSG_GAP = r"(?:\[\s*\d+\.\d+\](?:\[\s*[TC]\d+\])?[^\n]*\n)*"
+
+
+def _marker(text: str) -> str:
+    """A regex for text that tolerates kernel lines between its characters."""
+    return _KMSG_GAP.join(re.escape(c) for c in text)
+
+
+def start_pattern(seq: int) -> str:
+    """The start sentinel of command seq, as printed by rvh_r."""
+    return _marker(f"@RVHS{seq}@") + r"\r*\n"
+
+
+def end_pattern(seq: int) -> str:
+    """The end sentinel of command seq; status_of() reads its exit status
+    (0-255: up to three digits, each group one of them)."""
+    digits = r"(\d)" + f"(?:{_KMSG_GAP}(\\d))?" * 2
+    return _marker(f"@RVHE{seq}:") + _KMSG_GAP + digits + _KMSG_GAP + "@"
+
+
+def status_of(match: re.Match) -> int:
+    return int("".join(d for d in match.groups() if d is not None))
+
+
 _LITERAL = frozenset(chr(c) for c in range(0x20, 0x7F)) - {"'", "\\", "%"}
 
 

@@ -155,3 +155,27 @@ def test_rejected_command_is_a_scenario_error_with_the_shells_message(default_ke
     assert "never" not in obs["steps"]
     log = (art / "console.log").read_text()
     assert "syntax error" in log and "not reached" not in log.replace("printf 'echo not reached", "")
+
+
+def test_sentinels_survive_kernel_lines_printed_inside_them(tmp_path: Path) -> None:
+    # The kernel writes its console lines straight to the UART, between two
+    # batches of the shell's output: a line can land inside a sentinel.
+    # Played back by a real process through pexpect, as QEMU's console is.
+    import pexpect
+    from harness.console import Console, Pending
+    from harness.machine import _Tee
+
+    kmsg = "[   12.345678][    C1] rcu: INFO: rcu_sched self-detected stall on CPU\r\n"
+    transcript = tmp_path / "t.txt"
+    transcript.write_text("@RVH" + kmsg + "S5@\r\nout one\r\n" + kmsg + "out two\r\n"
+                          "@RVHE5" + kmsg + ":1" + kmsg + "3@\r\n")
+    with open(tmp_path / "console.log", "w") as fh:
+        child = pexpect.spawn("cat", [str(transcript)], encoding="utf-8", timeout=None)
+        try:
+            child.logfile_read = tee = _Tee(fh)
+            con = Console(child, tee, ["cat"], tmp_path / "console.log")
+            r = con.finish(Pending("x", 5, 0, time.monotonic()), 10)
+        finally:
+            child.close(force=True)
+    assert r.status == 13
+    assert r.output == "out one\nout two\n" and "rcu_sched" in r.raw
