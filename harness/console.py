@@ -183,8 +183,12 @@ class Console:
         gets more time to arrive (the guest's line editor echoes it byte by
         byte): a step's timeout counts from the start of the command."""
         if not p.started:
-            self.expect([start_pattern(p.seq)], timeout + p.transfer,
-                        f"command `{_short(p.command)}` to start")
+            m = self.expect([start_pattern(p.seq), re.escape(SHELL_RESTARTED)], timeout + p.transfer,
+                            f"command `{_short(p.command)}` to start")
+            if m.re.pattern != start_pattern(p.seq):
+                # The shell ended so fast that the tty's hangup dropped the
+                # start sentinel still waiting in its output buffer.
+                self._shell_ended(p, "")
             p.started = True
             p.run_t0 = time.monotonic()
             p.out_start = self._match_end()
@@ -197,14 +201,21 @@ class Console:
         end = self._match_end()
         raw = self.text(p.out_start, end - len(self.child.after)).replace("\r", "")
         if m.re.pattern != end_pattern(p.seq):
-            raise GuestCommandRejected(f"command `{_short(p.command)}` ended the console shell "
-                                       f"(exit or exec?); init restarted it: {raw.strip()[-300:]!r}")
+            self._shell_ended(p, raw)
         status = status_of(m)
         if status == 2 and (bad := SYNTAX_ERROR.search(raw)):
             raise GuestCommandRejected(f"the guest shell rejected command `{_short(p.command)}`: "
                                        f"{bad.group(0)}")
         return CommandResult(p.command, status, raw, KMSG_LINE.sub("", raw), p.start,
                              end, time.monotonic() - p.t0)
+
+    def _shell_ended(self, p: "Pending", raw: str) -> None:
+        """The command ended the console shell (exit, exec): when its session
+        leader exits the kernel hangs the serial tty up, dropping output not
+        yet sent; init starts a new shell. A scenario error, not a hang."""
+        raise GuestCommandRejected(f"command `{_short(p.command)}` ended the console shell "
+                                   f"(exit or exec?); init started a new one"
+                                   + (f"; its output: {raw.strip()[-300:]!r}" if raw.strip() else ""))
 
     def _match_end(self) -> int:
         """Transcript offset just past the last match: pexpect has already

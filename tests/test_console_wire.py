@@ -114,8 +114,12 @@ def test_syntax_error_is_the_shells_message_and_console_stays_usable(guest) -> N
     assert time.monotonic() - t0 < 10        # not a 20 s "guest hung"
     with pytest.raises(GuestCommandRejected, match=r"syntax error"):
         con.run("if true; then echo x", 20)
-    with pytest.raises(GuestCommandRejected, match=r"ended the console shell"):
-        con.run("exit 3", 20)
+    # The shell's exit hangs the tty up, which may drop the start sentinel
+    # still in its output buffer (seen once in CI-like load): either way it
+    # is "ended the console shell", never a timeout.
+    for _ in range(3):
+        with pytest.raises(GuestCommandRejected, match=r"ended the console shell"):
+            con.run("exit 3", 20)
     assert con.run("echo still here").output == "still here\n"
 
 
