@@ -4,36 +4,30 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import re
 import signal
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from . import debs, hostcmd, initramfs, kbuild, preflight, scenario
+from . import debs, hostcmd, kbuild, preflight, scenario, session
 from .arch import RISCV64
 from .checks import ERROR, FAIL
 from .errors import HarnessError, InputError
-from .paths import REPO_ROOT
+from .paths import REPO_ROOT, cache_dir
 from .recipe import load_recipe
 
-DEFAULT_RECIPE = REPO_ROOT / "kernels" / "default.yaml"
+if TYPE_CHECKING:
+    from .outputs.progress import Display
+
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+# Every scenario was skipped: no check ran, so nothing passed (as pytest's 5).
+EXIT_NOTHING_RAN = 5
 
 
-def _progress(msg: str) -> None:
-    print(f"rvharness: {msg}", file=sys.stderr, flush=True)
-
-
-def _kernels(args: argparse.Namespace) -> list[kbuild.BuiltKernel]:
-    patches = [Path(p) for p in args.patch]
-    if args.kernel_image:
-        if patches or args.kernel:
-            raise InputError(None, "--kernel-image cannot be combined with --kernel or --patch")
-        return [kbuild.prebuilt(Path(args.kernel_image), RISCV64)]
-    recipes = [Path(k) for k in args.kernel] or [DEFAULT_RECIPE]
-    return [kbuild.build(load_recipe(r).with_patches(patches), progress=_progress) for r in recipes]
+def _display(args: argparse.Namespace) -> "Display":
+    from .outputs.progress import NORMAL, QUIET, VERBOSE, Display
+    return Display(QUIET if getattr(args, "quiet", False) else
+                   VERBOSE if getattr(args, "verbose", False) else NORMAL)
 
 
 def _out_dir(args: argparse.Namespace) -> Path:
@@ -43,60 +37,77 @@ def _out_dir(args: argparse.Namespace) -> Path:
     return Path("rvharness-out") / stamp
 
 
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.+-]", "_", name)
-
-
-def _run_all(scenarios: list[scenario.Scenario], kernels: list[kbuild.BuiltKernel], out: Path,
-             junit_path: Path) -> list:
-    from . import report  # imports junit_xml, only needed here
-    from .runner import run_scenario
-
-    initrd = initramfs.build(RISCV64)
-    out.mkdir(parents=True, exist_ok=True)
-    results = []
-    for kernel in kernels:
-        for scn in scenarios:
-            res = run_scenario(scn, kernel, initrd, out / _safe(kernel.recipe_name) / _safe(scn.name))
-            report.print_result(res, sys.stdout)
-            sys.stdout.flush()
-            results.append(res)
-    junit_path.parent.mkdir(parents=True, exist_ok=True)
-    junit_path.write_text(report.junit(results))
-    report.write_summary(results, out / "summary.json")
-    print(report.summary_line(results))
-    print(f"artifacts: {out}  junit: {junit_path}")
-    return results
-
-
 def _load_scenarios(paths: list[str]) -> list[scenario.Scenario]:
     # All validated, names unique, before any QEMU starts.
     return preflight.load_scenarios([Path(p) for p in paths])
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    scenarios = _load_scenarios(args.paths)
+    from . import selection
+
+    scenarios = _load_scenarios(args.paths or [str(REPO_ROOT / "scenarios")])
+    display = _display(args)
+    if args.list:
+        return _list(args, scenarios)
+    if args.k is not None:
+        chosen = selection.compile_expr(args.k)
+        scenarios = [s for s in scenarios if chosen(s)]
+        if not scenarios:
+            raise InputError(None, f"-k '{args.k}' selects no scenario (try --list)")
     hostcmd.require_tool(RISCV64.qemu)             # fail before a long kernel build
-    kernels = _kernels(args)
+    kernels = session.kernels(args, display)
     out = _out_dir(args)
-    results = _run_all(scenarios, kernels, out, Path(args.junit) if args.junit else out / "junit.xml")
+    results = session.run_all(scenarios, kernels, out, Path(args.junit) if args.junit else out / "junit.xml",
+                              display, follow=args.follow, model_only=args.model_only)
+    return exit_code(results)
+
+
+def exit_code(results: list) -> int:
+    """2 when the harness could not judge something, 1 when a kernel failed
+    a check, 5 when every scenario was skipped (no check ran), else 0."""
+    from .checks import SKIP
     if any(r.verdict == ERROR for r in results):
         return EXIT_ERROR
-    return EXIT_FAIL if any(r.verdict == FAIL for r in results) else EXIT_OK
+    if any(r.verdict == FAIL for r in results):
+        return EXIT_FAIL
+    if results and all(r.verdict == SKIP for r in results):
+        print("rvharness: every scenario was skipped: no check ran", file=sys.stderr)
+        return EXIT_NOTHING_RAN
+    return EXIT_OK
+
+
+def _list(args: argparse.Namespace, scenarios: list[scenario.Scenario]) -> int:
+    """--list: what would run on which kernel, and why the rest would not."""
+    from . import kernelimage, selection
+
+    if args.kernel_image:
+        built, _ = kernelimage.prebuilt(Path(args.kernel_image), RISCV64,
+                                        Path(args.build_dir) if args.build_dir else None)
+        known = [(built.recipe_name, built.config)]
+    else:
+        known = []
+        for r in session.recipes(args.kernel, args.patch, args.tree):
+            cached = kbuild.lookup(r)
+            known.append((r.name, cached.config if cached else None))
+    print(selection.format_plan(selection.plan(scenarios, args.k, known)))
+    return EXIT_OK
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
     from . import matrix
+    from .outputs import write_all
 
     scenarios = [s for s in _load_scenarios(args.paths) if s.covers]
     hostcmd.require_tool(RISCV64.qemu)
-    recipes = [DEFAULT_RECIPE] + sorted(r for g in matrix.BASELINE_GLOBS
-                                        for r in (REPO_ROOT / "kernels").glob(g))
-    kernels = [kbuild.build(load_recipe(r), progress=_progress) for r in recipes]
+    display = _display(args)
+    recipes = [session.DEFAULT_RECIPE] + sorted(r for g in matrix.BASELINE_GLOBS
+                                                for r in (REPO_ROOT / "kernels").glob(g))
+    kernels = [kbuild.build(load_recipe(r), progress=display.say, monitor=display) for r in recipes]
     out = _out_dir(args)
-    results = _run_all(scenarios, kernels, out, out / "junit.xml")
+    results = session.run_all(scenarios, kernels, out, out / "junit.xml", display, model_only=args.model_only)
     cells = matrix.cells(results)
     matrix.write(cells, out)
+    write_all(out, out / "junit.xml")     # again, now with the matrix table in report.html
     print()
     print(matrix.table(cells))
     ok = matrix.holds(cells)
@@ -105,14 +116,20 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    recipe = load_recipe(Path(args.recipe)).with_patches([Path(p) for p in args.patch])
-    built = kbuild.build(recipe, progress=_progress)
+    display = _display(args)
+    recipe = session.recipes([args.recipe], args.patch, args.tree)[0]
+    built = kbuild.build(recipe, progress=display.say, monitor=display)
     print(built.image)
     return EXIT_OK
 
 
+def cmd_show(args: argparse.Namespace) -> int:
+    from .outputs import show
+    return show.show(Path(args.out), html=args.html)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
-    recipes = [Path(k) for k in args.kernel] or ([DEFAULT_RECIPE] if args.patch else [])
+    recipes = [Path(k) for k in args.kernel] or ([session.DEFAULT_RECIPE] if args.patch else [])
     for recipe in preflight.load_recipes(recipes, [Path(p) for p in args.patch]):
         print(f"ok    {recipe.path}: {recipe.name}, {len(recipe.patches)} patches")
     for scn in _load_scenarios(args.paths):
@@ -121,49 +138,104 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from .model import BACKTRACE_ROW, KGDB_ROW, Features, explain
-    from .model.features import SEED_BACKTRACE, SEED_KGDB
+    from .model import Features, explain
 
     scn = scenario.load(Path(args.scenario))
-    gone = {SEED_BACKTRACE: BACKTRACE_ROW, SEED_KGDB: KGDB_ROW}
-    rows = [r for r in Features.riscv_6_12().ipi_rows()
-            if not any(gone.get(c) == r for c in args.without)]
-    features = Features.from_kernel(rows, None, cmdline=["kgdboc=ttyS0", *scn.machine.cmdline],
-                                    reverted=args.without)
+    try:
+        features = Features.reference(None, cmdline=["kgdboc=ttyS0", *scn.machine.cmdline],
+                                      without=args.without)
+    except ValueError as exc:
+        raise InputError("--without", str(exc)) from None
     print(f"{scn.path}: {scn.name}" + (f" (kernel without {', '.join(args.without)})" if args.without else ""))
     print(explain(scn.steps, features, scn.machine.cpus))
     return EXIT_OK
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
+    display = _display(args)
     for name, arch in (("linux-source-6.12", "all"), ("busybox-static", RISCV64.deb_arch)):
-        pkg = debs.fetch(name, arch)
+        with display.fetching(f"{name}:{arch}", cache_dir() / "debs"):
+            pkg = debs.fetch(name, arch)
         print(f"{pkg.name}:{pkg.arch} {pkg.version} {pkg.path}")
     return EXIT_OK
+
+
+def cmd_bisect(args: argparse.Namespace) -> int:
+    from .bisect import Params, main_bisect
+
+    if args.resume:
+        if args.tree or args.good or args.bad or args.scenarios:
+            raise InputError(None, "--resume DIR takes the bisect's arguments from DIR/params.json; "
+                                   "give no --tree, --good, --bad or scenarios with it")
+        return main_bisect(None, Path(args.resume), resume=True)
+    missing = [o for o, v in (("--tree", args.tree), ("--good", args.good), ("--bad", args.bad),
+                              ("SCENARIO", args.scenarios)) if not v]
+    if missing:
+        raise InputError(None, f"bisect: missing {', '.join(missing)}")
+    params = Params(tree=args.tree, good=args.good, bad=args.bad, scenarios=args.scenarios,
+                    recipe=args.kernel, checks=args.checks or [], confidence=args.confidence,
+                    max_repeats=args.max_repeats, reverse=args.reverse)
+    return main_bisect(params, _out_dir(args), resume=False)
+
+
+def cmd_bisect_run(args: argparse.Namespace) -> int:
+    from .bisect import bisect_run
+
+    return bisect_run(Path(args.tree), args.scenarios, args.kernel, args.checks or [], args.repeats,
+                      _out_dir(args))
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rvharness", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
+    def verbosity(sp: argparse.ArgumentParser) -> None:
+        g = sp.add_mutually_exclusive_group()
+        g.add_argument("-q", "--quiet", action="store_true", help="results and errors only")
+        g.add_argument("-v", "--verbose", action="store_true", help="also one line per step")
+
+    def tree_opt(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--tree", metavar="DIR",
+                        help="build this kernel working copy (uncommitted and untracked changes "
+                             "included) out of tree with the recipe's config and patches")
+
     def kernel_opts(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--kernel", action="append", default=[], metavar="RECIPE",
                         help="kernel recipe YAML (repeatable; default kernels/default.yaml)")
         sp.add_argument("--kernel-image", metavar="IMAGE", help="a prebuilt RISC-V Image")
+        sp.add_argument("--build-dir", metavar="DIR",
+                        help="with --kernel-image: the directory it was built in (System.map, "
+                             "vmlinux, .config)")
         sp.add_argument("--patch", action="append", default=[], metavar="FILE",
                         help="extra patch applied on top of the recipe's (repeatable)")
+        tree_opt(sp)
 
     r = sub.add_parser("run", help="run scenarios on one or more kernels")
-    r.add_argument("paths", nargs="+", help="scenario files or directories")
+    r.add_argument("paths", nargs="*", help="scenario files or directories (default scenarios/)")
     kernel_opts(r)
+    r.add_argument("-k", metavar="EXPR", help="only scenarios whose name, file or covers: match "
+                                              "EXPR (words with and, or, not, as pytest -k)")
+    r.add_argument("--list", action="store_true", help="show what would run and why the rest would not")
+    r.add_argument("--follow", action="store_true", help="stream the guest console, one prefix per VM")
     r.add_argument("--junit", metavar="FILE", help="JUnit XML path (default OUT/junit.xml)")
     r.add_argument("--out", metavar="DIR", help="artifact directory (default rvharness-out/<time>)")
+    r.add_argument("--model-only", action="store_true",
+                   help="judge by the reference model's claims alone (the scenarios' own expectations "
+                        "are not evaluated)")
+    verbosity(r)
     r.set_defaults(func=cmd_run)
 
     b = sub.add_parser("build", help="build a kernel recipe and print the Image path")
     b.add_argument("recipe")
     b.add_argument("--patch", action="append", default=[], metavar="FILE")
+    tree_opt(b)
+    verbosity(b)
     b.set_defaults(func=cmd_build)
+
+    sh = sub.add_parser("show", help="print the summary of an earlier run or matrix again")
+    sh.add_argument("out", metavar="OUT", help="its artifact directory")
+    sh.add_argument("--html", action="store_true", help="open its report.html")
+    sh.set_defaults(func=cmd_show)
 
     c = sub.add_parser("check", help="validate scenario files (and recipes, patches) without booting")
     c.add_argument("paths", nargs="+")
@@ -176,6 +248,9 @@ def parser() -> argparse.ArgumentParser:
     mx = sub.add_parser("matrix", help="seed scenarios x patched and reverted kernels")
     mx.add_argument("paths", nargs="*", default=["scenarios/"])
     mx.add_argument("--out", metavar="DIR")
+    mx.add_argument("--model-only", action="store_true",
+                    help="judge every cell by the reference model's claims alone")
+    verbosity(mx)
     mx.set_defaults(func=cmd_matrix)
 
     e = sub.add_parser("explain", help="print the reference model's predictions, step by step, without booting")
@@ -184,7 +259,34 @@ def parser() -> argparse.ArgumentParser:
                    help="predict for a kernel without this seed commit (repeatable)")
     e.set_defaults(func=cmd_explain)
 
+    bs = sub.add_parser("bisect", help="find the commit that broke (or, --reverse, fixed) the scenarios")
+    bs.add_argument("scenarios", nargs="*", metavar="SCENARIO")
+    bs.add_argument("--tree", metavar="DIR", help="the kernel git tree (never modified)")
+    bs.add_argument("--good", metavar="REV")
+    bs.add_argument("--bad", metavar="REV")
+    bs.add_argument("--kernel", metavar="RECIPE",
+                    help="base config, fragments and patches (default kernels/default.yaml without its source)")
+    bs.add_argument("--checks", nargs="+", metavar="NAME", help="narrow the failure signature to these checks")
+    bs.add_argument("--confidence", type=float, default=0.95)
+    bs.add_argument("--max-repeats", type=int, default=10, metavar="N")
+    bs.add_argument("--reverse", action="store_true",
+                    help="find the commit that fixed it: --good fails, --bad passes")
+    bs.add_argument("--out", metavar="DIR")
+    bs.add_argument("--resume", metavar="DIR", help="continue a killed bisect from its output directory")
+    bs.set_defaults(func=cmd_bisect)
+
+    br = sub.add_parser("bisect-run", help="test HEAD of --tree with git-bisect-run exit codes "
+                                           "(0 good, 1 bad, 125 skip, 128 abort)")
+    br.add_argument("scenarios", nargs="+", metavar="SCENARIO")
+    br.add_argument("--tree", default=".", metavar="DIR")
+    br.add_argument("--kernel", metavar="RECIPE")
+    br.add_argument("--checks", nargs="+", metavar="NAME")
+    br.add_argument("--repeats", type=int, default=1, metavar="N")
+    br.add_argument("--out", metavar="DIR")
+    br.set_defaults(func=cmd_bisect_run)
+
     f = sub.add_parser("fetch", help="download the kernel source and riscv64 busybox packages")
+    verbosity(f)
     f.set_defaults(func=cmd_fetch)
     return p
 
@@ -218,6 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(internal_error.record(exc, sys.argv[1:] if argv is None else list(argv), out),
               file=sys.stderr)
         return EXIT_ERROR
+
 
 
 if __name__ == "__main__":

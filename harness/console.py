@@ -7,7 +7,7 @@ import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Sequence
 
 import pexpect
 
@@ -15,9 +15,7 @@ from .console_wire import (SHELL_RESTARTED, SYNTAX_ERROR, end_pattern, start_pat
                            wire_lines)
 from .errors import BootTimeout, ConsoleTimeout, GuestCommandRejected, GuestCrashed, QemuExited
 from .scenario_limits import command_problem
-
-if TYPE_CHECKING:
-    from .machine import _Tee
+from .transcript import Transcript
 
 READY = re.compile(r"rvharness-ready cpus=(\d+) kernel=(\S+)")
 KDB_PROMPT = r"\[(\d+)\]kdb> "
@@ -64,7 +62,7 @@ class CommandResult:
 
 
 class Console:
-    def __init__(self, child: pexpect.spawn, tee: "_Tee", argv: Sequence[str],
+    def __init__(self, child: pexpect.spawn, tee: Transcript, argv: Sequence[str],
                  log_path: Path) -> None:
         self.child = child
         self.tee = tee
@@ -250,12 +248,17 @@ class Console:
                 return self.text(start, self._match_end()).replace("\r", "")
             self.child.send(" ")
 
-    def kdb_go(self, p: Pending, timeout: float) -> tuple[bool, CommandResult]:
+    def kdb_go(self, p: Pending, timeout: float, again: bool = True) -> tuple[bool, CommandResult | None]:
         """Leave kdb. kdb refuses the first go when a CPU did not answer the
-        round-up; then go is sent again. Returns (refused, the shell result)."""
+        round-up; then go is sent again, unless again is False: then kdb
+        keeps the machine and there is no shell result (None).
+        Returns (refused, the shell result)."""
         self.child.send("go\r")
         m = self.expect([KDB_GO_AGAIN, end_pattern(p.seq)], timeout, "kdb to resume after go")
         refused = m.re.pattern == KDB_GO_AGAIN
+        if refused and not again:
+            self.expect([KDB_PROMPT], timeout, "the kdb prompt after the go refusal")
+            return refused, None
         if refused:
             self.expect([KDB_PROMPT], timeout, "the kdb prompt after the go refusal")
             self.child.send("go\r")

@@ -10,7 +10,7 @@ class HarnessError(Exception):
     """Base for everything the CLI reports as one line and exit code 2."""
 
 
-class InputError(HarnessError):
+class InputError(HarnessError, ValueError):
     """Bad user input: names the file, the line (when known) and the key."""
 
     def __init__(self, path: Path | str | None, message: str, line: int | None = None,

@@ -24,6 +24,7 @@ TOOL_PACKAGES: dict[str, str] = {
     "dpkg-deb": "dpkg",
     "tar": "tar",
     "xz": "xz-utils",
+    "rsync": "rsync",
 }
 
 

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import debs, hostcmd, kconfig, patchpaths
+from . import buildlog, debs, hostcmd, kconfig, patchpaths, usertree
 from .arch import Arch
 from .children import die_with_harness
 from .debs import file_lock
@@ -30,6 +30,7 @@ class BuiltKernel:
     dir: Path
     recipe_name: str
     arch: Arch
+    model_without: tuple[str, ...] = ()     # the recipe's `model: {without: [...]}`
 
     @property
     def image(self) -> Path:
@@ -49,16 +50,6 @@ class BuiltKernel:
     def config(self) -> dict[str, str] | None:
         p = self.dir / ".config"
         return kconfig.read(p) if p.exists() else None
-
-
-def prebuilt(image: Path, arch: Arch) -> BuiltKernel:
-    """A kernel the user built elsewhere (--kernel-image); System.map and
-    .config are picked up when they sit beside it."""
-    if not image.is_file():
-        raise InputError(image, "kernel image not found")
-    arch.check_image(image)
-    return BuiltKernel(key="prebuilt", dir=image.resolve().parent, recipe_name=image.name,
-                       arch=arch)
 
 
 # ---------------------------------------------------------------- sources
@@ -131,6 +122,8 @@ def resolve_source(src: Source) -> ResolvedSource:
         tar = Path(src.value)
         digest = _tarball_digest(tar)
         return ResolvedSource(f"tarball:{digest}", _extract_tarball(tar, digest))
+    if src.kind == usertree.SOURCE_KIND:
+        return ResolvedSource(usertree.identity(Path(src.value)), Path(src.value))
     tree = Path(src.value)
     if not (tree / "Makefile").exists() or not (tree / "Kconfig").exists():
         raise InputError(tree, "not a kernel source tree (no Makefile and Kconfig at its top)")
@@ -292,9 +285,18 @@ def _configure(recipe: Recipe, tree: Path, build: Path, env: dict[str, str], log
         os.utime(cfg, ns=(prev_stat.st_atime_ns, prev_stat.st_mtime_ns))
 
 
+def lookup(recipe: Recipe) -> BuiltKernel | None:
+    """The cached build of recipe, or None: never builds (`run --list`)."""
+    key = cache_key(recipe, resolve_source(recipe.source), _toolchain(recipe.arch))
+    out = cache_dir() / "kernels" / key
+    return (BuiltKernel(key, out, recipe.name, recipe.arch, recipe.model_without)
+            if (out / ".complete").exists() else None)
+
+
 def build(recipe: Recipe, *, log_dir: Path | None = None, jobs: int | None = None,
-          progress=None) -> BuiltKernel:
-    """Build recipe (or answer from the cache). progress(str) hears about slow steps."""
+          progress=None, monitor: buildlog.Monitor | None = None) -> BuiltKernel:
+    """Build recipe (or answer from the cache). progress(str) hears about slow
+    steps; monitor (a live progress display) watches the compile."""
     say = progress or (lambda _msg: None)
     arch = recipe.arch
     toolchain = _toolchain(arch)
@@ -303,7 +305,7 @@ def build(recipe: Recipe, *, log_dir: Path | None = None, jobs: int | None = Non
     kernels = cache_dir() / "kernels"
     out = kernels / key
     if (out / ".complete").exists():
-        return BuiltKernel(key, out, recipe.name, arch)
+        return BuiltKernel(key, out, recipe.name, arch, recipe.model_without)
 
     for tool in ("make", "flex", "bison", "bc", "patch"):
         hostcmd.require_tool(tool)
@@ -323,37 +325,49 @@ def build(recipe: Recipe, *, log_dir: Path | None = None, jobs: int | None = Non
     build_dir.mkdir(parents=True, exist_ok=True)
     with file_lock(slot.parent / f"{slot.name}.lock"):
         if (out / ".complete").exists():
-            return BuiltKernel(key, out, recipe.name, arch)
+            return BuiltKernel(key, out, recipe.name, arch, recipe.model_without)
         say(f"building kernel '{recipe.name}' ({key[:12]}), log: {log}")
         start = time.monotonic()
         if immutable:
             tree = _work_tree(resolved, slot, recipe.patches, log)
+        elif recipe.source.kind == usertree.SOURCE_KIND:
+            tree = usertree.mirror(resolved.root, slot, log)
+            _apply(tree, recipe.patches, resolved, log)
         else:
             tree = _patched_tree(resolved, recipe.patches, log)
         # One kernel build per host at a time: each uses every core, and two
         # at once only make both slower (and starve any VM being timed).
         with file_lock(cache_dir() / "host-build.lock"):
             _configure(recipe, tree, build_dir, env, log)
-            hostcmd.run(_make_argv(arch, tree, build_dir, arch.image_target,
-                                   jobs=jobs or (os.cpu_count() or 1) + 1),
-                        f"building {recipe.name}", env=env, log=log)
-        with file_lock(kernels / f"{key}.lock"):
-            if not (out / ".complete").exists():
-                tmp = kernels / f".{key}.tmp{os.getpid()}"
-                shutil.rmtree(tmp, ignore_errors=True)
-                tmp.mkdir(parents=True)
-                srcs = {"Image": build_dir / arch.image_path, "System.map": build_dir / "System.map",
-                        "vmlinux": build_dir / "vmlinux", ".config": build_dir / ".config"}
-                for name, src in srcs.items():
-                    shutil.copy2(src, tmp / name)
-                (tmp / "meta.json").write_text(json.dumps({
-                    "recipe": recipe.name, "source": resolved.identity, "toolchain": toolchain,
-                    "patches": [str(p) for p in recipe.patches],
-                    "fragments": [str(p) for p in recipe.fragments],
-                    "build_seconds": round(time.monotonic() - start, 1),
-                }, indent=2))
-                (tmp / ".complete").touch()
-                shutil.rmtree(out, ignore_errors=True)
-                os.replace(tmp, out)
+            with buildlog.watched(monitor, recipe.name, log, slot):
+                hostcmd.run(_make_argv(arch, tree, build_dir, arch.image_target,
+                                       jobs=jobs or (os.cpu_count() or 1) + 1),
+                            f"building {recipe.name}", env=env, log=log)
+        store(key, build_dir, arch, {
+            "recipe": recipe.name, "source": resolved.identity, "toolchain": toolchain,
+            "patches": [str(p) for p in recipe.patches],
+            "fragments": [str(p) for p in recipe.fragments],
+            "build_seconds": round(time.monotonic() - start, 1)})
         say(f"built '{recipe.name}' in {time.monotonic() - start:.0f} s")
-    return BuiltKernel(key, out, recipe.name, arch)
+    return BuiltKernel(key, out, recipe.name, arch, recipe.model_without)
+
+
+def store(key: str, build_dir: Path, arch: Arch, meta: dict) -> Path:
+    """Copy a finished build's artifacts into the content-addressed cache
+    (atomically: a reader sees all of kernels/<key> or none of it)."""
+    kernels = cache_dir() / "kernels"
+    out = kernels / key
+    with file_lock(kernels / f"{key}.lock"):
+        if not (out / ".complete").exists():
+            tmp = kernels / f".{key}.tmp{os.getpid()}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            srcs = {"Image": build_dir / arch.image_path, "System.map": build_dir / "System.map",
+                    "vmlinux": build_dir / "vmlinux", ".config": build_dir / ".config"}
+            for name, src in srcs.items():
+                shutil.copy2(src, tmp / name)
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+            (tmp / ".complete").touch()
+            shutil.rmtree(out, ignore_errors=True)
+            os.replace(tmp, out)
+    return out

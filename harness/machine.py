@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -15,6 +15,7 @@ from . import hostcmd, qemuargs
 from .children import die_with_harness
 from .arch import Arch
 from .console import Console
+from .transcript import Transcript
 from .errors import MachineError
 from .paths import private_dir
 
@@ -65,31 +66,6 @@ class MachineSpec:
         return argv + list(self.qemu_args)
 
 
-class _Tee:
-    """pexpect's logfile_read: every byte goes to the artifact file at once
-    (so a hang or crash never loses the log) and to the in-memory transcript."""
-
-    def __init__(self, fh: IO[str]) -> None:
-        self.fh = fh
-        self.chunks: list[str] = []
-        self.length = 0
-
-    def write(self, s: str) -> None:
-        self.chunks.append(s)
-        self.length += len(s)
-        self.fh.write(s)
-        self.fh.flush()
-
-    def flush(self) -> None:
-        self.fh.flush()
-
-    def text(self, start: int = 0, end: int | None = None) -> str:
-        if len(self.chunks) > 1:
-            self.chunks = ["".join(self.chunks)]
-        whole = self.chunks[0] if self.chunks else ""
-        return whole[start:end]
-
-
 class Machine:
     """with Machine(spec, artifacts) as m: m.console.run('uname -a')"""
 
@@ -123,7 +99,7 @@ class Machine:
         self.argv = self.spec.argv(self.qmp_socket)
         (self.artifacts / "qemu.argv").write_text("\n".join(self.argv) + "\n")
         self._log_fh = open(self.console_log, "w", encoding="utf-8", errors="replace")
-        tee = _Tee(self._log_fh)
+        tee = Transcript(self._log_fh)
         self.started_at = time.monotonic()
         try:
             self.child = pexpect.spawn(self.argv[0], self.argv[1:], encoding="utf-8",

@@ -3,7 +3,11 @@ kernel). A baseline is named revert-<commit> (the commit reverted) or
 without-<feature> (a change taken out by a patch that is not a plain
 revert). A scenario must pass on the patched kernel and fail on the
 baseline of something it covers; any other change is a surprise unless the
-scenario names it in `also_fails_without` and explains it."""
+scenario names it in `also_fails_without`, with the checks that fail and
+why: then the cell holds only if it passes or exactly those checks fail.
+Each cell also carries the reference model's verdict: it must agree with
+the patched kernel and disagree with the baseline of what the scenario
+covers."""
 from __future__ import annotations
 
 import json
@@ -11,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checks import FAIL, PASS, SKIP
+from .checks import ERROR, EXPECTATION, FAIL, MODEL, NOT_COMPARED, PASS, SKIP
 from .runner import ScenarioResult
 from .scenario import Scenario
 
@@ -29,32 +33,70 @@ def reverted_commit(kernel_name: str) -> str | None:
 class Cell:
     scenario: str
     kernel: str
-    verdict: str
-    wanted: str          # "pass", "fail", or "any" (explained elsewhere)
+    verdict: str         # the scenario's own expectations (and the implicit checks)
+    wanted: str          # "pass", "fail", or "named" (may fail, through exactly `named` only)
     reason: str
+    failed: tuple[str, ...] = ()      # expectation checks that failed
+    named: tuple[str, ...] = ()       # also_fails_without's checks for this kernel
+    model: str = "none"               # the reference model's claims alone: pass, fail or none
+    model_wanted: str = "any"
+    model_only: bool = False          # the expectations were not evaluated (matrix --model-only)
 
     @property
     def holds(self) -> bool:
-        return self.wanted == "any" or self.verdict == self.wanted
+        if self.model_only:
+            return self.model_holds
+        if self.wanted == "named":
+            ok = self.verdict == PASS or (self.verdict == FAIL and set(self.failed) == set(self.named))
+        else:
+            ok = self.verdict == self.wanted
+        return ok and self.model_holds
+
+    @property
+    def model_holds(self) -> bool:
+        return self.model_wanted == "any" or self.model == self.model_wanted
 
 
-def wanted(scn: Scenario, kernel: str) -> str:
+def wanted(scn: Scenario, kernel: str) -> tuple[str, tuple[str, ...]]:
+    commit = reverted_commit(kernel)
+    if commit is None:
+        return PASS, ()
+    if any(c.startswith(commit) or commit.startswith(c) for c in scn.covers):
+        return FAIL, ()
+    for c, (checks, _why) in scn.also_fails_without.items():
+        if commit.startswith(c) or c.startswith(commit):
+            return "named", checks
+    return PASS, ()
+
+
+def model_wanted(scn: Scenario, kernel: str) -> str:
+    """The model predicts the reference kernel: it must agree with the
+    default kernel and disagree with the baseline of what the scenario
+    covers. Elsewhere it may disagree (the baseline lacks a feature the
+    model expects everywhere, e.g. the backtrace row)."""
     commit = reverted_commit(kernel)
     if commit is None:
         return PASS
-    covered = [c for c in scn.covers if c.startswith(commit) or commit.startswith(c)]
-    if covered:
-        return FAIL
-    if any(commit.startswith(c) or c.startswith(commit) for c in scn.also_fails_without):
-        return "any"
-    return PASS
+    return FAIL if any(c.startswith(commit) or commit.startswith(c) for c in scn.covers) else "any"
+
+
+def _model_verdict(r: ScenarioResult) -> str:
+    judged = [c for c in r.checks if c.origin == MODEL and c.verdict not in (NOT_COMPARED, SKIP)]
+    if not judged:
+        return "none"
+    return FAIL if any(c.verdict in (FAIL, ERROR) for c in judged) else PASS
 
 
 def cells(results: list[ScenarioResult]) -> list[Cell]:
-    return [Cell(r.scenario.name, r.kernel, r.verdict, wanted(r.scenario, r.kernel),
-                 r.reason or "; ".join(f"{c.name}: {c.observed.splitlines()[0] if c.observed else ''}"
-                                       for c in r.failures())[:300])
-            for r in results]
+    out = []
+    for r in results:
+        want, named = wanted(r.scenario, r.kernel)
+        failed = tuple(c.name for c in r.checks if c.origin == EXPECTATION and c.verdict == FAIL)
+        out.append(Cell(r.scenario.name, r.kernel, r.verdict, want,
+                        r.reason or "; ".join(f"{c.name}: {c.observed.splitlines()[0] if c.observed else ''}"
+                                              for c in r.failures())[:300],
+                        failed, named, _model_verdict(r), model_wanted(r.scenario, r.kernel), r.model_only))
+    return out
 
 
 def table(all_cells: list[Cell]) -> str:
@@ -71,9 +113,18 @@ def table(all_cells: list[Cell]) -> str:
             if c is None:
                 marks.append("")
                 continue
+            if c.model_only:
+                mark = f"model {c.model.upper()}" + ("" if c.model_holds else f" (want {c.model_wanted.upper()})")
+                marks.append(mark)
+                continue
             mark = c.verdict.upper()
-            if not c.holds:
+            if c.wanted == "named" and c.verdict == FAIL and set(c.failed) != set(c.named):
+                mark += f" (want only {', '.join(c.named)} to fail)"
+            elif c.wanted != "named" and c.verdict != c.wanted:
                 mark += f" (want {c.wanted.upper()})"
+            mark += f" / model {c.model.upper()}"
+            if not c.model_holds:
+                mark += f" (want {c.model_wanted.upper()})"
             marks.append(mark)
         rows.append(f"| {s} | " + " | ".join(marks) + " |")
     return "\n".join([head, rule, *rows])
@@ -81,7 +132,8 @@ def table(all_cells: list[Cell]) -> str:
 
 def write(all_cells: list[Cell], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "matrix.json").write_text(json.dumps([c.__dict__ | {"holds": c.holds} for c in all_cells], indent=2))
+    (out / "matrix.json").write_text(json.dumps([c.__dict__ | {"holds": c.holds, "model_holds": c.model_holds}
+                                                 for c in all_cells], indent=2))
     holds = all(c.holds for c in all_cells)
     (out / "matrix.md").write_text(
         "# Detection matrix\n\n" + table(all_cells) + "\n\n" +

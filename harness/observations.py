@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .parsers import backtrace, observe
+from .parsers import backtrace, kdb, observe
 from .parsers.interrupts import Interrupts
 from .vcpus import Probe
 
@@ -38,10 +38,39 @@ class Observations:
     harts: dict[int, int] = field(default_factory=dict)     # Linux CPU -> hart id, when a step needed it
     qmp_events: list[dict[str, Any]] = field(default_factory=list)
     boot_retries: list[dict[str, Any]] = field(default_factory=list)   # boots given up, see runner._booted
+    # How the run ended early, when it did: {"step", "how", "detail"}; "how"
+    # is one of crosscheck's outcome classes (hung, crashed, kdb-held, aborted).
+    ended: dict[str, Any] | None = None
+
+    # Each step's console output is parsed once, here; the checks, the model
+    # comparison and observations.json all read these.
+    _parsed: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
 
     def step_text(self, name: str) -> str:
         rec = self.steps[name]
         return self.console[rec.start:rec.end]
+
+    def online_at(self, label: str) -> list[int] | None:
+        """CPUs online (as the harness brought them up and down) when the
+        snapshot `label` was taken; None if no such snapshot step ran."""
+        for rec in self.steps.values():
+            if rec.kind == "snapshot" and rec.detail.get("label") == label:
+                return rec.online
+        return None
+
+    def backtraces(self, name: str) -> backtrace.BacktraceReport:
+        """The backtrace round in step `name`'s console output."""
+        key = ("backtrace", name)
+        if key not in self._parsed:
+            self._parsed[key] = backtrace.parse(self.step_text(name))
+        return self._parsed[key]
+
+    def kdb_output(self, name: str) -> kdb.KdbReport:
+        """The kdb sessions in step `name`'s console output."""
+        key = ("kdb", name)
+        if key not in self._parsed:
+            self._parsed[key] = kdb.parse(self.step_text(name), self.cpus)
+        return self._parsed[key]
 
     def to_json(self) -> dict[str, Any]:
         steps = {}
@@ -51,12 +80,14 @@ class Observations:
                 "status": rec.status, "console_span": [rec.start, rec.end], **rec.detail,
             }
             if rec.kind == "sysrq":
-                entry["backtraces"] = backtrace.parse(self.step_text(name)).to_json()
+                entry["backtraces"] = self.backtraces(name).to_json()
+            if rec.kind == "kdb":
+                entry["kdb"] = self.kdb_output(name).to_json()
             if rec.output:
                 entry["output"] = rec.output
             steps[name] = entry
         return {
-            "boot_seconds": self.boot_seconds, "boot_retries": self.boot_retries,
+            "boot_seconds": self.boot_seconds, "boot_retries": self.boot_retries, "ended": self.ended,
             "kernel_release": self.kernel_release,
             "cpus": self.cpus,
             # Everything the parsers find in the whole console: backtrace

@@ -2,15 +2,17 @@
 which patches go on top. Loaded from YAML under kernels/."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import names, patchpaths, yamlfile
 from .arch import ARCHES, Arch
 from .errors import InputError
+from .model.features import resolve_without
 from .yamlfile import Fields
 
-RECIPE_KEYS = ("name", "description", "extends", "arch", "source", "base", "fragments", "patches")
+RECIPE_KEYS = ("name", "description", "extends", "arch", "source", "base", "fragments", "patches", "model")
+MODEL_KEYS = ("without",)
 SOURCE_KINDS = ("debian", "tarball", "tree")
 BASE_CONFIGS = ("tinyconfig", "defconfig", "allnoconfig")
 
@@ -31,6 +33,9 @@ class Recipe:
     fragments: tuple[Path, ...]
     patches: tuple[Path, ...]
     description: str = ""
+    # Seed commits the kernel lacks on purpose (`model: {without: [...]}`):
+    # the reference model predicts that kernel. Patch names never do.
+    model_without: tuple[str, ...] = ()
 
     def with_patches(self, extra: list[Path]) -> "Recipe":
         if not extra:
@@ -42,7 +47,7 @@ class Recipe:
         suffix = "+" + "+".join(p.stem for p in extra)
         return Recipe(self.name + suffix, self.path, self.arch, self.source, self.base,
                       self.fragments, self.patches + tuple(p.resolve() for p in extra),
-                      self.description)
+                      self.description, self.model_without)
 
 
 def _inside(base: Path, rel: str, where: yamlfile.Where) -> Path:
@@ -112,6 +117,16 @@ def load_recipe(path: Path, _seen: tuple[Path, ...] = ()) -> Recipe:
                 patchpaths.check(p)     # before anything records or applies it
         return inherited + found
 
+    model_without = parent.model_without if parent else ()
+    if "model" in f.value:
+        mf = Fields(path, f.value["model"], "model", f.at("model"))
+        mf.reject_unknown(MODEL_KEYS)
+        absent = mf.str_list("without")
+        try:
+            model_without = tuple(resolve_without(absent))
+        except ValueError as exc:
+            raise mf.at("without").error(str(exc)) from None
+
     name = f.get("name", str, path.stem)
     if problem := names.problem(name):      # it names the kernel's artifact directory
         raise (f.at("name") if "name" in f.value else f.where).error(problem)
@@ -124,4 +139,5 @@ def load_recipe(path: Path, _seen: tuple[Path, ...] = ()) -> Recipe:
         fragments=paths("fragments", parent.fragments if parent else ()),
         patches=paths("patches", parent.patches if parent else ()),
         description=f.get("description", str, ""),
+        model_without=model_without,
     )

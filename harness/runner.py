@@ -5,25 +5,29 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
 from . import crosscheck, faults, kconfig, vcpus
-from .checks import ERROR, FAIL, PASS, SKIP, CheckResult, evaluate, expected_of
-from .console import CRASH_PATTERNS, Console, idle
+from .checks import (ERROR, EXPECTATION, FAIL, MODEL, NOT_COMPARED, PASS, SKIP, CheckResult, evaluate,
+                     expected_of)
+from .console import CRASH_PATTERNS, Console
 from .errors import BootTimeout, ConsoleTimeout, GuestCrashed, HarnessError, QemuExited
-from .arch import Arch
 from .faults import FaultContext, ScenarioAborted
 from .kbuild import BuiltKernel
+from .model import Features
+from .model.prediction import NEVER
 from .machine import Machine, MachineSpec
 from .observations import Observations, StepRecord
 from .parsers import interrupts, klog, reports
 from .parsers.symbolize import SystemMap
 from .qmp import QmpClient, QmpConnectionLost, QmpError
-from .scenario import LKDTM_CRASHING, LKDTM_BACKGROUND, Scenario, Step, size_bytes
+from .scenario import REPORT_TYPES, Scenario
+from .steps.base import Step, StepContext
+from .steps.fields import size_bytes
+from .steps.registry import STEP_TYPES
 
 
 @dataclass
@@ -35,6 +39,33 @@ class ScenarioResult:
     seconds: float = 0.0
     artifacts: Path | None = None
     reason: str = ""
+    boot_retries: int = 0
+    model_only: bool = False
+    unexpected_reports: list[str] = field(default_factory=list)   # "type on CPU n: title"
+
+    def counts(self) -> dict[str, tuple[int, int]]:
+        """(passed, judged) per origin; not-compared claims are not judged."""
+        out: dict[str, tuple[int, int]] = {}
+        for origin in (EXPECTATION, MODEL):
+            judged = [c for c in self.checks if c.origin == origin and c.verdict != NOT_COMPARED]
+            out[origin] = (sum(c.verdict == PASS for c in judged), len(judged))
+        return out
+
+    def summary(self) -> str:
+        """'3/3 expectations, 52/52 model claims (4 not compared)'."""
+        c = self.counts()
+        text = f"{c[EXPECTATION][0]}/{c[EXPECTATION][1]} expectations"
+        if self.model_only:
+            text += " (not evaluated: --model-only)"
+        text += f", {c[MODEL][0]}/{c[MODEL][1]} model claims"
+        nc = sum(ch.verdict == NOT_COMPARED for ch in self.checks)
+        if nc:
+            text += f" ({nc} not compared)"
+        if self.boot_retries:
+            text += f", boot retried {self.boot_retries}x"
+        if self.unexpected_reports:
+            text += f", {len(self.unexpected_reports)} unexpected kernel report(s): {self.unexpected_reports[0]}"
+        return text
 
     @property
     def console_log(self) -> Path | None:
@@ -44,134 +75,26 @@ class ScenarioResult:
         return [c for c in self.checks if c.verdict in (FAIL, ERROR)]
 
 
-_UPTIME = re.compile(r"hotplug-uptime (\d+\.\d+) (\d+\.\d+)")
+class _Skipped(Exception):
+    """The kernel lacks what the scenario requires (read from the guest)."""
 
 
-class GuestPanicked(Exception):
-    """A panic step got its GUEST_PANICKED event: no further step runs."""
+# How a step that ends the scenario on purpose leaves the machine
+# (crosscheck's outcome classes).
+_ENDED = {"panic": "crashed", "kdb": "kdb-held"}
 
 
-@dataclass
-class _Live:
-    """What the steps act on: the console and QMP (through the fault
-    context), and the kernel's symbols."""
-    fault: FaultContext
-    system_map: SystemMap | None
-    arch: Arch
-
-    @property
-    def con(self) -> Console:
-        return self.fault.console
-
-    @property
-    def qmp(self) -> QmpClient:
-        return self.fault.qmp
+class ScenarioEnded(Exception):
+    """A step ended the scenario on purpose (a panic step got its
+    GUEST_PANICKED event; kdb keeps the machine): no further step runs."""
 
 
-def _run_step(step: Step, live: _Live, obs: Observations, online: set[int]) -> StepRecord:
+def _run_step(step: Step, live: StepContext, obs: Observations, online: set[int]) -> StepRecord:
     con = live.con
     start, t0 = con.position, time.monotonic()
     mark = live.qmp.mark()
     rec = StepRecord(step.name, step.kind, start, start, 0.0, sorted(online))
-    a = step.args
-    if step.kind == "shell":
-        res = con.run(a["command"], step.timeout)
-        rec.status, rec.output = res.status, res.output
-    elif step.kind == "sysrq":
-        if a["via"] == "break":
-            con.serial_break(a["key"])
-            con.settle(quiet=0.5, limit=step.timeout)
-        else:
-            res = con.sysrq(a["key"], a["cpu"], step.timeout)
-            rec.status = res.status
-    elif step.kind == "snapshot":
-        res = con.run(["cat", "/proc/interrupts"], step.timeout)
-        rec.status, rec.output = res.status, res.output
-        rec.detail["label"] = a["label"]
-        obs.snapshots[a["label"]] = interrupts.parse(res.output)
-    elif step.kind == "sleep":
-        idle(con, a["seconds"])
-    elif step.kind == "hotplug":
-        cpu, want = a["cpu"], 1 if a["online"] else 0
-        # Timed inside the guest: host-side timing would include console latency.
-        res = con.run(f"t0=$(cat /proc/uptime); echo {want} > /sys/devices/system/cpu/cpu{cpu}/online; "
-                      f"rc=$?; t1=$(cat /proc/uptime); echo hotplug-uptime ${{t0%% *}} ${{t1%% *}}; "
-                      f"(exit $rc)", step.timeout)
-        rec.status, rec.output = res.status, res.output
-        if m := _UPTIME.search(res.output):
-            rec.detail["latency_ms"] = round((float(m.group(2)) - float(m.group(1))) * 1000)
-        if res.status == 0:
-            (online.add if want else online.discard)(cpu)
-    elif step.kind == "kdb":
-        pending, on = con.kdb_enter(a["cpu"], step.timeout)
-        rec.detail["kdb_cpu"] = on
-        rec.detail["commands"] = {cmd: con.kdb_command(cmd, step.timeout) for cmd in a["commands"]}
-        if a["probe"]:
-            rec.detail["probe"] = a["probe"]
-            # Taken while kdb holds the machine: the other CPUs sit in the round-up.
-            obs.probes[a["probe"]] = vcpus.probe(live.qmp, a["probe"], live.system_map, live.arch,
-                                                    live.fault.harts)
-        refused, res = con.kdb_go(pending, step.timeout)
-        rec.detail["go_refused"] = refused
-        rec.status = res.status
-        con.settle()
-    elif step.kind == "lkdtm":
-        pin = ["taskset", "-c", str(a["cpu"])] if a["cpu"] is not None else []
-        write = shlex.join([*pin, "sh", "-c", f"echo {a['crash']} > /sys/kernel/debug/provoke-crash/DIRECT"])
-        if a["crash"] in LKDTM_BACKGROUND:
-            # Never returns: run it in the background and let the kernel react.
-            # The console shell first leaves that CPU: a task queued behind a
-            # CPU spinning with interrupts or preemption off never runs again.
-            stuck = {a["cpu"]} if a["cpu"] is not None else set()
-            if a["crash"] == "SMP_CALL_LOCKUP" and stuck:
-                # lkdtm cross-calls cpumask_any_but(online, cpu): that CPU spins too.
-                stuck.add(min(online - stuck))
-            others = sorted(online - stuck) if stuck else []
-            move = f"taskset -p -c {','.join(map(str, others))} $$ >/dev/null; " if others else ""
-            res = con.run(f"{move}{write} & echo lkdtm-pid $!", step.timeout)
-        else:
-            res = con.run(write, step.timeout)
-        rec.status, rec.output = res.status, res.output
-        con.settle()
-    elif step.kind == "wait_for":
-        # The line may already have gone by (e.g. during a long sysrq step).
-        seen = re.search(a["pattern"], con.text(), re.MULTILINE)
-        if seen is None:
-            try:
-                con.expect([a["pattern"]], step.timeout, f"/{a['pattern']}/")
-                seen = True
-            except ConsoleTimeout:
-                seen = None
-        rec.status = 0 if seen else 1
-        rec.detail["matched"] = bool(seen)
-        con.settle(quiet=0.3)   # the rest of the report the line starts
-    elif step.kind == "load":
-        loop = shlex.join(["taskset", "-c", str(a["cpu"]), "sh", "-c", "while :; do :; done"])
-        if a["seconds"] is not None:
-            loop = f"timeout {a['seconds']:g} {loop}"
-        res = con.run(f"{loop} >/dev/null 2>&1 & echo load-pid $!", step.timeout)
-        rec.status, rec.output = res.status, res.output
-    elif step.kind == "vcpus":
-        rec.detail["probe"] = a["label"]
-        obs.probes[a["label"]] = vcpus.probe(live.qmp, a["label"], live.system_map, live.arch,
-                                                 live.fault.harts, a["rounds"])
-    elif step.kind == "pause":
-        rec.detail.update(faults.pause(live.fault, a["seconds"], step.timeout))
-    elif step.kind == "reset":
-        rec.detail.update(faults.reset(live.fault, a["after"], a["during"], step.timeout))
-        online.clear()
-        online.update(range(con.cpus or 0))
-    elif step.kind == "balloon":
-        rec.detail.update(faults.balloon(live.fault, size_bytes(a["target"]), a["hold"], step.timeout))
-    elif step.kind == "starve":
-        rec.detail.update(faults.starve(live.fault, a["cpus"], a["seconds"], a["during"], step.timeout,
-                                         a["share"]))
-        if "during" in rec.detail:
-            rec.status = rec.detail["during"]["status"]
-    elif step.kind == "nmi":
-        rec.detail.update(faults.nmi(live.fault))
-    elif step.kind == "panic":
-        rec.detail.update(faults.panic(live.fault, a["cpu"], step.timeout))
+    STEP_TYPES[step.kind].execute(live, step, rec, obs, online)
     rec.end = con.position
     rec.detail["qmp_events"] = [e.name for e in live.qmp.events[mark:]]
     rec.seconds = time.monotonic() - t0
@@ -193,40 +116,49 @@ def _guest_config(con: Console) -> dict[str, str] | None:
 
 
 def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
-                 on_boot: Callable[[Machine, QmpClient], None] | None = None) -> ScenarioResult:
+                 on_boot: Callable[[Machine, QmpClient], None] | None = None,
+                 model_only: bool = False,
+                 on_step: Callable[[Step], None] | None = None) -> ScenarioResult:
     """Boot, run the steps, judge. on_boot (for tests that break the
-    machine from outside) is called once the guest is up."""
+    machine from outside) is called once the guest is up. model_only:
+    the scenario's own expectations are not evaluated and only the
+    reference model's claims decide the verdict (the proof that the model
+    alone tells a broken kernel). on_step (the live progress display) is
+    called as each step starts."""
     out.mkdir(parents=True, exist_ok=True)
     result = ScenarioResult(scn, kernel.recipe_name, PASS, artifacts=out)
     t0 = time.monotonic()
     config = kernel.config
-    if config is not None and (reason := _requires(scn, config)):
-        result.verdict, result.reason = SKIP, reason
-        _write(result, None)
-        return result
-
     m = scn.machine
     spec = MachineSpec(kernel.arch, kernel.image, initrd, cpus=m.cpus, memory=m.memory,
                        cmdline=m.cmdline, qemu_args=m.qemu_args, no_reboot=not m.reboot,
-                       balloon=any(st.kind == "balloon" for st in scn.steps))
+                       balloon=any("balloon" in STEP_TYPES[st.kind].needs(st.args) for st in scn.steps))
     obs = Observations(system_map=kernel.system_map)
+    if config is not None and (reason := _requires(scn, config)):
+        # Not booted: the same artifacts as any verdict (the model still
+        # says what it would have predicted).
+        result.verdict, result.reason = SKIP, reason
+        _judge(result, scn, obs, _model(scn, kernel, config, spec, obs, out)[0], [], model_only)
+        result.seconds = time.monotonic() - t0
+        _write(result, obs)
+        return result
+
     online = set(range(m.cpus))
     current: Step | None = None
     step_start = 0
     skipped: list[str] = []
     hang_vcpus = ""
-    live: _Live | None = None
+    live: StepContext | None = None
     try:
         with _booted(spec, out, m.boot_timeout, obs) as (machine, qmp):
             try:
                 con = machine.console
                 assert con is not None and machine.child is not None
                 con.watch = _panic_watch(con, qmp)
-                live = _Live(FaultContext(con, qmp, machine.child.pid, m.reboot, m.boot_timeout,
+                live = StepContext(FaultContext(con, qmp, machine.child.pid, m.reboot, m.boot_timeout,
                                           size_bytes(m.memory)),
                              SystemMap.load(kernel.system_map), kernel.arch)
-                if any(st.kind in ("vcpus", "starve") or (st.kind == "kdb" and st.args["probe"])
-                       for st in scn.steps):
+                if any("harts" in STEP_TYPES[st.kind].needs(st.args) for st in scn.steps):
                     # Read now, while every CPU is online (/proc/cpuinfo lists
                     # only online ones) and the console is not held by kdb.
                     live.fault.known_harts = faults.read_harts(con, 20)
@@ -240,16 +172,17 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
                         "all CPUs came online at boot", FAIL, f"{m.cpus} CPUs online",
                         f"{con.cpus} CPUs online", None))
                     online = set(range(con.cpus))
-                if not any(st.kind == "snapshot" for st in scn.steps):
-                    # The model needs the kernel's IPI rows to know its features.
-                    obs.boot_ipi_rows = interrupts.parse(con.run(["cat", "/proc/interrupts"]).output).ipi_names()
+                # The IPI rows right after boot, compared with the rows the
+                # model expects of the reference kernel (model: boot:ipi_rows).
+                obs.boot_ipi_rows = interrupts.parse(con.run(["cat", "/proc/interrupts"]).output).ipi_names()
                 if config is None and scn.requires:
                     config = _guest_config(con)
                     if reason := _requires(scn, config):
-                        result.verdict, result.reason = SKIP, reason
-                        return result
+                        raise _Skipped(reason)
                 for step in scn.steps:
                     current, step_start = step, con.position
+                    if on_step is not None:
+                        on_step(step)
                     try:
                         rec = _run_step(step, live, obs, online)
                     except ConsoleTimeout:
@@ -258,28 +191,28 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
                     obs.steps[step.name] = rec
                     if "skipped" in rec.detail:
                         skipped.append(f"step '{step.name}': {rec.detail['skipped']}")
-                    if step.kind == "wait_for" and not rec.detail["matched"]:
-                        result.checks.append(CheckResult(
-                            f"step {step.name}", FAIL, f"/{step.args['pattern']}/ within {step.timeout:g} s",
-                            "not printed", step.name))
-                    if step.kind == "shell" and rec.status != step.args["status"]:
-                        result.checks.append(CheckResult(
-                            f"step {step.name}", FAIL, f"exit status {step.args['status']}",
-                            f"exit status {rec.status}: {rec.output.strip()[-300:]}", step.name))
-                    if step.kind == "panic":
-                        raise GuestPanicked()
+                    if (failed := STEP_TYPES[step.kind].verify(step, rec)) is not None:
+                        result.checks.append(CheckResult(f"step {step.name}", FAIL, *failed, step.name))
+                    if "ends_scenario" in rec.detail:
+                        obs.ended = {"step": step.name, "how": _ENDED.get(step.kind, "completed"),
+                                     "detail": rec.detail["ends_scenario"]}
+                        raise ScenarioEnded(rec.detail["ends_scenario"])
                 current = None
             finally:
                 if machine.console is not None:
                     obs.console = machine.console.text()
                 if live is not None:
                     obs.harts = live.fault.known_harts or {}
-    except GuestPanicked:
-        # The panic the step asked for: the scenario ends here and the
-        # expectations judge the report.
+    except _Skipped as exc:
+        result.verdict, result.reason = SKIP, str(exc)
+    except ScenarioEnded:
+        # What the step asked for: the scenario ends here and the
+        # expectations judge what happened.
         current = None
     except GuestCrashed as exc:
-        if current is not None and current.kind == "lkdtm" and current.args["crash"] in LKDTM_CRASHING:
+        if current is not None:
+            obs.ended = {"step": current.name, "how": "crashed", "detail": exc.title}
+        if current is not None and STEP_TYPES[current.kind].crashes(current.args):
             # The crash the step asked for: record it, stop, and let the
             # expectations judge the report.
             obs.steps[current.name] = StepRecord(current.name, current.kind, step_start, len(obs.console),
@@ -291,6 +224,8 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
                                              f"{exc.title}\n{exc.text[-4000:]}",
                                              current.name if current else None))
     except ConsoleTimeout as exc:
+        if current is not None:
+            obs.ended = {"step": current.name, "how": "hung", "detail": str(exc)}
         result.verdict = FAIL
         result.reason = f"guest hung in step '{current.name if current else '?'}': {exc}"
         if hang_vcpus:
@@ -302,32 +237,17 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
     except ScenarioAborted as exc:
         result.verdict, result.reason = ERROR, f"{exc} (in step '{current.name if current else '?'}')"
     except (BootTimeout, QemuExited, QmpError) as exc:
+        if current is not None:
+            obs.ended = {"step": current.name, "how": "aborted", "detail": str(exc)}
         where = f" in step '{current.name}'" if current else ""
         result.verdict, result.reason = ERROR, f"{exc}{where}"
         if isinstance(exc, QmpConnectionLost) or "exited" in str(exc):
             result.reason += f"; console log kept: {out / 'console.log'}"
     except HarnessError as exc:
         result.verdict, result.reason = ERROR, str(exc)
-    model_checks = _model(scn, kernel, config, spec, obs, out)
-    if result.verdict == PASS:
-        result.checks.extend(evaluate(exp, obs) for exp in scn.expect if exp.kind != "model")
-        if any(exp.kind == "model" for exp in scn.expect):
-            result.checks.extend(model_checks)
-        if any(c.verdict == FAIL for c in result.checks):
-            result.verdict = FAIL
-        elif any(c.verdict == ERROR for c in result.checks):
-            result.verdict = ERROR
-        elif skipped:
-            # A step the machine cannot do (inject-nmi on riscv) must not pass silently.
-            result.verdict, result.reason = SKIP, "; ".join(skipped)
-    elif result.verdict == FAIL:
-        # Checks that could not be evaluated after a crash or hang are listed
-        # as errors, so the report shows what was not verified.
-        result.checks.extend(CheckResult(e.name, ERROR, expected_of(e), "not evaluated: " + result.reason)
-                             for e in scn.expect)
-    if obs.boot_retries:
-        note = "boot retried: " + "; ".join(r["reason"] for r in obs.boot_retries)
-        result.reason = f"{result.reason}; {note}" if result.reason else note
+    model_checks, predicted = _model(scn, kernel, config, spec, obs, out)
+    _judge(result, scn, obs, model_checks, skipped, model_only)
+    _unexpected_reports(result, scn, obs, predicted, model_only)
     result.seconds = time.monotonic() - t0
     _write(result, obs)
     return result
@@ -372,7 +292,7 @@ def _booted(spec: MachineSpec, out: Path, boot_timeout: float,
                 obs.qmp_events = [json.loads(e.to_json()) for e in qmp.events]
 
 
-def _hang_probe(live: _Live, obs: Observations) -> str:
+def _hang_probe(live: StepContext, obs: Observations) -> str:
     """Where every vCPU is when the guest stops answering: the ground truth
     a console that has gone quiet cannot give. Best effort, since QEMU or
     QMP may be what failed; returns a one-line summary for the verdict."""
@@ -403,31 +323,94 @@ def _panic_watch(con: Console, qmp: QmpClient) -> Callable[[], None]:
     return watch
 
 
-def _reverted(kernel: BuiltKernel) -> list[str] | None:
-    meta = kernel.dir / "meta.json"
-    if kernel.key == "prebuilt" or not meta.exists():
-        return None
-    return [Path(p).stem for p in json.loads(meta.read_text()).get("patches", [])]
-
-
 def _model(scn: Scenario, kernel: BuiltKernel, config: dict[str, str] | None, spec: MachineSpec,
-           obs: Observations, out: Path) -> list[CheckResult]:
+           obs: Observations, out: Path) -> tuple[list[CheckResult], list[str]]:
     """Run the reference model over the steps, write its predictions next to
-    the observations, and return the claim-by-claim comparison."""
-    if not obs.snapshots and not obs.boot_ipi_rows:
-        return []
+    the observations, and return the claim-by-claim comparison and the
+    patterns of every console report the model predicts (must or may). The
+    model predicts the kernel the recipe declares, never the kernel under test."""
     try:
-        features = crosscheck.features_for(obs, config, spec.kernel_cmdline(), _reverted(kernel))
+        features = Features.reference(config, arch=kernel.arch.name, cmdline=spec.kernel_cmdline(),
+                                      without=kernel.model_without)
         run = crosscheck.run_model(scn, features)
-        checks, not_compared = crosscheck.crosscheck(run, obs)
+        checks = crosscheck.crosscheck(run, obs)
     except Exception as exc:  # noqa: BLE001 - a model bug must not hide the kernel's verdict
         (out / "predictions.json").write_text(json.dumps({"error": repr(exc)}))
-        return [CheckResult("model: predictions", ERROR, "the model runs", f"model error: {exc!r}")]
+        return [CheckResult("model: predictions", ERROR, "the model runs", f"model error: {exc!r}",
+                            origin=MODEL)], []
     doc = run.to_json()
-    doc["comparison"] = {"compared": len(checks), "not_compared": not_compared,
-                         "disagreements": [c.to_json() for c in checks if c.verdict != PASS]}
+    judged = [c for c in checks if c.verdict != NOT_COMPARED]
+    doc["comparison"] = {"compared": len(judged), "passed": sum(c.verdict == PASS for c in judged),
+                         "not_compared": [c.to_json() for c in checks if c.verdict == NOT_COMPARED],
+                         "disagreements": [c.to_json() for c in judged if c.verdict != PASS]}
     (out / "predictions.json").write_text(json.dumps(doc, indent=2, default=str))
-    return checks
+    return checks, [r.pattern for r in run.console_lines() if r.when != NEVER]
+
+
+def _judge(result: ScenarioResult, scn: Scenario, obs: Observations, model_checks: list[CheckResult],
+           skipped: list[str], model_only: bool) -> None:
+    """The verdict from the checks. Not-compared model claims are listed
+    but count for nothing; with model_only, only the model's claims count."""
+    wants_model = model_only or any(exp.kind == "model" for exp in scn.expect)
+    if result.verdict == PASS:
+        if not model_only:
+            result.checks.extend(evaluate(exp, obs) for exp in scn.expect if exp.kind != "model")
+    elif result.verdict == FAIL and not model_only:
+        # Checks that could not be evaluated after a crash or hang are listed
+        # as errors, so the report shows what was not verified.
+        result.checks.extend(CheckResult(e.name, ERROR, expected_of(e), "not evaluated: " + result.reason)
+                             for e in scn.expect if e.kind != "model")
+    if wants_model and result.verdict in (PASS, FAIL):
+        result.checks.extend(model_checks)
+    counted = [c for c in result.checks if c.verdict != NOT_COMPARED and (not model_only or c.origin == MODEL)]
+    if result.verdict in (PASS, FAIL) and model_only:
+        result.verdict = PASS
+    if result.verdict == PASS:
+        if any(c.verdict == FAIL for c in counted):
+            result.verdict = FAIL
+        elif any(c.verdict == ERROR for c in counted):
+            result.verdict = ERROR
+        elif skipped:
+            # A step the machine cannot do (inject-nmi on riscv) must not pass silently.
+            result.verdict, result.reason = SKIP, "; ".join(skipped)
+    if obs.boot_retries:
+        note = "boot retried: " + "; ".join(r["reason"] for r in obs.boot_retries)
+        result.reason = f"{result.reason}; {note}" if result.reason else note
+    result.boot_retries = len(obs.boot_retries)
+    result.model_only = model_only
+
+
+# Kernel reports that fail a scenario when neither its expectations nor the
+# model account for them (docs/scenarios.md, "Reports nobody expected").
+# lkdtm's own "Performing direct entry" lines are the steps' doing.
+FAILING_REPORT_TYPES = frozenset(REPORT_TYPES) - {"none", "lkdtm"}
+
+
+def _unexpected_reports(result: ScenarioResult, scn: Scenario, obs: Observations,
+                        predicted: list[str], model_only: bool) -> None:
+    """List every kernel report the console holds that no expectation names
+    and the model does not predict; fail the scenario on them."""
+    if not obs.console or result.verdict not in (PASS, FAIL):
+        return
+    lines = klog.split(obs.console)
+    for rep in reports.parse(lines, SystemMap.load(obs.system_map)):
+        if rep.type not in FAILING_REPORT_TYPES:
+            continue
+        text = rep.text(lines)
+        named = any(e.kind == "report" and e.args["type"] == rep.type for e in scn.expect) or any(
+            e.kind == "console" and e.args["present"] and re.search(e.args["present"], text, re.MULTILINE)
+            for e in scn.expect)
+        foreseen = any(re.search(p, text, re.MULTILINE) for p in predicted)
+        if named or foreseen:
+            continue
+        result.unexpected_reports.append(f"{rep.type} on CPU {rep.cpu}: {rep.title}")
+    failing = result.unexpected_reports
+    if failing and not model_only:
+        result.checks.append(CheckResult("no unexpected kernel report", FAIL,
+                                         "every kernel report named by an expectation or predicted by the model",
+                                         "; ".join(failing)[:2000]))
+        if result.verdict == PASS:
+            result.verdict = FAIL
 
 
 def _write(result: ScenarioResult, obs: Observations | None) -> None:
@@ -441,6 +424,8 @@ def _write(result: ScenarioResult, obs: Observations | None) -> None:
         (out / "observations.json").write_text(json.dumps(obs.to_json(), indent=2))
     (out / "verdicts.json").write_text(json.dumps({
         "scenario": scn.name, "file": str(scn.path), "kernel": result.kernel,
-        "verdict": result.verdict, "reason": result.reason,
+        "verdict": result.verdict, "reason": result.reason, "summary": result.summary(),
+        "boot_retries": result.boot_retries, "model_only": result.model_only,
+        "unexpected_reports": result.unexpected_reports,
         "seconds": round(result.seconds, 2),
         "checks": [c.to_json() for c in result.checks]}, indent=2))

@@ -3,15 +3,23 @@ Validated completely before any QEMU starts; every error names the file,
 line and column."""
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from . import names, qemuargs, scenario_limits, yamlfile
 from .errors import InputError
-from .yamlfile import Fields, Where, item_where
+from .steps import fields as vf
+from .steps.base import Step
+from .steps.fields import size_bytes
+from .steps.registry import STEP_TYPES
+from .qmp_events import QMP_EVENTS
 from .vcpus import HANG_PROBE
+from .yamlfile import Fields, Where, item_where
+
+NUM = vf.NUM
 
 SCENARIO_KEYS = ("name", "description", "covers", "also_fails_without", "machine", "requires",
                  "steps", "expect")
@@ -29,20 +37,6 @@ class MachineSettings:
     qemu_args: tuple[str, ...] = ()
     boot_timeout: float = 60.0
     reboot: bool = False        # False: -no-reboot, so a reset ends QEMU (and the scenario)
-
-
-def size_bytes(text: str) -> int:
-    """'512M' or '1G' in bytes (validated by _MEMORY)."""
-    return int(text[:-1]) << (20 if text[-1] == "M" else 30)
-
-
-@dataclass(frozen=True)
-class Step:
-    kind: str
-    name: str
-    timeout: float
-    args: dict[str, Any]
-    where: Where
 
 
 @dataclass(frozen=True)
@@ -63,12 +57,13 @@ class Scenario:
     requires: tuple[str, ...]
     steps: tuple[Step, ...]
     expect: tuple[Expectation, ...]
-    also_fails_without: tuple[str, ...] = ()
+    # commit or feature -> (names of the checks expected to fail without it, why)
+    also_fails_without: Mapping[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------ schemas
-# A field: (accepted types, required, default, extra validation or None).
-# Validators take (value, where, ctx) and raise where.error(...).
+# Step schemas live with their step types (harness/steps/); a field is
+# (accepted types, required, default, extra validation or None).
 
 Validator = Callable[[Any, Where, "Ctx"], None]
 
@@ -80,166 +75,15 @@ class Ctx:
     snapshot_labels: set[str] = field(default_factory=set)
     probe_labels: set[str] = field(default_factory=set)
     memory: int = 512 << 20
+    first: int = 0          # steps numbered before these (default names are "<n>-<kind>")
+    # Default step names number the steps in source order, so every round of
+    # a repeat gives its step the same base name ("2-sysrq#0", "2-sysrq#1").
+    ordinals: dict[str, int] = field(default_factory=dict)
 
 
-def _cpu(value: Any, where: Where, ctx: Ctx) -> None:
-    if not 0 <= value < ctx.cpus:
-        raise where.error(f"CPU {value} out of range: the machine has cpus: {ctx.cpus} (0-{ctx.cpus - 1})")
-
-
-def _sysrq_key(value: Any, where: Where, ctx: Ctx) -> None:
-    if not re.fullmatch(r"[0-9a-z]", value):
-        raise where.error(f"expected a single sysrq key [0-9a-z], got {value!r}")
-
-
-def _positive(value: Any, where: Where, ctx: Ctx) -> None:
-    if value <= 0:
-        raise where.error(f"expected a positive number, got {value}")
-
-
-def _one_line(value: Any, where: Where, ctx: Ctx) -> None:
-    # Any text goes through the console's encoded transfer (newlines,
-    # here-docs and quotes included); scenario_limits has what cannot.
-    if problem := scenario_limits.command_problem(value):
-        raise where.error(problem)
-
-
-def _via(value: Any, where: Where, ctx: Ctx) -> None:
-    if value not in ("proc", "break"):
-        raise where.error(f"expected 'proc' (/proc/sysrq-trigger) or 'break' (serial BREAK), got {value!r}")
-
-
-def _not_negative(value: Any, where: Where, ctx: Ctx) -> None:
-    if value < 0:
-        raise where.error(f"expected a number >= 0, got {value}")
-
-
-def _cpu_list(value: Any, where: Where, ctx: Ctx) -> None:
-    if not value:
-        raise where.error("expected a non-empty list of CPU numbers")
-    for c in value:
-        if not isinstance(c, int) or isinstance(c, bool):
-            raise where.error(f"expected CPU numbers, got {c!r}")
-        _cpu(c, where, ctx)
-
-
-def _share(value: Any, where: Where, ctx: Ctx) -> None:
-    if not 0.01 <= value < 1:
-        raise where.error(f"expected a share of one host CPU from 0.01 to below 1, got {value}")
-
-
-def _balloon_target(value: Any, where: Where, ctx: Ctx) -> None:
-    if not _MEMORY.match(value):
-        raise where.error(f"expected a size like 256M, got {value!r}")
-    if not 64 << 20 <= size_bytes(value) < ctx.memory:
-        raise where.error(f"expected a target from 64M up to below the machine's memory "
-                          f"({ctx.memory >> 20}M), got {value}")
-
-
-def _locations(value: Any, where: Where, ctx: Ctx) -> None:
-    from .vcpus import ALL_LOCATIONS
-    for loc in value:
-        if loc not in ALL_LOCATIONS:
-            raise where.error(f"unknown vCPU location {loc!r} (expected one of: {', '.join(ALL_LOCATIONS)})")
-
-
-NUM = (int, float)
-
-# LKDTM crash points the scenarios use (drivers/misc/lkdtm/); those that
-# never return run in the background.
-LKDTM_BACKGROUND = ("HARDLOCKUP", "SOFTLOCKUP", "SPINLOCKUP", "HUNG_TASK", "SMP_CALL_LOCKUP")
-LKDTM_CRASHING = ("PANIC", "BUG", "EXCEPTION", "CORRUPT_STACK", "UNALIGNED_LOAD_STORE_WRITE")
-LKDTM_RETURNING = ("WARNING", "WARNING_MESSAGE")
-LKDTM_POINTS = LKDTM_BACKGROUND + LKDTM_CRASHING + LKDTM_RETURNING
-
-
-def _lkdtm(value: Any, where: Where, ctx: Ctx) -> None:
-    if value not in LKDTM_POINTS:
-        raise where.error(f"unknown LKDTM crash point {value!r} (expected one of: {', '.join(LKDTM_POINTS)})")
-
-
-def _regex(value: str, where: Where) -> None:
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise where.error(f"bad regular expression: {exc}") from None
-
-
-def _kdb_commands(value: Any, where: Where, ctx: Ctx) -> None:
-    for cmd in value:
-        if not isinstance(cmd, str) or (problem := scenario_limits.kdb_command_problem(cmd)):
-            raise where.error(f"expected one-line kdb commands, got {cmd!r}"
-                              + (f": {problem}" if isinstance(cmd, str) else ""))
-        if cmd.strip() == "go":
-            raise where.error("leave 'go' out: the step always leaves kdb with go")
-
-STEP_SCHEMAS: dict[str, tuple[str | None, dict[str, tuple[Any, bool, Any, Validator | None]]]] = {
-    # kind: (shorthand field for a scalar value, fields)
-    "shell": ("command", {
-        "command": (str, True, None, _one_line),
-        "status": (int, False, 0, None),
-    }),
-    "sysrq": ("key", {
-        "key": (str, True, None, _sysrq_key),
-        "cpu": (int, False, None, _cpu),
-        "via": (str, False, "proc", _via),
-    }),
-    "snapshot": ("label", {
-        "label": (str, True, None, None),
-    }),
-    "sleep": ("seconds", {
-        "seconds": (NUM, True, None, _positive),
-    }),
-    "hotplug": (None, {
-        "cpu": (int, True, None, _cpu),
-        "online": (bool, True, None, None),
-    }),
-    "kdb": (None, {
-        "cpu": (int, True, None, _cpu),
-        "commands": (list, False, ["btc"], _kdb_commands),
-        "probe": (str, False, None, None),
-    }),
-    "lkdtm": ("crash", {
-        "crash": (str, True, None, _lkdtm),
-        "cpu": (int, False, None, _cpu),
-    }),
-    "wait_for": ("pattern", {
-        "pattern": (str, True, None, lambda v, w, c: _regex(v, w)),
-    }),
-    "load": ("cpu", {
-        "cpu": (int, True, None, _cpu),
-        "seconds": (NUM, False, None, _positive),
-    }),
-    # Faults and probes from outside the guest (QMP, host scheduler).
-    "pause": ("seconds", {
-        "seconds": (NUM, True, None, _positive),
-    }),
-    "reset": (None, {
-        "after": (NUM, False, 0, _not_negative),
-        "during": (str, False, None, _one_line),
-    }),
-    "balloon": ("target", {
-        "target": (str, True, None, _balloon_target),
-        "hold": (NUM, False, 1.0, _not_negative),
-    }),
-    "starve": (None, {
-        "cpus": (list, True, None, _cpu_list),
-        "seconds": (NUM, True, None, _positive),
-        "during": (str, False, None, _one_line),
-        "share": (NUM, False, 0.01, _share),
-    }),
-    "nmi": (None, {}),
-    "panic": ("cpu", {
-        "cpu": (int, False, None, _cpu),
-    }),
-    "vcpus": ("label", {
-        "label": (str, True, None, None),
-        "rounds": (int, False, 3, _positive),
-    }),
-}
 REPEAT_KEYS = ("times", "cpus", "steps")
 STEP_COMMON = ("name", "timeout")
-ALL_STEP_KINDS = tuple(STEP_SCHEMAS) + ("repeat",)
+ALL_STEP_KINDS = tuple(STEP_TYPES) + ("repeat",)
 
 EXPECT_SCHEMAS: dict[str, dict[str, tuple[Any, bool, Any, Validator | None]]] = {
     "counter": {
@@ -251,7 +95,7 @@ EXPECT_SCHEMAS: dict[str, dict[str, tuple[Any, bool, Any, Validator | None]]] = 
     },
     "backtrace": {
         "step": (str, True, None, None),
-        "sender": (int, False, None, _cpu),
+        "sender": (int, False, None, vf.cpu),
         "accounted": (str, False, "online", None),
         "forms": (dict, False, None, None),
     },
@@ -259,7 +103,7 @@ EXPECT_SCHEMAS: dict[str, dict[str, tuple[Any, bool, Any, Validator | None]]] = 
         "step": (str, False, None, None),
         "present": (str, False, None, None),
         "absent": (str, False, None, None),
-        "cpu": (int, False, None, _cpu),
+        "cpu": (int, False, None, vf.cpu),
     },
     "exit_status": {
         "step": (str, True, None, None),
@@ -274,20 +118,20 @@ EXPECT_SCHEMAS: dict[str, dict[str, tuple[Any, bool, Any, Validator | None]]] = 
     },
     "report": {
         "type": (str, True, None, None),
-        "cpu": (int, False, None, _cpu),
+        "cpu": (int, False, None, vf.cpu),
         "step": (str, False, None, None),
     },
     "latency": {
         "steps": (str, True, None, None),
-        "max_ms": (NUM, False, None, _positive),
+        "max_ms": (NUM, False, None, vf.positive),
         "min_ms": (NUM, False, None, None),
         "percentile": (NUM, False, 100, None),
         "count": (int, False, None, None),
     },
     "vcpu": {
         "probe": (str, True, None, None),
-        "cpus": (list, True, None, _cpu_list),
-        "where": (list, True, None, _locations),
+        "cpus": (list, True, None, vf.cpu_list),
+        "where": (list, True, None, vf.locations),
     },
     "event": {
         "name": (str, True, None, None),
@@ -357,7 +201,8 @@ def _parse_steps(path: Path, seq: Any, ctx: Ctx, context: str, subst: dict[str, 
         if isinstance(raw, dict) and "repeat" in raw:
             out.extend(_parse_repeat(path, raw, where, f"{context}[{i}]", ctx, subst, suffix))
         else:
-            out.append(_parse_step(path, _substitute(raw, subst), where, len(ctx.step_names), ctx,
+            ordinal = ctx.ordinals.setdefault(f"{context}[{i}]", ctx.first + len(ctx.ordinals))
+            out.append(_parse_step(path, _substitute(raw, subst), where, ordinal, ctx,
                                    f"{context}[{i}]", suffix))
     return out
 
@@ -384,7 +229,7 @@ def _parse_repeat(path: Path, raw: Any, where: Where, context: str, ctx: Ctx,
         for j, c in enumerate(cpus):
             if not isinstance(c, int) or isinstance(c, bool):
                 raise rf.at("cpus").error(f"cpus[{j}]: expected a CPU number, got {c!r}")
-            _cpu(c, rf.at("cpus"), ctx)
+            vf.cpu(c, rf.at("cpus"), ctx)
         rounds = [{"i": i, "cpu": c} for i, c in enumerate(cpus)]
     out: list[Step] = []
     for r in rounds:
@@ -397,8 +242,8 @@ def _parse_repeat(path: Path, raw: Any, where: Where, context: str, ctx: Ctx,
 def _parse_step(path: Path, raw: Any, where: Where, index: int, ctx: Ctx,
                 context: str = "", suffix: str = "") -> Step:
     f = Fields(path, raw, context or f"steps[{index}]", where)
-    kinds = [k for k in raw if k in STEP_SCHEMAS]
-    unknown = [k for k in raw if k not in STEP_SCHEMAS and k not in STEP_COMMON]
+    kinds = [k for k in raw if k in STEP_TYPES]
+    unknown = [k for k in raw if k not in STEP_TYPES and k not in STEP_COMMON]
     if unknown:
         raise f.at(str(unknown[0])).error(
             f"unknown key '{unknown[0]}' (step types: {', '.join(ALL_STEP_KINDS)}; "
@@ -407,14 +252,14 @@ def _parse_step(path: Path, raw: Any, where: Where, index: int, ctx: Ctx,
         raise f.where.error(f"a step needs exactly one step type ({', '.join(ALL_STEP_KINDS)}), "
                             f"got {len(kinds)}")
     kind = kinds[0]
-    shorthand, schema = STEP_SCHEMAS[kind]
+    shorthand, schema = STEP_TYPES[kind].shorthand, STEP_TYPES[kind].fields
     args = _fields(path, raw[kind], schema, ctx, f"{f.context}.{kind}", f.at(kind), shorthand)
     name = f.get("name", str, f"{index + 1}-{kind}") + suffix
     if name in ctx.step_names:
         raise f.at("name").error(f"duplicate step name '{name}'")
     ctx.step_names.add(name)
     timeout = float(f.get("timeout", NUM, 30.0))
-    _positive(timeout, f.at("timeout"), ctx)
+    vf.positive(timeout, f.at("timeout"), ctx)
     label = args.get("probe") if kind == "kdb" else args["label"] if kind == "vcpus" else None
     if label is not None:
         if label in ctx.probe_labels:
@@ -452,7 +297,7 @@ def _parse_expect(path: Path, raw: Any, where: Where, index: int, ctx: Ctx) -> E
         for cpu, state in (args["states"] or {}).items():
             if not isinstance(cpu, int):
                 raise af.at("states").error(f"keys are CPU numbers, got {cpu!r}")
-            _cpu(cpu, af.at("states"), ctx)
+            vf.cpu(cpu, af.at("states"), ctx)
             if state not in KDB_STATES:
                 raise af.at("states").error(f"CPU {cpu}: unknown state {state!r} (expected one of: {', '.join(KDB_STATES)})")
         if args["btc"] not in (None, "online"):
@@ -461,7 +306,7 @@ def _parse_expect(path: Path, raw: Any, where: Where, index: int, ctx: Ctx) -> E
         for cpu, form in (args["forms"] or {}).items():
             if not isinstance(cpu, int):
                 raise af.at("forms").error(f"keys are CPU numbers, got {cpu!r}")
-            _cpu(cpu, af.at("forms"), ctx)
+            vf.cpu(cpu, af.at("forms"), ctx)
             if form not in BACKTRACE_FORMS:
                 raise af.at("forms").error(f"CPU {cpu}: unknown form {form!r} (expected one of: {', '.join(BACKTRACE_FORMS)})")
     if kind == "report" and args["type"] not in REPORT_TYPES:
@@ -473,6 +318,11 @@ def _parse_expect(path: Path, raw: Any, where: Where, index: int, ctx: Ctx) -> E
             raise af.at("percentile").error("expected a percentile in (0, 100]")
         if not any(n.startswith(args["steps"]) for n in ctx.step_names):
             raise af.at("steps").error(f"no step name starts with '{args['steps']}'")
+    if kind == "event" and args["name"] not in QMP_EVENTS:
+        close = difflib.get_close_matches(args["name"], QMP_EVENTS, n=1)
+        raise af.at("name").error(f"unknown QMP event {args['name']!r}"
+                                  + (f" (did you mean {close[0]}?)" if close else "")
+                                  + " (harness/qmp_events.py lists QEMU's events)")
     if kind == "vcpu" and args["probe"] not in ctx.probe_labels:
         raise af.at("probe").error(f"no vcpus probe labelled '{args['probe']}' (probes: "
                                    f"{', '.join(sorted(ctx.probe_labels)) or 'none'})")
@@ -493,6 +343,36 @@ def _parse_expect(path: Path, raw: Any, where: Where, index: int, ctx: Ctx) -> E
     return Expectation(kind, f.get("name", str, f"{kind}-{index + 1}"), args, f.where)
 
 
+IMPLICIT_CHECKS = ("all CPUs came online at boot", "guest responded", "kernel did not crash")
+
+
+def _also_fails(path: Path, f: Fields, expect: tuple[Expectation, ...]) -> dict[str, tuple[tuple[str, ...], str]]:
+    """also_fails_without: {<commit>: {checks: [<check name>, ...], why: <text>}}.
+    A baseline kernel without <commit> may fail this scenario, but only
+    through exactly those checks, for the reason given."""
+    raw = f.get("also_fails_without", dict, {})
+    known = {e.name for e in expect} | set(IMPLICIT_CHECKS)
+    out: dict[str, tuple[tuple[str, ...], str]] = {}
+    for commit, body in raw.items():
+        where = f.at("also_fails_without")
+        bf = Fields(path, body, f"also_fails_without.{commit}", where)
+        if not isinstance(body, dict):
+            raise where.error(f"{commit}: expected {{checks: [<check names>], why: <reason>}}")
+        bf.reject_unknown(("checks", "why"))
+        checks = tuple(bf.str_list("checks"))
+        why = bf.get("why", str, required=True)
+        if not checks:
+            raise bf.at("checks").error("name the checks expected to fail")
+        for name in checks:
+            if name not in known:
+                raise bf.at("checks").error(f"no check named {name!r} (expectations: "
+                                            f"{', '.join(sorted(known))})")
+        if not why.strip():
+            raise bf.at("why").error("say why those checks fail without it")
+        out[str(commit)] = (checks, why)
+    return out
+
+
 def _check_counter(args: dict, af: Fields, ctx: Ctx) -> None:
     between = args["between"]
     if len(between) != 2 or not all(isinstance(x, str) for x in between):
@@ -511,7 +391,7 @@ def _check_counter(args: dict, af: Fields, ctx: Ctx) -> None:
             if cpu != "others" and not isinstance(cpu, int):
                 raise where.error(f"keys are CPU numbers or 'others', got {cpu!r}")
             if isinstance(cpu, int):
-                _cpu(cpu, where, ctx)
+                vf.cpu(cpu, where, ctx)
             if not isinstance(value, int) or isinstance(value, bool):
                 raise where.error(f"CPU {cpu}: expected an integer count, got {value!r}")
 
@@ -558,7 +438,33 @@ def load(path: Path) -> Scenario:
     return Scenario(
         name=name, path=path, description=f.get("description", str, ""),
         covers=tuple(f.str_list("covers")), machine=machine, requires=tuple(requires),
-        steps=steps, expect=expect, also_fails_without=tuple(f.str_list("also_fails_without")))
+        steps=steps, expect=expect, also_fails_without=_also_fails(path, f, expect))
+
+
+def as_steps(items: Iterable[Any], cpus: int = MAX_CPUS, first: int = 0) -> list[Step]:
+    """Steps given in code (tests, `explain`, the model) in the scenario
+    file's own form: the same validation, repeat expansion and names as a
+    scenario file. Step objects pass through."""
+    path = Path("<steps>")
+    ctx = Ctx(cpus, first=first)
+    out: list[Step] = []
+    for raw in items:
+        if isinstance(raw, Step):
+            ctx.step_names.add(raw.name)
+            out.append(raw)
+            continue
+        where = Where(path, None, None, f"steps[{len(out)}]")
+        if not isinstance(raw, Mapping):
+            raise where.error(f"expected a step mapping, got {raw!r}")
+        out.extend(_parse_steps(path, [raw], ctx, f"steps[{len(out)}]", {}, ""))
+    return out
+
+
+def make_step(kind: str, name: str | None = None, timeout: float = 30.0, **args: Any) -> Step:
+    """A Step built in code, its type's defaults filled in (unchecked: the
+    model is also asked about steps no scenario file could hold)."""
+    return Step(kind, name or kind, timeout, {**STEP_TYPES[kind].defaults(), **args},
+                Where(Path("<steps>"), None, None, name or kind))
 
 
 def discover(paths: list[Path]) -> list[Path]:

@@ -25,6 +25,8 @@ LKDTM = "lkdtm"                # an LKDTM crash point
 KGDB_ROUNDUP = "kgdb-roundup"  # a secondary CPU held by kgdb_cpu_enter()
 KDB = "kdb"                    # the CPU kdb runs on, polling the console for input
 SMP_CALL = "smp-call"          # waiting for a cross call (kernel/smp.c csd_lock_wait)
+CPU_STOP = "cpu-stop"          # stopped by IPI_CPU_STOP: ipi_stop()'s WFI loop (after a panic)
+PANIC = "panic"                # the CPU running panic() (its final delay loop)
 KERNEL = "kernel"              # anywhere else in the kernel
 UNKNOWN = "unknown"            # a kernel address System.map does not cover
 
@@ -39,11 +41,22 @@ LOCATIONS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (SMP_CALL, re.compile(r"^(?:smp_call_function_single|smp_call_function_many_cond|"
                           r"__csd_lock_wait|csd_lock_wait\w*)$")),
     (IDLE, re.compile(r"^(?:arch_cpu_idle|default_idle_call|cpu_idle_poll|do_idle)$")),
+    (PANIC, re.compile(r"^(?:panic|nmi_panic|panic_smp_self_stop)$")),
 )
+# arch/riscv/kernel/smp.c ipi_stop() is `set_cpu_online(cpu, false); while (1)
+# wait_for_interrupt();`. Built out of line its PC is in ipi_stop; inlined into
+# handle_IPI (the default kernel: `jal set_cpu_online` at +0x44, `wfi` at +0x48,
+# `j +0x48` at +0x4c) the PC is the return address of that call (the wfi) or
+# the jump right after it, with ra still pointing at the wfi. Measured after
+# a panic: PC handle_IPI+0x4c, ra handle_IPI+0x48 on every stopped CPU.
+_STOP_FN = re.compile(r"^ipi_stop$")
+_IPI_HANDLER = re.compile(r"^handle_IPI$")
+_STOP_LOOP_BYTES = 4                # wfi is 4 bytes: pc - ra is 0 (wfi) or 4 (j)
 # The probe the runner takes when the guest stops answering; scenarios cannot use the label.
 HANG_PROBE = "on-hang"
 
-ALL_LOCATIONS = (FIRMWARE, USER, IDLE, LKDTM, KGDB_ROUNDUP, KDB, SMP_CALL, KERNEL, UNKNOWN)
+ALL_LOCATIONS = (FIRMWARE, USER, IDLE, LKDTM, KGDB_ROUNDUP, KDB, SMP_CALL, CPU_STOP, PANIC, KERNEL,
+                 UNKNOWN)
 
 
 _CPUINFO = re.compile(r"^processor\s*:\s*(\d+)\s*\n(?:[^\n]+\n)*?hart\s*:\s*(\d+)", re.M)
@@ -92,7 +105,12 @@ def classify(pc: int, ra: int | None, system_map: SystemMap | None, arch: Arch,
             return USER
         if pc_sym is None:
             return UNKNOWN
-        for sym in (_name(pc_sym), _name(ra_sym)):
+        pc_name, ra_name = _name(pc_sym), _name(ra_sym)
+        if _STOP_FN.match(pc_name or "") or (
+                _IPI_HANDLER.match(pc_name or "") and _IPI_HANDLER.match(ra_name or "")
+                and ra is not None and 0 <= pc - ra <= _STOP_LOOP_BYTES):
+            return CPU_STOP
+        for sym in (pc_name, ra_name):
             if sym is None:
                 continue
             for loc, pattern in LOCATIONS:

@@ -1,5 +1,5 @@
 """harness/model: unit tests of specific predictions (grounded in the kernel
-source and FIELD-NOTES.md) and property tests of the model's invariants."""
+source and docs/measurements.md) and property tests of the model's invariants."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.model import (BACKTRACE_ROW, CALL_ROW, KGDB_ROW, Features, Model, Range, explain,
-                           expand, make_step, parse_available, predict, satisfies)
+                           parse_available, predict, satisfies)
+from harness.scenario import as_steps as expand, make_step
 from harness.model.features import ARM64, ARM64_PSEUDO_NMI, RISCV64
 from harness.model.kdb import available_cpus
 from harness.model.prediction import HANG, KDB_HELD, MUST, NOT_REACHED, OK, REFUSED
@@ -32,11 +33,11 @@ def claims_of(pred) -> dict:
 
 
 def must(pred) -> list[str]:
-    return [r.pattern for r in pred.reports if r.when == MUST]
+    return [r.pattern for r in pred.console_lines if r.when == MUST]
 
 
 def may(pred) -> list[str]:
-    return [r.pattern for r in pred.reports]
+    return [r.pattern for r in pred.console_lines]
 
 
 def hardlockup(cpu):
@@ -55,7 +56,7 @@ def kdb(cpu=2, name="k", commands=("cpu",), go_twice=False):
 def test_sysrq_l_from_cpu1_on_four_idle_cpus():
     run = predict([{"snapshot": "before"}, sysrq_l(1), {"snapshot": "after"}], RISCV, cpus=4)
     c = claims_of(run.prediction("l"))
-    # FIELD-NOTES: row rose by exactly 1 on CPUs 0, 2, 3 and by 0 on CPU 1
+    # docs/measurements.md §backtrace-counts: row rose by exactly 1 on CPUs 0, 2, 3 and by 0 on CPU 1
     assert [c[f"l:counter:{BACKTRACE_ROW}:cpu{n}"] for n in range(4)] == [1, 0, 1, 1]
     assert c["l:backtrace:mechanism"] == "ipi"
     assert c["l:backtrace:sender"] == 1
@@ -147,7 +148,7 @@ def test_arm64_pseudo_nmi_backtraces_a_stuck_cpu():
     assert c["l:backtrace:form:cpu3"] == FULL
     assert c[f"l:counter:{BACKTRACE_ROW}:cpu3"] == 1
     assert c["l:backtrace:wait"] is False
-    # idle CPUs answer with either form on arm64 (FIELD-NOTES)
+    # idle CPUs answer with either form on arm64 (docs/measurements.md §idle-forms)
     assert c["l:backtrace:form:cpu0"] == {"one_of": [FULL, IDLE]}
     k = claims_of(run.prediction("k"))
     assert allows(k["k:kdb:available"], "0-1(-), 2-3")         # the round-up NMI reaches CPU 3
@@ -310,7 +311,7 @@ def test_offlining_a_loaded_cpu_breaks_the_load_affinity():
     assert isinstance(avail, dict)
     assert {"0, 1(-), 2(F), 3(-)", "0, 1(-), 2(F), 3", "0-1, 2(F), 3(-)"} <= set(avail["one_of"])
     assert any(re.search(r.pattern, "process 77 (sh) no longer affine to cpu2")
-               for r in run.predictions[1].reports)
+               for r in run.predictions[1].console_lines)
 
 
 # ============================================================== lockups and reports
@@ -336,13 +337,13 @@ def test_smp_call_lockup_csd_report_matches_the_measured_line():
     assert run.final.cpus[0].irqs_off and run.final.cpus[1].activity.value == "softlockup"
     assert run.prediction("off").outcome == {HANG}           # cpus_read_lock() held by the writer
     no_debug = predict([{"lkdtm": {"crash": "SMP_CALL_LOCKUP", "cpu": 1}}, {"name": "w", "sleep": 10}], RISCV)
-    assert not any("csd:" in r.pattern for r in no_debug.prediction("w").reports)
+    assert not any("csd:" in r.pattern for r in no_debug.prediction("w").console_lines)
 
 
 def test_hard_lockup_needs_a_buddy():
     steps = [{"hotplug": {"cpu": 1, "online": False}}, hardlockup(0), {"name": "w", "sleep": 60}]
     run = predict(steps, RISCV, cpus=2)
-    assert not any("hard LOCKUP" in r.pattern for p in run.predictions for r in p.reports)
+    assert not any("hard LOCKUP" in r.pattern for p in run.predictions for r in p.console_lines)
 
 
 def test_lkdtm_on_offline_cpu_is_refused_and_panic_ends_the_run():
@@ -360,23 +361,25 @@ def test_panic_without_kgdb_reports_failed_stop_of_a_stuck_cpu():
 
 
 # ============================================================== features, steps, claims
-def test_features_from_kernel():
-    rows = ["Rescheduling interrupts", "Function call interrupts", "CPU backtrace interrupts"]
+def test_features_reference():
+    # The kernel a recipe declares, never what the kernel under test shows:
+    # what it lacks comes from the recipe's model.without, not from IPI rows.
     cfg = {"CONFIG_SMP": "y", "CONFIG_KGDB": "y", "CONFIG_KGDB_KDB": "y", "CONFIG_KGDB_SERIAL_CONSOLE": "y",
            "CONFIG_CSD_LOCK_WAIT_DEBUG": "y", "CONFIG_HOTPLUG_CPU": "y", "CONFIG_HARDLOCKUP_DETECTOR": "y",
            "CONFIG_SOFTLOCKUP_DETECTOR": "y", "CONFIG_NR_CPUS": "8", "CONFIG_RISCV": "y"}
-    f = Features.from_kernel(rows, cfg, cmdline="console=ttyS0 kgdboc=ttyS0 csdlock_debug=1",
-                             reverted=["revert-3908ba2e0b24"])
+    f = Features.reference(cfg, cmdline="console=ttyS0 kgdboc=ttyS0 csdlock_debug=1",
+                           without=["983f12149942", "3908ba2e0b24"])
     assert f.backtrace_ipi and not f.kgdb_roundup_ipi and f.sbi_ipi_early is False
     assert f.csd_lock_debug and f.kgdb_attached and f.arch is RISCV64
-    assert Features.from_kernel(rows, cfg, cmdline="console=ttyS0").kgdb_attached is False
-    assert Features.from_kernel(rows, cfg).sbi_ipi_early is None
-    assert Features.from_kernel(rows, cfg, reverted=[]).sbi_ipi_early is True
-    assert Features.from_kernel(rows, {**cfg, "CONFIG_HOTPLUG_CPU": "n"}).hotplug is False
-    arm = Features.from_kernel(rows + ["KGDB roundup interrupts"],
-                               {**cfg, "CONFIG_ARM64": "y", "CONFIG_ARM64_PSEUDO_NMI": "y"},
-                               cmdline=["irqchip.gicv3_pseudo_nmi=1", "kgdboc=ttyAMA0"])
+    assert Features.reference(cfg, cmdline="console=ttyS0").kgdb_attached is False
+    assert Features.reference(cfg).sbi_ipi_early is True
+    assert Features.reference(cfg, without=[]).sbi_ipi_early is True
+    assert Features.reference({**cfg, "CONFIG_HOTPLUG_CPU": "n"}).hotplug is False
+    arm = Features.reference({**cfg, "CONFIG_ARM64": "y", "CONFIG_ARM64_PSEUDO_NMI": "y"}, arch="arm64",
+                             cmdline=["irqchip.gicv3_pseudo_nmi=1", "kgdboc=ttyAMA0"])
     assert arm.arch is ARM64_PSEUDO_NMI and arm.kgdb_roundup_ipi
+    with pytest.raises(ValueError, match="unknown commit"):
+        Features.reference(cfg, without=["0123456789ab"])
     assert Features.riscv_6_12().ipi_rows()[-2:] == [BACKTRACE_ROW, KGDB_ROW]
     assert REVERTED.reverted() == ["f15c21a3de1b", "983f12149942", "3908ba2e0b24"]
 
@@ -386,15 +389,17 @@ def test_expand_repeat():
         {"hotplug": {"cpu": "{cpu}", "online": False}},
         {"name": "s{i}", "shell": {"command": "echo cpu{cpu} round {i}"}}]}},
         {"name": "t", "repeat": {"times": 2, "steps": [{"sleep": 1}]}}])
-    assert [s.name for s in steps] == ["r[0].1-hotplug", "r[0].s0", "r[1].1-hotplug", "r[1].s1",
-                                       "t[0].1-sleep", "t[1].1-sleep"]
+    # One naming with scenario files: "<name>#<round>[@cpu<n>]", default
+    # names numbered in source order so that every round shares the base.
+    assert [s.name for s in steps] == ["1-hotplug#0@cpu1", "s0#0@cpu1", "1-hotplug#1@cpu3", "s1#1@cpu3",
+                                       "3-sleep#0", "3-sleep#1"]
     assert steps[2].args == {"cpu": 3, "online": False}
     assert steps[3].args["command"] == "echo cpu3 round 1"
     with pytest.raises(ValueError):
         predict([{"repeat": {"times": 1, "steps": [{"hotplug": {"cpu": "{cpu}", "online": False}}]}}])
     nested = expand([{"name": "o", "repeat": {"times": 2, "steps": [
         {"name": "n", "repeat": {"cpus": [2], "steps": [{"load": {"cpu": "{cpu}", "seconds": 1}}]}}]}}])
-    assert [s.name for s in nested] == ["o[0].n[0].1-load", "o[1].n[0].1-load"]
+    assert [s.name for s in nested] == ["1-load#0#0@cpu2", "1-load#1#0@cpu2"]
     assert nested[0].args == {"cpu": 2, "seconds": 1}
 
 
@@ -535,7 +540,7 @@ def test_property_model_invariants(scn, features):
                     assert forms == {None}          # never prints and offline
             if sender is not None:
                 # ... and never on the sender (unless a detector backtraces it meanwhile)
-                background = any("-bt" in r.key and f"cpu{sender}" in r.key for r in p.reports)
+                background = any("-bt" in r.key and f"cpu{sender}" in r.key for r in p.console_lines)
                 if BACKTRACE_ROW in features.ipi_rows() and not background:
                     assert p.counters[BACKTRACE_ROW].get(sender, Range(0, 0)) == Range(0, 0)
                 assert None not in b.forms[sender] or b.swallowed

@@ -49,7 +49,7 @@ def test_random_sequences_agree_with_model(default_kernel, tmp_path: Path) -> No
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary) == SEQUENCES
     disagreements = [(s["scenario"], c["name"], c["observed"]) for s in summary for c in s["checks"]
-                     if c["verdict"] != "pass"]
+                     if c["verdict"] not in ("pass", "not-compared")]
     compared = sum(len(s["checks"]) for s in summary)
     print(f"{SEQUENCES} sequences, {compared} claims compared, {len(disagreements)} disagreements")
     assert proc.returncode == 0 and not disagreements, (disagreements[:20], proc.stdout[-3000:])

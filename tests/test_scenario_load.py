@@ -145,3 +145,12 @@ def test_console_cpu_attribution() -> None:
         exp = scenario._parse_expect(Path("x.yaml"), {"console": {"step": "t", "cpu": cpu, "present": pattern}},
                                      scenario.Where(Path("x.yaml")), 0, ctx)
         assert evaluate(exp, obs).verdict == want, (cpu, pattern)
+
+
+def test_event_names_are_qemus(tmp_path: Path) -> None:
+    bad = tmp_path / "ev.yaml"
+    bad.write_text("name: ev\nsteps:\n  - shell: 'true'\nexpect:\n  - event: {name: GUEST_PANICED}\n")
+    with pytest.raises(InputError, match=r"ev.yaml:5.*unknown QMP event 'GUEST_PANICED' \(did you mean GUEST_PANICKED\?\)"):
+        scenario.load(bad)
+    bad.write_text("name: ev\nsteps:\n  - shell: 'true'\nexpect:\n  - event: {name: GUEST_PANICKED, present: false}\n")
+    assert scenario.load(bad).expect[0].args["name"] == "GUEST_PANICKED"

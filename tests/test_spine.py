@@ -48,11 +48,11 @@ def test_backtrace_scenario_passes_on_default_kernel(default_kernel, tmp_path: P
     assert "PASS  backtrace-ipi [default]" in proc.stdout
     assert "1 passed, 0 failed" in proc.stdout
     suites = ET.parse(tmp_path / "j.xml").getroot().findall("testsuite")
-    assert [s.get("name") for s in suites] == ["default"]
+    assert [s.get("name") for s in suites] == ["default/backtrace-ipi"]
     cases = suites[0].findall("testcase")
     names = {c.get("name") for c in cases}
     assert {"backtrace IPI counted once on every other CPU", "every online CPU accounted for"} <= names
-    assert any(n.startswith("model: ") for n in names)   # the model's claims are checks too
+    assert "model: every claim holds" in names   # the model's claims, one testcase (issue 13)
     assert not suites[0].findall(".//failure") and not suites[0].findall(".//error")
     art = out / "default" / "backtrace-ipi"
     assert "NMI backtrace for cpu 1" in (art / "console.log").read_text()
@@ -60,7 +60,8 @@ def test_backtrace_scenario_passes_on_default_kernel(default_kernel, tmp_path: P
     assert obs["steps"]["trigger"]["backtraces"]["sender"] == 1
     assert obs["snapshots"]["after"]["rows"]["CPU backtrace interrupts"] == {"0": 1, "1": 0, "2": 1, "3": 1}
     verdicts = json.loads((art / "verdicts.json").read_text())
-    assert verdicts["verdict"] == "pass" and len(verdicts["checks"]) == len(cases)
+    own = [c for c in verdicts["checks"] if not c["name"].startswith("model: ")]
+    assert verdicts["verdict"] == "pass" and len(own) + 1 == len(cases)
     assert (art / "expectations.json").exists()
     assert_no_qemu(out)
 
@@ -223,4 +224,29 @@ steps:
     assert "rvharness-ready" in (art / "console.log").read_text()
     checks = json.loads((art / "verdicts.json").read_text())["checks"]
     assert [c["verdict"] for c in checks if c["name"] == "all CPUs came online at boot"] == ["fail"]
+    # The retry is visible in the scenario's line, the run's summary and JUnit.
+    assert "boot retried 1x" in proc.stdout and "1 boot retried" in proc.stdout
+    assert "boot retried 1x" in (out / "junit.xml").read_text()
+    assert json.loads((art / "verdicts.json").read_text())["boot_retries"] == 1
     assert_no_qemu(out)
+
+
+def test_a_skipped_scenario_writes_every_artifact_and_exits_5(default_kernel, tmp_path: Path) -> None:
+    scn = scenario_file(tmp_path, """name: needs-more
+requires: [CONFIG_NOT_IN_THIS_KERNEL]
+steps:
+  - snapshot: a
+  - sysrq: {key: l, cpu: 1}
+  - snapshot: b
+expect:
+  - model: true
+""")
+    out = tmp_path / "out"
+    proc = rvharness("run", str(scn), "--out", str(out))
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    assert "every scenario was skipped" in proc.stderr
+    art = out / "default" / "needs-more"
+    for name in ("expectations.json", "observations.json", "predictions.json", "verdicts.json"):
+        assert (art / name).exists(), name
+    assert json.loads((art / "verdicts.json").read_text())["verdict"] == "skip"
+    assert json.loads((art / "predictions.json").read_text())["steps"]

@@ -7,21 +7,39 @@ scenario steps, what /proc/interrupts, the console and kdb should show.
     for claim_id, description, expected in run.claims(): ...
 
 docs/model.md lists every assumption with the kernel function behind it."""
-from .engine import Event, Model, Run, predict
+from .detectors import Event
+from .engine import Model, predict
+from .timeline import Run
 from .expect import Range, one_of, satisfies
 from .explain import explain
-from .features import (ARM64, ARM64_PSEUDO_NMI, BACKTRACE_ROW, CALL_ROW, EXACT_ROWS, KGDB_ROW,
-                       NOISY_ROWS, RISCV64, ArchProfile, Features)
+from .features import (
+                       ARM64,
+                       ARM64_PSEUDO_NMI,
+                       BACKTRACE_ROW,
+                       CALL_ROW,
+                       EXACT_ROWS,
+                       KGDB_ROW,
+                       NOISY_ROWS,
+                       RISCV64,
+                       ArchProfile,
+                       Features,
+)
 from .kdb import available_cpus, parse_available
-from .prediction import (BacktracePrediction, Claim, HotplugPrediction, KdbPrediction, Prediction,
-                         Report, SnapshotPrediction)
+from .prediction import (
+                       BacktracePrediction,
+                       Claim,
+                       HotplugPrediction,
+                       KdbPrediction,
+                       Prediction,
+                       PredictedLine,
+                       SnapshotPrediction,
+)
 from .state import Activity, MachineState, Span
-from .steps import as_step, expand, make_step
 
 __all__ = [
     "ARM64", "ARM64_PSEUDO_NMI", "Activity", "ArchProfile", "BACKTRACE_ROW", "BacktracePrediction",
     "CALL_ROW", "Claim", "EXACT_ROWS", "Event", "Features", "HotplugPrediction", "KGDB_ROW",
     "KdbPrediction", "MachineState", "Model", "NOISY_ROWS", "Prediction", "RISCV64", "Range",
-    "Report", "Run", "SnapshotPrediction", "Span", "as_step", "available_cpus", "expand", "explain",
-    "make_step", "one_of", "parse_available", "predict", "satisfies",
+    "PredictedLine", "Run", "SnapshotPrediction", "Span", "available_cpus", "explain", "one_of",
+    "parse_available", "predict", "satisfies",
 ]

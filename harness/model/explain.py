@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from ..parsers import cpulist
-from .features import EXACT_ROWS, Features
+from .features import EXACT_ROWS, UNTRIGGERABLE, Features
 from .prediction import MUST, Prediction
 
 _FORM_TEXT = {
@@ -68,6 +68,9 @@ def explain_predictions(predictions: list[Prediction], features: Features, cpus:
     rev = features.reverted()
     if rev:
         lines.append(f"Seed commits missing from this kernel: {', '.join(rev)}.")
+    for row, why in UNTRIGGERABLE.items():
+        if row in features.ipi_rows():
+            lines.append(f"'{row}' {why}; the model claims it stays 0.")
     for p in predictions:
         lines.append("")
         lines.append(f"[{p.index + 1}] {p.name}: {_describe_step(p)}")
@@ -118,7 +121,7 @@ def explain_predictions(predictions: list[Prediction], features: Features, cpus:
             lines.append(f"    exit status {h.status}; {what}{reason}{extra}")
         for row in _counters(p):
             lines.append(f"    counters: {row}")
-        for r in p.reports:
+        for r in p.console_lines:
             lines.append(f"    console {'must' if r.when == MUST else 'may'} show: /{r.pattern}/"
                          + (f"  ({r.why})" if r.why else ""))
         for n in p.notes:

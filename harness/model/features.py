@@ -27,7 +27,20 @@ ARM64_IPI_ROWS = (RESCHED_ROW, CALL_ROW, STOP_ROW, STOP_NMI_ROW, TIMER_ROW, IRQ_
                   BACKTRACE_ROW, KGDB_ROW)
 
 # Rows that only the modelled actions move: the model predicts exact deltas.
-EXACT_ROWS = (BACKTRACE_ROW, KGDB_ROW)
+# The stop rows move only on the way down (riscv: panic's smp_send_stop; the
+# crash-dump stop needs CONFIG_KEXEC_CORE), after which no snapshot can be
+# read; the timer broadcast row cannot move in this configuration (no timer
+# stops in idle on QEMU virt, CONFIG_CPU_IDLE off). docs/ipi-types.md has the
+# measurements: all three stayed 0 in every snapshot of every run.
+EXACT_ROWS = (BACKTRACE_ROW, KGDB_ROW, STOP_ROW, CRASH_STOP_ROW, STOP_NMI_ROW, TIMER_ROW)
+# IPI types the configuration cannot send, and why (explain and docs/model.md).
+UNTRIGGERABLE = {
+    CRASH_STOP_ROW: "cannot be triggered in this configuration: CONFIG_KEXEC_CORE is off, so riscv's "
+                    "crash_smp_send_stop() is not built and panic uses smp_send_stop() (IPI_CPU_STOP)",
+    TIMER_ROW: "cannot be triggered in this configuration: no per-CPU timer stops in idle (QEMU virt's "
+               "timer has no riscv,timer-cannot-wake-cpu, CONFIG_CPU_IDLE is off), so no CPU enters "
+               "tick broadcast mode",
+}
 # Rows the rest of the kernel moves too: the model predicts lower bounds.
 NOISY_ROWS = (CALL_ROW, RESCHED_ROW, IRQ_WORK_ROW)
 
@@ -68,18 +81,18 @@ class ArchProfile:
 # RISC-V has no NMI for IPIs: an IPI is an ordinary supervisor software
 # interrupt (arch/riscv/kernel/smp.c handle_IPI via the INTC); a CPU with
 # interrupts disabled never takes it. PLIC routes ttyS0 to CPU 0 at boot
-# (FIELD-NOTES; drivers/irqchip/irq-sifive-plic.c plic_set_affinity picks the
+# (docs/measurements.md §uart-cpu; drivers/irqchip/irq-sifive-plic.c plic_set_affinity picks the
 # first online CPU of the mask).
 RISCV64 = ArchProfile("riscv64", RISCV_IPI_ROWS, frozenset(), frozenset({IDLE}))
 
 # arm64 with irqchip.gicv3_pseudo_nmi=1: ipi_should_be_nmi() is true for
 # IPI_CPU_STOP_NMI, IPI_CPU_BACKTRACE and IPI_KGDB_ROUNDUP
 # (arch/arm64/kernel/smp.c). Idle CPUs answer the backtrace either way
-# (FIELD-NOTES: sometimes "skipped: idling", sometimes a full trace).
+# (docs/measurements.md §idle-forms: sometimes "skipped: idling", sometimes a full trace).
 ARM64_PSEUDO_NMI = ArchProfile("arm64-pseudo-nmi", ARM64_IPI_ROWS,
                                frozenset({NMI_BACKTRACE, NMI_KGDB_ROUNDUP, NMI_STOP}),
                                frozenset({IDLE, FULL}))
-# arm64 with pseudo-NMIs off behaves as RISC-V does for stuck CPUs (FIELD-NOTES).
+# arm64 with pseudo-NMIs off behaves as RISC-V does for stuck CPUs (docs/measurements.md §arm64-pseudo-nmi).
 ARM64 = ArchProfile("arm64", ARM64_IPI_ROWS, frozenset(), frozenset({IDLE, FULL}))
 
 ARCH_PROFILES = {p.name: p for p in (RISCV64, ARM64_PSEUDO_NMI, ARM64)}
@@ -105,6 +118,31 @@ def _param(cmdline: Sequence[str], name: str) -> str | None:
         elif part == name:
             found = ""
     return found
+
+
+# What a recipe may declare absent (`model: {without: [...]}`), with what
+# each changes in the model. Commits may be given by a prefix of 7+ digits.
+ABSENT_ON_PURPOSE = {
+    SEED_BACKTRACE: "riscv: add IPI_CPU_BACKTRACE (arch_trigger_cpumask_backtrace by IPI)",
+    SEED_KGDB: "riscv: add IPI_KGDB_ROUNDUP (kgdb_roundup_cpus by IPI)",
+    SEED_SBI_IPI: "riscv: SBI IPI enabled at CPUHP_AP_IRQ_RISCV_SBI_IPI_STARTING",
+    NO_CSD_DIAGNOSTICS: "kernel/smp.c csd_lock_wait() timeout diagnostics",
+}
+
+
+def resolve_without(names: Iterable[str]) -> list[str]:
+    """The ABSENT_ON_PURPOSE keys that names denote; ValueError names an unknown one."""
+    out = []
+    for name in names:
+        n = str(name).strip().lower()
+        hits = [k for k in ABSENT_ON_PURPOSE
+                if k == n or (len(n) >= 7 and all(c in "0123456789abcdef" for c in n)
+                              and (k.startswith(n) or n.startswith(k)))]
+        if not hits:
+            raise ValueError(f"unknown commit {name!r}: the model knows "
+                             + ", ".join(f"{k} ({v})" for k, v in ABSENT_ON_PURPOSE.items()))
+        out.extend(h for h in hits if h not in out)
+    return out
 
 
 @dataclass(frozen=True)
@@ -146,40 +184,38 @@ class Features:
         return replace(base, **overrides)
 
     @classmethod
-    def from_kernel(cls, ipi_rows: Iterable[str], config: Mapping[str, str] | None,
-                    *, cmdline: Sequence[str] | str | None = None,
-                    sbi_ipi_early: bool | None = None,
-                    reverted: Iterable[str] | None = None) -> "Features":
-        """Features of a booted kernel from its /proc/interrupts IPI row
-        names and its .config (None: assume the project's fragment).
+    def reference(cls, config: Mapping[str, str] | None, *, arch: str = "riscv64",
+                  cmdline: Sequence[str] | str | None = None,
+                  without: Iterable[str] = ()) -> "Features":
+        """What the kernel a recipe declares should do: Linux 6.12 on `arch`
+        with every seed commit, configured by its .config (None: the
+        project's fragment) and booted with cmdline (None: the harness
+        default, which has kgdboc= and no csdlock_debug). `without` names
+        seed commits (or NO_CSD_DIAGNOSTICS) the recipe declares absent on
+        purpose, to describe an older kernel honestly.
 
-        cmdline is the kernel command line (None: the harness default,
-        which has kgdboc= and no csdlock_debug). Whether 3908ba2e0b24 is
-        present cannot be seen in rows or config: pass sbi_ipi_early, or
-        reverted (the commits or patch names the kernel recipe reverts, []
-        for none); otherwise it is None (unknown)."""
-        rows = set(ipi_rows)
+        Nothing here looks at the kernel under test: a kernel that lost a
+        feature the recipe did not declare absent fails the model's claims."""
+        absent = set(resolve_without(without))
         if isinstance(cmdline, str):
             cmdline = cmdline.split()
         explicit_cmdline = cmdline is not None
         cmd = list(cmdline or [])
-        if sbi_ipi_early is None and reverted is not None:
-            names = [r.lower() for r in reverted]
-            sbi_ipi_early = not any(SEED_SBI_IPI in r or (len(r) >= 7 and SEED_SBI_IPI.startswith(r))
-                                    for r in names)
         defaults = cls()
         cfg = config if config is not None else None
 
         def on(name: str, default: bool) -> bool:
             return default if cfg is None else _on(cfg, name)
 
-        if cfg is not None and _on(cfg, "CONFIG_ARM64"):
-            nmi = on("CONFIG_ARM64_PSEUDO_NMI", False) and _param(cmd, "irqchip.gicv3_pseudo_nmi") == "1"
-            arch = ARM64_PSEUDO_NMI if nmi else ARM64
+        if arch == "arm64":
+            nmi = on("CONFIG_ARM64_PSEUDO_NMI", True) and _param(cmd, "irqchip.gicv3_pseudo_nmi") == "1"
+            profile = ARM64_PSEUDO_NMI if nmi else ARM64
+        elif arch == "riscv64":
+            profile = RISCV64
+            if cfg is not None and _on(cfg, "CONFIG_HARDLOCKUP_DETECTOR_PERF"):
+                profile = replace(profile, hardlockup_detector="perf")
         else:
-            arch = RISCV64
-        if cfg is not None and arch is RISCV64 and (_on(cfg, "CONFIG_HARDLOCKUP_DETECTOR_PERF")):
-            arch = replace(arch, hardlockup_detector="perf")
+            raise ValueError(f"the model has no profile for arch {arch!r} (known: riscv64, arm64)")
 
         kgdb = on("CONFIG_KGDB", True) and on("CONFIG_KGDB_KDB", True)
         kgdboc = (_param(cmd, "kgdboc") is not None) if explicit_cmdline else True
@@ -188,9 +224,7 @@ class Features:
         csd_param = _param(cmd, "csdlock_debug")
         csd_default = on("CONFIG_CSD_LOCK_WAIT_DEBUG_DEFAULT", False)
         csd_on = (csd_param not in (None, "") and _int(csd_param, 0) != 0) or (csd_default and csd_param is None)
-        csd = on("CONFIG_CSD_LOCK_WAIT_DEBUG", True) and csd_on
-        if reverted is not None and any(NO_CSD_DIAGNOSTICS in r.lower() for r in reverted):
-            csd = False
+        csd = on("CONFIG_CSD_LOCK_WAIT_DEBUG", True) and csd_on and NO_CSD_DIAGNOSTICS not in absent
 
         thresh = _int(_param(cmd, "watchdog_thresh"), defaults.watchdog_thresh)
         watchdog_on = thresh > 0 and _param(cmd, "nowatchdog") is None
@@ -210,10 +244,10 @@ class Features:
             (_int(cfg.get("CONFIG_PANIC_TIMEOUT"), 0) if cfg else 0)
 
         return cls(
-            arch=arch,
-            backtrace_ipi=BACKTRACE_ROW in rows,
-            kgdb_roundup_ipi=KGDB_ROW in rows,
-            sbi_ipi_early=sbi_ipi_early if arch is RISCV64 else None,
+            arch=profile,
+            backtrace_ipi=SEED_BACKTRACE not in absent,
+            kgdb_roundup_ipi=SEED_KGDB not in absent,
+            sbi_ipi_early=(SEED_SBI_IPI not in absent) if profile is RISCV64 or arch == "riscv64" else None,
             smp=on("CONFIG_SMP", True),
             hotplug=on("CONFIG_HOTPLUG_CPU", True),
             magic_sysrq=on("CONFIG_MAGIC_SYSRQ", True),

@@ -4,7 +4,7 @@ Every Prediction lists its claims as (claim_id, description, expected_value)
 triples (Prediction.claims()); expected values are plain JSON as described
 in harness/model/expect.py. claim_details() gives the same claims with the
 basis of each: "source" (derived from the kernel source), "measured"
-(FIELD-NOTES.md measured it) or "both"."""
+(docs/measurements.md) or "both"."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -28,6 +28,7 @@ ABORTED = "aborted"             # the machine went away (a reset with -no-reboot
 
 MUST = "must"
 MAY = "may"
+NEVER = "never"                 # must not appear (e.g. "SMP: failed to stop" when every CPU can stop)
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,10 @@ class Claim:
 
 
 @dataclass
-class Report:
+class PredictedLine:
     """A console line the kernel prints: pattern is a Python regex to search
-    for; when is MUST (appears by the end of the step) or MAY."""
+    for; when is MUST (appears by the end of the step), MAY, or NEVER (must
+    not appear from the step's start on)."""
     key: str
     pattern: str
     when: str = MUST
@@ -152,7 +154,7 @@ class Prediction:
     kdb: KdbPrediction | None = None
     hotplug: HotplugPrediction | None = None
     snapshot: SnapshotPrediction | None = None
-    reports: list[Report] = field(default_factory=list)
+    console_lines: list[PredictedLine] = field(default_factory=list)
     # where each vCPU executes while the step's vcpus probe is taken (harness.vcpus locations)
     vcpus: dict[int, set[str]] | None = None
     # other single claims: id suffix -> (description, expected value)
@@ -165,14 +167,14 @@ class Prediction:
         rows = self.counters.setdefault(row, {})
         rows[cpu] = rows[cpu] + r if cpu in rows else r
 
-    def report(self, key: str, pattern: str, when: str = MUST, why: str = "",
+    def expect_console(self, key: str, pattern: str, when: str = MUST, why: str = "",
                basis: str = "source") -> None:
-        for r in self.reports:
+        for r in self.console_lines:
             if r.key == key:
                 if when == MUST:
                     r.when = MUST
                 return
-        self.reports.append(Report(key, pattern, when, why, basis))
+        self.console_lines.append(PredictedLine(key, pattern, when, why, basis))
 
     def note(self, text: str) -> None:
         if text not in self.notes:
@@ -252,7 +254,7 @@ class Prediction:
                     "(QEMU's registers, symbolised)", one_of(sorted(locs)), "both")
         for suffix, (desc, expected) in sorted(self.facts.items()):
             add(suffix, desc, expected)
-        for r in self.reports:
+        for r in self.console_lines:
             if r.when == MUST:
                 out.append(Claim(f"{n}:report:{r.key}",
                                  f"console shows /{r.pattern}/ by the end of this step", True, r.basis))
@@ -278,7 +280,7 @@ class Prediction:
             "vcpus": ({str(c): sorted(v) for c, v in sorted(self.vcpus.items())}
                       if self.vcpus is not None else None),
             "facts": {k: v[1] for k, v in sorted(self.facts.items())},
-            "reports": [r.to_json() for r in self.reports],
+            "console_lines": [r.to_json() for r in self.console_lines],
             "notes": list(self.notes),
             "claims": [list(c) for c in self.claims()],
         }

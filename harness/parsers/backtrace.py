@@ -90,6 +90,19 @@ class BacktraceReport:
         return {cpu: bt.form for cpu, bt in sorted(self.cpus.items())}
 
     @property
+    def mechanism(self) -> str | None:
+        """'ipi' (lib/nmi_backtrace.c: a Sending line or "NMI backtrace for
+        cpu" blocks), 'fallback' (drivers/tty/sysrq.c's "CPUn:" dumps over
+        function calls), None when the round printed neither. The fallback
+        round names a sender too (the CPU that dumped first), so a sender
+        alone says nothing about the mechanism."""
+        if self.fallback:
+            return "fallback"
+        if self.targets is not None or any(f in (FULL, IDLE) for f in self.forms().values()):
+            return "ipi"
+        return None
+
+    @property
     def missing(self) -> list[int]:
         """Targets that never printed anything (e.g. stuck with IRQs off)."""
         if self.targets is None:

@@ -1,0 +1,76 @@
+"""One command's work from scenarios and kernels to artifacts: choosing
+the kernels (recipes, --patch, --tree, --kernel-image), running every
+scenario on each with live progress (and --follow), and writing
+summary.json, junit.xml and report.html."""
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from . import initramfs, kbuild, kernelimage, usertree
+from .arch import RISCV64
+from .errors import InputError
+from .outputs import results as results_out, terminal, write_all
+from .outputs.follow import following
+from .outputs.progress import Display
+from .paths import REPO_ROOT
+from .recipe import Recipe, load_recipe
+from .scenario import Scenario
+
+DEFAULT_RECIPE = REPO_ROOT / "kernels" / "default.yaml"
+
+
+def safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", name)
+
+
+def recipes(kernel: list[str], patch: list[str], tree: str | None) -> list[Recipe]:
+    patches = [Path(p) for p in patch]
+    chosen = [load_recipe(Path(k)).with_patches(patches) for k in kernel or [str(DEFAULT_RECIPE)]]
+    if tree is not None:
+        chosen = [usertree.with_tree(r, Path(tree)) for r in chosen]
+    return chosen
+
+
+def kernels(args, display: Display) -> list[kbuild.BuiltKernel]:
+    if args.kernel_image:
+        if args.patch or args.kernel or getattr(args, "tree", None):
+            raise InputError(None, "--kernel-image cannot be combined with --kernel, --patch or --tree")
+        built, found = kernelimage.prebuilt(Path(args.kernel_image), RISCV64,
+                                            Path(args.build_dir) if args.build_dir else None)
+        missing = [n for n in kernelimage.FOUND if n not in found]
+        display.say(f"kernel {args.kernel_image}: " + ", ".join(f"{n} {p}" for n, p in found.items())
+                    + (f"; not found: {', '.join(missing)}" if missing else ""))
+        return [built]
+    if getattr(args, "build_dir", None):
+        raise InputError(None, "--build-dir goes with --kernel-image")
+    return [kbuild.build(r, progress=display.say, monitor=display)
+            for r in recipes(args.kernel, args.patch, getattr(args, "tree", None))]
+
+
+def run_all(scenarios: list[Scenario], built: list[kbuild.BuiltKernel], out: Path,
+            junit_path: Path, display: Display, follow: bool = False,
+            model_only: bool = False) -> list:
+    from .runner import run_scenario
+
+    initrd = initramfs.build(RISCV64)
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    with display.running(len(scenarios) * len(built)) as status:
+        for kernel in built:
+            for scn in scenarios:
+                art = out / safe(kernel.recipe_name) / safe(scn.name)
+                status.start(kernel.recipe_name, scn.name)
+                with following(art / "console.log" if follow else None, f"{kernel.recipe_name}/{scn.name}"):
+                    res = run_scenario(scn, kernel, initrd, art, model_only=model_only,
+                                       on_step=status.on_step)
+                status.end()
+                terminal.print_result(res, sys.stdout)
+                sys.stdout.flush()
+                results.append(res)
+    results_out.write_summary(results, out / results_out.SUMMARY)
+    write_all(out, junit_path)
+    print(terminal.summary_line(results))
+    print(f"artifacts: {out}  report: {out / 'report.html'}  junit: {junit_path}")
+    return results

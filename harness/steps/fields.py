@@ -1,0 +1,112 @@
+"""Field validators shared by the step types' schemas (and by the
+scenario's expectations): each takes (value, where, ctx) and raises
+where.error(...) with what was expected."""
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from .. import scenario_limits
+from ..yamlfile import Where
+
+if TYPE_CHECKING:
+    from ..scenario import Ctx
+
+_MEMORY = re.compile(r"^\d+[MG]$")
+
+
+def size_bytes(text: str) -> int:
+    """'512M' or '1G' in bytes (validated by MEMORY)."""
+    return int(text[:-1]) << (20 if text[-1] == "M" else 30)
+
+
+def cpu(value: Any, where: Where, ctx: "Ctx") -> None:
+    if not 0 <= value < ctx.cpus:
+        raise where.error(f"CPU {value} out of range: the machine has cpus: {ctx.cpus} (0-{ctx.cpus - 1})")
+
+
+def sysrq_key(value: Any, where: Where, ctx: "Ctx") -> None:
+    if not re.fullmatch(r"[0-9a-z]", value):
+        raise where.error(f"expected a single sysrq key [0-9a-z], got {value!r}")
+
+
+def positive(value: Any, where: Where, ctx: "Ctx") -> None:
+    if value <= 0:
+        raise where.error(f"expected a positive number, got {value}")
+
+
+def one_line(value: Any, where: Where, ctx: "Ctx") -> None:
+    # Any text goes through the console's encoded transfer (newlines,
+    # here-docs and quotes included); scenario_limits has what cannot.
+    if problem := scenario_limits.command_problem(value):
+        raise where.error(problem)
+
+
+def via(value: Any, where: Where, ctx: "Ctx") -> None:
+    if value not in ("proc", "break"):
+        raise where.error(f"expected 'proc' (/proc/sysrq-trigger) or 'break' (serial BREAK), got {value!r}")
+
+
+def not_negative(value: Any, where: Where, ctx: "Ctx") -> None:
+    if value < 0:
+        raise where.error(f"expected a number >= 0, got {value}")
+
+
+def cpu_list(value: Any, where: Where, ctx: "Ctx") -> None:
+    if not value:
+        raise where.error("expected a non-empty list of CPU numbers")
+    for c in value:
+        if not isinstance(c, int) or isinstance(c, bool):
+            raise where.error(f"expected CPU numbers, got {c!r}")
+        cpu(c, where, ctx)
+
+
+def share(value: Any, where: Where, ctx: "Ctx") -> None:
+    if not 0.01 <= value < 1:
+        raise where.error(f"expected a share of one host CPU from 0.01 to below 1, got {value}")
+
+
+def balloon_target(value: Any, where: Where, ctx: "Ctx") -> None:
+    if not _MEMORY.match(value):
+        raise where.error(f"expected a size like 256M, got {value!r}")
+    if not 64 << 20 <= size_bytes(value) < ctx.memory:
+        raise where.error(f"expected a target from 64M up to below the machine's memory "
+                          f"({ctx.memory >> 20}M), got {value}")
+
+
+def locations(value: Any, where: Where, ctx: "Ctx") -> None:
+    from ..vcpus import ALL_LOCATIONS
+    for loc in value:
+        if loc not in ALL_LOCATIONS:
+            raise where.error(f"unknown vCPU location {loc!r} (expected one of: {', '.join(ALL_LOCATIONS)})")
+
+
+NUM = (int, float)
+
+def regex(value: Any, where: Where, ctx: "Ctx") -> None:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise where.error(f"bad regular expression: {exc}") from None
+
+
+def kdb_commands(value: Any, where: Where, ctx: "Ctx") -> None:
+    for cmd in value:
+        if not isinstance(cmd, str) or (problem := scenario_limits.kdb_command_problem(cmd)):
+            raise where.error(f"expected one-line kdb commands, got {cmd!r}"
+                              + (f": {problem}" if isinstance(cmd, str) else ""))
+        if cmd.strip() == "go":
+            raise where.error("leave 'go' out: the step always leaves kdb with go")
+
+
+# LKDTM crash points the scenarios use (drivers/misc/lkdtm/); those that
+# never return run in the background.
+LKDTM_BACKGROUND = ("HARDLOCKUP", "SOFTLOCKUP", "SPINLOCKUP", "HUNG_TASK", "SMP_CALL_LOCKUP", "LOOP")
+LKDTM_CRASHING = ("PANIC", "BUG", "EXCEPTION", "CORRUPT_STACK", "UNALIGNED_LOAD_STORE_WRITE")
+LKDTM_RETURNING = ("WARNING", "WARNING_MESSAGE")
+LKDTM_POINTS = LKDTM_BACKGROUND + LKDTM_CRASHING + LKDTM_RETURNING
+
+
+def crash_point(value: Any, where: Where, ctx: "Ctx") -> None:
+    if value not in LKDTM_POINTS:
+        raise where.error(f"unknown LKDTM crash point {value!r} (expected one of: {', '.join(LKDTM_POINTS)})")

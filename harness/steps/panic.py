@@ -1,0 +1,48 @@
+"""A guest panic driven from outside (pvpanic path): the scenario ends with it."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .. import faults
+from ..model.prediction import REFUSED, Prediction
+from ..model.state import Span
+from ..model.timing import DUR_BACKGROUND
+from ..observations import Observations, StepRecord
+from . import fields as v
+from .base import Step, StepContext, StepType
+
+if TYPE_CHECKING:
+    from ..model.engine import Model
+
+
+def execute(live: StepContext, step: Step, rec: StepRecord, obs: Observations, online: set[int]) -> None:
+    a = step.args
+    rec.detail.update(faults.panic(live.fault, a["cpu"], step.timeout))
+    rec.detail["ends_scenario"] = "the guest panicked, as the step asked"
+
+
+def transition(m: Model, p: Prediction, a: dict, step: Step) -> Span:
+    """LKDTM PANIC with pvpanic-pci: the harness leaves kdb (kgdb_panic)
+    with go, and panic() goes on to the notifiers: GUEST_PANICKED."""
+    f = m.features
+    cpu = a.get("cpu")
+    if not f.lkdtm:
+        p.outcome = {REFUSED}
+        p.note("kernel without CONFIG_LKDTM")
+        return DUR_BACKGROUND
+    cands = m.entry_cpus(p, None if cpu is None else int(cpu), "proc", background=True)
+    if not cands:
+        return DUR_BACKGROUND
+    p.facts["panic:event"] = ("QEMU reports GUEST_PANICKED (pvpanic)", True)
+    return m.branch(p, cands, lambda q, c: m.panic(q, c, "dumptest", leave_kdb=True))
+
+
+STEP = StepType(
+    kind="panic",
+    shorthand="cpu",
+    fields={
+        "cpu": (int, False, None, v.cpu),
+    },
+    execute=execute,
+    transition=transition,
+)

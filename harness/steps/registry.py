@@ -1,0 +1,28 @@
+"""Every step type, by the name scenarios use for it. The runner, the
+scenario loader and the model all dispatch through this table."""
+from __future__ import annotations
+
+from . import (
+               balloon,
+               hotplug,
+               kdb,
+               kick,
+               lkdtm,
+               load,
+               nmi,
+               panic,
+               pause,
+               reset,
+               shell,
+               sleep,
+               snapshot,
+               starve,
+               sysrq,
+               vcpus,
+               wait_for,
+)
+from .base import StepType
+
+STEP_TYPES: dict[str, StepType] = {m.STEP.kind: m.STEP for m in (
+    shell, sysrq, snapshot, sleep, hotplug, kdb, lkdtm, wait_for, load,
+    vcpus, pause, reset, balloon, starve, nmi, panic, kick)}

@@ -1,0 +1,39 @@
+"""Where every vCPU executes, read through QMP and symbolised (a probe)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .. import vcpus as vcpu_probe
+from ..model.prediction import Prediction
+from ..model.state import Span
+from ..observations import Observations, StepRecord
+from . import fields as v
+from .base import Step, StepContext, StepType
+
+if TYPE_CHECKING:
+    from ..model.engine import Model
+
+
+def execute(live: StepContext, step: Step, rec: StepRecord, obs: Observations, online: set[int]) -> None:
+    a = step.args
+    rec.detail["probe"] = a["label"]
+    obs.probes[a["label"]] = vcpu_probe.probe(live.qmp, a["label"], live.system_map, live.arch,
+                                             live.fault.harts, a["rounds"])
+
+
+def transition(m: Model, p: Prediction, a: dict, step: Step) -> Span:
+    p.vcpus = {n: m.locations(n) for n in range(m.state.ncpus)}
+    return Span(0.0, 0.1)               # the VM is stopped while sampled: no guest time
+
+
+STEP = StepType(
+    kind="vcpus",
+    shorthand="label",
+    fields={
+        "label": (str, True, None, None),
+        "rounds": (int, False, 3, v.positive),
+    },
+    execute=execute,
+    transition=transition,
+    needs=lambda a: frozenset({"harts"}),
+)

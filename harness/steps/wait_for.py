@@ -1,0 +1,55 @@
+"""Wait for a console line (it may already have gone by)."""
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from ..errors import ConsoleTimeout
+from ..model.prediction import Prediction
+from ..model.state import Span
+from ..observations import Observations, StepRecord
+from . import fields as v
+from .base import Step, StepContext, StepType
+
+if TYPE_CHECKING:
+    from ..model.engine import Model
+
+
+def execute(live: StepContext, step: Step, rec: StepRecord, obs: Observations, online: set[int]) -> None:
+    con = live.con
+    a = step.args
+    # The line may already have gone by (e.g. during a long sysrq step).
+    seen = re.search(a["pattern"], con.text(), re.MULTILINE)
+    if seen is None:
+        try:
+            con.expect([a["pattern"]], step.timeout, f"/{a['pattern']}/")
+            seen = True
+        except ConsoleTimeout:
+            seen = None
+    rec.status = 0 if seen else 1
+    rec.detail["matched"] = bool(seen)
+    con.settle(quiet=0.3)   # the rest of the report the line starts
+
+
+def transition(m: Model, p: Prediction, a: dict, step: Step) -> Span:
+    # Waiting for a console line changes nothing; it only lets time pass
+    # (up to the step's timeout), which the detectors' timing depends on.
+    return Span(0.0, float(step.timeout))
+
+
+def verify(step: Step, rec: StepRecord) -> tuple[str, str] | None:
+    if rec.detail["matched"]:
+        return None
+    return f"/{step.args['pattern']}/ within {step.timeout:g} s", "not printed"
+
+
+STEP = StepType(
+    kind="wait_for",
+    shorthand="pattern",
+    fields={
+        "pattern": (str, True, None, v.regex),
+    },
+    execute=execute,
+    transition=transition,
+    verify=verify,
+)
