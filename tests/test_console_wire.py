@@ -167,7 +167,7 @@ def test_sentinels_survive_kernel_lines_printed_inside_them(tmp_path: Path) -> N
     # Played back by a real process through pexpect, as QEMU's console is.
     import pexpect
     from harness.console import Console, Pending
-    from harness.machine import _Tee
+    from harness.transcript import Transcript
 
     kmsg = "[   12.345678][    C1] rcu: INFO: rcu_sched self-detected stall on CPU\r\n"
     transcript = tmp_path / "t.txt"
@@ -176,7 +176,7 @@ def test_sentinels_survive_kernel_lines_printed_inside_them(tmp_path: Path) -> N
     with open(tmp_path / "console.log", "w") as fh:
         child = pexpect.spawn("cat", [str(transcript)], encoding="utf-8", timeout=None)
         try:
-            child.logfile_read = tee = _Tee(fh)
+            child.logfile_read = tee = Transcript(fh)
             con = Console(child, tee, ["cat"], tmp_path / "console.log")
             r = con.finish(Pending("x", 5, 0, time.monotonic()), 10)
         finally:
