@@ -11,7 +11,8 @@ from typing import Callable, Sequence
 
 import pexpect
 
-from .console_wire import SHELL_RESTARTED, SYNTAX_ERROR, wire_lines
+from .console_wire import (SHELL_RESTARTED, SYNTAX_ERROR, end_pattern, start_pattern, status_of,
+                           wire_lines)
 from .errors import BootTimeout, ConsoleTimeout, GuestCommandRejected, GuestCrashed, QemuExited
 from .scenario_limits import command_problem
 from .transcript import Transcript
@@ -180,8 +181,12 @@ class Console:
         gets more time to arrive (the guest's line editor echoes it byte by
         byte): a step's timeout counts from the start of the command."""
         if not p.started:
-            self.expect([rf"@RVHS{p.seq}@\r*\n"], timeout + p.transfer,
-                        f"command `{_short(p.command)}` to start")
+            m = self.expect([start_pattern(p.seq), re.escape(SHELL_RESTARTED)], timeout + p.transfer,
+                            f"command `{_short(p.command)}` to start")
+            if m.re.pattern != start_pattern(p.seq):
+                # The shell ended so fast that the tty's hangup dropped the
+                # start sentinel still waiting in its output buffer.
+                self._shell_ended(p, "")
             p.started = True
             p.run_t0 = time.monotonic()
             p.out_start = self._match_end()
@@ -189,19 +194,26 @@ class Console:
     def finish(self, p: "Pending", timeout: float) -> CommandResult:
         self.started(p, timeout)
         remaining = max(0.1, timeout - (time.monotonic() - p.run_t0))
-        m = self.expect([rf"@RVHE{p.seq}:(\d+)@", re.escape(SHELL_RESTARTED)], remaining,
+        m = self.expect([end_pattern(p.seq), re.escape(SHELL_RESTARTED)], remaining,
                         f"command `{_short(p.command)}`")
         end = self._match_end()
         raw = self.text(p.out_start, end - len(self.child.after)).replace("\r", "")
-        if m.re.pattern != rf"@RVHE{p.seq}:(\d+)@":
-            raise GuestCommandRejected(f"command `{_short(p.command)}` ended the console shell "
-                                       f"(exit or exec?); init restarted it: {raw.strip()[-300:]!r}")
-        status = int(m.group(1))
+        if m.re.pattern != end_pattern(p.seq):
+            self._shell_ended(p, raw)
+        status = status_of(m)
         if status == 2 and (bad := SYNTAX_ERROR.search(raw)):
             raise GuestCommandRejected(f"the guest shell rejected command `{_short(p.command)}`: "
                                        f"{bad.group(0)}")
         return CommandResult(p.command, status, raw, KMSG_LINE.sub("", raw), p.start,
                              end, time.monotonic() - p.t0)
+
+    def _shell_ended(self, p: "Pending", raw: str) -> None:
+        """The command ended the console shell (exit, exec): when its session
+        leader exits the kernel hangs the serial tty up, dropping output not
+        yet sent; init starts a new shell. A scenario error, not a hang."""
+        raise GuestCommandRejected(f"command `{_short(p.command)}` ended the console shell "
+                                   f"(exit or exec?); init started a new one"
+                                   + (f"; its output: {raw.strip()[-300:]!r}" if raw.strip() else ""))
 
     def _match_end(self) -> int:
         """Transcript offset just past the last match: pexpect has already
@@ -242,7 +254,7 @@ class Console:
         keeps the machine and there is no shell result (None).
         Returns (refused, the shell result)."""
         self.child.send("go\r")
-        m = self.expect([KDB_GO_AGAIN, rf"@RVHE{p.seq}:"], timeout, "kdb to resume after go")
+        m = self.expect([KDB_GO_AGAIN, end_pattern(p.seq)], timeout, "kdb to resume after go")
         refused = m.re.pattern == KDB_GO_AGAIN
         if refused and not again:
             self.expect([KDB_PROMPT], timeout, "the kdb prompt after the go refusal")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import debs, yamlfile
+from .console_wire import SHELL_RC, SHELL_RC_PATH
 from .arch import Arch
 from .errors import InputError
 from .paths import REPO_ROOT, cache_dir
@@ -78,6 +79,8 @@ def build(arch: Arch, recipe: Path = DEFAULT_RECIPE) -> Path:
         Entry("bin/busybox", stat.S_IFREG | 0o755, busybox),
         Entry("bin/sh", stat.S_IFLNK | 0o777, b"busybox"),
         Entry("init", stat.S_IFREG | 0o755, init_path.read_bytes()),
+        # The guest half of the console protocol: the console shell reads it through $ENV.
+        Entry(SHELL_RC_PATH, stat.S_IFREG | 0o644, SHELL_RC.encode()),
     ]
     blob = newc(entries)
     digest = hashlib.sha256(blob).hexdigest()

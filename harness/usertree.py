@@ -21,9 +21,11 @@ import subprocess
 from pathlib import Path
 
 from . import hostcmd
+from .children import die_with_harness
 from .errors import InputError
 from .paths import cache_dir
 from .recipe import Recipe, Source
+
 
 SOURCE_KIND = "worktree"
 
@@ -66,7 +68,8 @@ def identity(tree: Path) -> str:
 
 
 def _git(tree: Path, *args: str) -> bytes:
-    return subprocess.run(["git", "-C", str(tree), *args], capture_output=True, check=True).stdout
+    return subprocess.run(["git", "-C", str(tree), *args], capture_output=True, check=True,
+                          preexec_fn=die_with_harness()).stdout
 
 
 def _git_identity(tree: Path) -> str:

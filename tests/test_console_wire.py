@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from harness.arch import RISCV64
-from harness.console_wire import LINE_PAYLOAD, TRANSFER_FILE, wire_lines
+from harness.console_wire import LINE_PAYLOAD, wire_lines
 from harness.errors import GuestCommandRejected
 from harness.machine import Machine, MachineSpec
 from helpers import rvharness
@@ -23,13 +23,13 @@ def decode(lines: list[str]) -> str:
     the encoding, done independently of it."""
     out = b""
     for line in lines:
-        m = re.match(r"printf '([^']*)' (>>?)" + re.escape(TRANSFER_FILE), line)
+        m = re.fullmatch(r"rvh_([wa]) '([^']*)'(;rvh_r \d+)?", line)
         assert m is not None, line
-        fmt = m.group(1)
+        fmt = m.group(2)
         assert ("\\" not in re.sub(r"\\[0-7]{3}", "", fmt)) and "%" not in fmt.replace("%%", "")
         piece = re.sub(rb"\\([0-7]{3})", lambda b: bytes([int(b.group(1), 8)]),
                        fmt.replace("%%", "%").encode("ascii"))
-        out = piece if m.group(2) == ">" else out + piece
+        out = piece if m.group(1) == "w" else out + piece
     return out.decode("utf-8")
 
 
@@ -42,14 +42,15 @@ def test_any_text_round_trips_through_printable_lines(command: str) -> None:
     for line in lines:
         assert line.isascii() and line.isprintable(), line
         assert len(line) <= LINE_PAYLOAD + 120
-    assert lines[-1].endswith("""printf '@RVH%s@\\n' S7; command . /tmp/rvh.sh; printf '@RVH%s@\\n' "E7:$?\"""")
-    assert not any(l.startswith("printf '-") for l in lines)
+    assert lines[-1].endswith("';rvh_r 7") and not any("rvh_r" in l for l in lines[:-1])
+    assert [l[:6] for l in lines] == ["rvh_w "] + ["rvh_a "] * (len(lines) - 1)
+    assert not any(l[6:8] == "'-" for l in lines)
 
 
 def test_short_command_is_one_line_and_readable() -> None:
     (line,) = wire_lines("sleep 1000", 3)
-    assert line.startswith("printf 'sleep 1000\\012' >/tmp/rvh.sh; ")
-    assert "@RVHS3@" not in line and "@RVHE3:" not in line     # only the shell's output matches
+    assert line == "rvh_w 'sleep 1000\\012';rvh_r 3"
+    assert "@RVH" not in line           # only the shell's output can match a sentinel
 
 
 # ------------------------------------------------------------------ on a real guest
@@ -102,8 +103,6 @@ def test_4k_command(guest) -> None:
     word = "x" * 4076
     r = con.run(f"echo {word} | wc -c", 30)
     assert r.status == 0 and r.output.strip() == str(len(word) + 1)
-    r = con.run("echo " + " ".join(f"'{i}#\"'" for i in range(100)) + " | wc -w", 30)
-    assert r.output.strip() == "100"
 
 
 @pytest.mark.integration
@@ -115,8 +114,12 @@ def test_syntax_error_is_the_shells_message_and_console_stays_usable(guest) -> N
     assert time.monotonic() - t0 < 10        # not a 20 s "guest hung"
     with pytest.raises(GuestCommandRejected, match=r"syntax error"):
         con.run("if true; then echo x", 20)
-    with pytest.raises(GuestCommandRejected, match=r"ended the console shell"):
-        con.run("exit 3", 20)
+    # The shell's exit hangs the tty up, which may drop the start sentinel
+    # still in its output buffer (seen once in CI-like load): either way it
+    # is "ended the console shell", never a timeout.
+    for _ in range(3):
+        with pytest.raises(GuestCommandRejected, match=r"ended the console shell"):
+            con.run("exit 3", 20)
     assert con.run("echo still here").output == "still here\n"
 
 
@@ -156,3 +159,27 @@ def test_rejected_command_is_a_scenario_error_with_the_shells_message(default_ke
     assert "never" not in obs["steps"]
     log = (art / "console.log").read_text()
     assert "syntax error" in log and "not reached" not in log.replace("printf 'echo not reached", "")
+
+
+def test_sentinels_survive_kernel_lines_printed_inside_them(tmp_path: Path) -> None:
+    # The kernel writes its console lines straight to the UART, between two
+    # batches of the shell's output: a line can land inside a sentinel.
+    # Played back by a real process through pexpect, as QEMU's console is.
+    import pexpect
+    from harness.console import Console, Pending
+    from harness.transcript import Transcript
+
+    kmsg = "[   12.345678][    C1] rcu: INFO: rcu_sched self-detected stall on CPU\r\n"
+    transcript = tmp_path / "t.txt"
+    transcript.write_text("@RVH" + kmsg + "S5@\r\nout one\r\n" + kmsg + "out two\r\n"
+                          "@RVHE5" + kmsg + ":1" + kmsg + "3@\r\n")
+    with open(tmp_path / "console.log", "w") as fh:
+        child = pexpect.spawn("cat", [str(transcript)], encoding="utf-8", timeout=None)
+        try:
+            child.logfile_read = tee = Transcript(fh)
+            con = Console(child, tee, ["cat"], tmp_path / "console.log")
+            r = con.finish(Pending("x", 5, 0, time.monotonic()), 10)
+        finally:
+            child.close(force=True)
+    assert r.status == 13
+    assert r.output == "out one\nout two\n" and "rcu_sched" in r.raw
