@@ -212,7 +212,7 @@ class TreeBuilder:
         if not (self.build_dir / ".config").exists() or state.get("config_recipe") != self._recipe_digest():
             return True
         last = state.get("configured")
-        if not last or state.get("config_patches") != [p.name for p in patches]:
+        if not last or state.get("config_patch_files") != _kconfig_files(patches):
             return True
         try:
             hostcmd.run(["git", "-C", str(self.tree.path), "diff", "--quiet", last, sha, "--",
@@ -292,7 +292,7 @@ class TreeBuilder:
                     if self._needs_config(state, sha, apply):
                         kbuild._configure(self.recipe, self.worktree, self.build_dir, env, log)
                         state.update(configured=sha, config_recipe=self._recipe_digest(),
-                                     config_patches=[p.name for p in apply])
+                                     config_patch_files=_kconfig_files(apply))
                         self.state_file.write_text(json.dumps(state))
                     arch = self.recipe.arch
                     hostcmd.run(kbuild._make_argv(arch, self.worktree, self.build_dir, arch.image_target,
@@ -320,6 +320,13 @@ class TreeBuilder:
 
     def tree_path_str(self) -> str:
         return str(self.tree.path)
+
+
+def _kconfig_files(patches: list[Path]) -> list[str]:
+    """The Kconfig-side files recipe patches touch: only a change to those
+    (or to the tree's own, see KCONFIG_PATHSPEC) calls for a new configure."""
+    return sorted({f for p in patches for f in kbuild._patch_targets(p)
+                   if Path(f).name.startswith("Kconfig") or "/configs/" in f or f.startswith("scripts/kconfig/")})
 
 
 def image_digest(kernel: kbuild.BuiltKernel) -> str:
