@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from junitparser import JUnitXml
 
-from helpers import ROOT, RVHARNESS, qemu_pids_mentioning, rvharness
+from helpers import ROOT, RVHARNESS, _processes, rvharness
 
 pytestmark = pytest.mark.integration
 BACKTRACE = "scenarios/backtrace-ipi.yaml"
@@ -45,6 +45,17 @@ def _steps(out: Path) -> list[dict]:
         except ValueError:
             pass
     return recs
+
+
+def _qemu_of(pid: int) -> list[int]:
+    """Live QEMU processes started by process pid (its argv names no artifact
+    directory, so find it by its parent)."""
+    found = []
+    for child, cmd, stat in _processes():
+        state, ppid = stat[stat.rindex(")") + 2:].split()[:2]
+        if int(ppid) == pid and state != "Z" and "qemu-system" in cmd:
+            found.append(child)
+    return found
 
 
 def _wait(pred, timeout: float, proc: subprocess.Popen) -> bool:
@@ -76,6 +87,7 @@ def main_bisect(history: dict, tmp_path_factory: pytest.TempPathFactory) -> dict
     with open(first_log, "w") as log:
         proc = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     killed_qemu: list[int] = []
+    orphans: list[int] = []
     try:
         def endpoints_done() -> bool:
             return sum(r.get("type") == "step" for r in _steps(out)) >= 2
@@ -83,10 +95,10 @@ def main_bisect(history: dict, tmp_path_factory: pytest.TempPathFactory) -> dict
         n_before = len(_steps(out))
 
         def qemu_up() -> bool:
-            return bool(qemu_pids_mentioning(str(out)))
+            return bool(_qemu_of(proc.pid))
         assert _wait(qemu_up, 3600, proc), first_log.read_text()[-3000:]
         time.sleep(1.5)   # booting or in a step
-        for pid in qemu_pids_mentioning(str(out)):
+        for pid in _qemu_of(proc.pid):
             try:
                 os.kill(pid, signal.SIGKILL)
                 killed_qemu.append(pid)
@@ -98,13 +110,15 @@ def main_bisect(history: dict, tmp_path_factory: pytest.TempPathFactory) -> dict
         assert _wait(next_step_done, 3600, proc), first_log.read_text()[-3000:]
         # Kill it mid-bisect, as a host crash would (QEMU, in its own
         # session, is ended below if the hang-up of its console did not).
+        orphans.extend(_qemu_of(proc.pid))
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
+        orphans.extend(_qemu_of(proc.pid))
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
-        for pid in qemu_pids_mentioning(str(out)):
+        for pid in orphans:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
