@@ -228,7 +228,8 @@ class TreeBuilder:
     # -------------------------------------------------------------- build
 
     def key_for(self, sha: str, apply: list[Path]) -> str:
-        resolved = kbuild.ResolvedSource(f"git-tree:{self.tree.tree_of(sha)}", self.worktree)
+        # v2: built with a fixed build number (KBUILD_BUILD_VERSION); v1 Images differ in "#N".
+        resolved = kbuild.ResolvedSource(f"git-tree:{self.tree.tree_of(sha)}:v2", self.worktree)
         recipe = Recipe(self.recipe.name, self.recipe.path, self.recipe.arch, self.recipe.source,
                         self.recipe.base, self.recipe.fragments, tuple(apply))
         return kbuild.cache_key(recipe, resolved, self.toolchain)
