@@ -212,7 +212,7 @@ class TreeBuilder:
         if not (self.build_dir / ".config").exists() or state.get("config_recipe") != self._recipe_digest():
             return True
         last = state.get("configured")
-        if not last or state.get("config_patches") != [p.name for p in patches]:
+        if not last or state.get("config_patch_files") != _kconfig_files(patches):
             return True
         try:
             hostcmd.run(["git", "-C", str(self.tree.path), "diff", "--quiet", last, sha, "--",
@@ -228,7 +228,8 @@ class TreeBuilder:
     # -------------------------------------------------------------- build
 
     def key_for(self, sha: str, apply: list[Path]) -> str:
-        resolved = kbuild.ResolvedSource(f"git-tree:{self.tree.tree_of(sha)}", self.worktree)
+        # v2: built with a fixed build number (KBUILD_BUILD_VERSION); v1 Images differ in "#N".
+        resolved = kbuild.ResolvedSource(f"git-tree:{self.tree.tree_of(sha)}:v2", self.worktree)
         recipe = Recipe(self.recipe.name, self.recipe.path, self.recipe.arch, self.recipe.source,
                         self.recipe.base, self.recipe.fragments, tuple(apply))
         return kbuild.cache_key(recipe, resolved, self.toolchain)
@@ -294,7 +295,7 @@ class TreeBuilder:
                     if self._needs_config(state, sha, apply):
                         kbuild._configure(self.recipe, self.worktree, self.build_dir, env, log)
                         state.update(configured=sha, config_recipe=self._recipe_digest(),
-                                     config_patches=[p.name for p in apply])
+                                     config_patch_files=_kconfig_files(apply))
                         self.state_file.write_text(json.dumps(state))
                     arch = self.recipe.arch
                     hostcmd.run(kbuild._make_argv(arch, self.worktree, self.build_dir, arch.image_target,
@@ -323,6 +324,13 @@ class TreeBuilder:
 
     def tree_path_str(self) -> str:
         return str(self.tree.path)
+
+
+def _kconfig_files(patches: list[Path]) -> list[str]:
+    """The Kconfig-side files recipe patches touch: only a change to those
+    (or to the tree's own, see KCONFIG_PATHSPEC) calls for a new configure."""
+    return sorted({f for p in patches for f in kbuild._patch_targets(p)
+                   if Path(f).name.startswith("Kconfig") or "/configs/" in f or f.startswith("scripts/kconfig/")})
 
 
 def image_digest(kernel: kbuild.BuiltKernel) -> str:

@@ -204,15 +204,23 @@ def classify(run: Run, sig: Signature) -> tuple[str, str]:
     if run.skipped:
         return SKIPPED, run.skipped
     failed = set(run.failed)
+    # Checks that ran and failed; ERROR ones were not evaluated (after a
+    # crash or a hang), so they cannot show the signature by themselves.
+    hard = {n for n, v in run.checks.items() if v == FAIL}
     new_titles = sorted(set(run.titles) - sig.titles)
     if sig.narrowed:
         failed &= sig.checks
     if not failed and not new_titles:
         return CLEAN, ""
     extra = sorted(failed - sig.checks)
-    if extra or new_titles or not failed:
-        return UNRELATED, "unrelated failure: " + "; ".join(extra + [f"report: {t}" for t in new_titles])
-    return SIGNATURE, "; ".join(sorted(failed))
+    if new_titles:       # a different crash or warning: whatever else failed, it says nothing
+        return UNRELATED, "unrelated failure: " + "; ".join([f"report: {t}" for t in new_titles] + extra)
+    shown = sorted(hard & sig.checks)
+    if not shown:
+        return UNRELATED, "unrelated failure: " + "; ".join(extra or sorted(failed))
+    # The signature failed here; other checks failing beside it (a flaky
+    # model claim, say) do not hide it.
+    return SIGNATURE, "; ".join(shown) + (f" (also failed: {'; '.join(extra)})" if extra else "")
 
 
 # ------------------------------------------------------------ verdicts

@@ -17,10 +17,12 @@ from pathlib import Path
 import pytest
 from junitparser import JUnitXml
 
-from helpers import ROOT, RVHARNESS, qemu_pids_mentioning, rvharness
+from helpers import ROOT, RVHARNESS, _processes, rvharness
 
 pytestmark = pytest.mark.integration
 BACKTRACE = "scenarios/backtrace-ipi.yaml"
+# Builds wait for the host-wide build lock: on a shared host that can take long.
+LONG = 3600
 LATENCY = "scenarios/hotplug-online-latency.yaml"
 
 
@@ -43,6 +45,17 @@ def _steps(out: Path) -> list[dict]:
         except ValueError:
             pass
     return recs
+
+
+def _qemu_of(pid: int) -> list[int]:
+    """Live QEMU processes started by process pid (its argv names no artifact
+    directory, so find it by its parent)."""
+    found = []
+    for child, cmd, stat in _processes():
+        state, ppid = stat[stat.rindex(")") + 2:].split()[:2]
+        if int(ppid) == pid and state != "Z" and "qemu-system" in cmd:
+            found.append(child)
+    return found
 
 
 def _wait(pred, timeout: float, proc: subprocess.Popen) -> bool:
@@ -74,17 +87,18 @@ def main_bisect(history: dict, tmp_path_factory: pytest.TempPathFactory) -> dict
     with open(first_log, "w") as log:
         proc = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     killed_qemu: list[int] = []
+    orphans: list[int] = []
     try:
         def endpoints_done() -> bool:
             return sum(r.get("type") == "step" for r in _steps(out)) >= 2
-        assert _wait(endpoints_done, 900, proc), first_log.read_text()[-3000:]
+        assert _wait(endpoints_done, 3600, proc), first_log.read_text()[-3000:]
         n_before = len(_steps(out))
 
         def qemu_up() -> bool:
-            return bool(qemu_pids_mentioning(str(out)))
-        assert _wait(qemu_up, 600, proc), first_log.read_text()[-3000:]
+            return bool(_qemu_of(proc.pid))
+        assert _wait(qemu_up, 3600, proc), first_log.read_text()[-3000:]
         time.sleep(1.5)   # booting or in a step
-        for pid in qemu_pids_mentioning(str(out)):
+        for pid in _qemu_of(proc.pid):
             try:
                 os.kill(pid, signal.SIGKILL)
                 killed_qemu.append(pid)
@@ -93,22 +107,24 @@ def main_bisect(history: dict, tmp_path_factory: pytest.TempPathFactory) -> dict
 
         def next_step_done() -> bool:
             return any(r.get("type") == "step" for r in _steps(out)[n_before:])
-        assert _wait(next_step_done, 900, proc), first_log.read_text()[-3000:]
+        assert _wait(next_step_done, 3600, proc), first_log.read_text()[-3000:]
         # Kill it mid-bisect, as a host crash would (QEMU, in its own
         # session, is ended below if the hang-up of its console did not).
+        orphans.extend(_qemu_of(proc.pid))
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
+        orphans.extend(_qemu_of(proc.pid))
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
-        for pid in qemu_pids_mentioning(str(out)):
+        for pid in orphans:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
     before_resume = _steps(out)
-    resumed = rvharness("bisect", "--resume", str(out), timeout=1800)
+    resumed = rvharness("bisect", "--resume", str(out), timeout=5400)
     return {"out": out, "first_rc": proc.returncode, "first_log": first_log.read_text(),
             "killed_qemu": killed_qemu, "before": before_resume, "after": _steps(out),
             "resumed": resumed, "status_before": status_before, "head_before": head_before,
@@ -138,6 +154,27 @@ def test_bad_input_gets_one_line_and_exit_2(history: dict, tmp_path: Path) -> No
     line = err("--tree", repo, "--good", history["base"], "--bad", c["code4"], "--kernel", str(recipe), BACKTRACE)
     assert str(recipe) in line and "key 'source'" in line and "conflicts with --tree" in line
     assert "--resume" in err("--resume", str(tmp_path / "nothing-here"))
+
+
+def test_a_good_endpoint_that_fails_is_a_clear_error(history: dict, tmp_path: Path) -> None:
+    c = history["commits"]
+    r = rvharness("bisect", "--tree", history["repo"], "--good", c["doc4"], "--bad", c["code4"],
+                  BACKTRACE, "--out", str(tmp_path), timeout=LONG)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert lines[-1].startswith("rvharness: error: the good endpoint --good ")
+    assert "fails:" in lines[-1] and "backtrace" in lines[-1]
+    # One run was enough to say so, and its console log is kept.
+    assert len(list(tmp_path.glob("runs/*/*/run-1/console.log"))) == 1
+
+
+def test_a_scenario_that_does_not_fail_on_bad_is_a_clear_error(history: dict, tmp_path: Path) -> None:
+    c = history["commits"]
+    r = rvharness("bisect", "--tree", history["repo"], "--good", history["base"], "--bad", c["code1"],
+                  BACKTRACE, "--max-repeats", "3", "--out", str(tmp_path), timeout=LONG)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"rvharness: error: the scenario does not fail on --bad {c['code1'][:12]}: 3 runs passed")
 
 
 def test_the_regression_is_found_and_verified(main_bisect: dict, history: dict) -> None:
@@ -228,31 +265,10 @@ def test_resume_after_sigkill_redoes_no_finished_step(main_bisect: dict) -> None
     assert out.count("[from the step log]") == len(before)
 
 
-def test_a_scenario_that_does_not_fail_on_bad_is_a_clear_error(history: dict, tmp_path: Path) -> None:
-    c = history["commits"]
-    r = rvharness("bisect", "--tree", history["repo"], "--good", history["base"], "--bad", c["code1"],
-                  BACKTRACE, "--max-repeats", "3", "--out", str(tmp_path))
-    assert r.returncode == 2
-    assert r.stderr.strip().splitlines()[-1] == (
-        f"rvharness: error: the scenario does not fail on --bad {c['code1'][:12]}: 3 runs passed")
-
-
-def test_a_good_endpoint_that_fails_is_a_clear_error(history: dict, tmp_path: Path) -> None:
-    c = history["commits"]
-    r = rvharness("bisect", "--tree", history["repo"], "--good", c["doc4"], "--bad", c["code4"],
-                  BACKTRACE, "--out", str(tmp_path))
-    assert r.returncode == 2
-    lines = r.stderr.strip().splitlines()
-    assert lines[-1].startswith("rvharness: error: the good endpoint --good ")
-    assert "fails:" in lines[-1] and "backtrace" in lines[-1]
-    # One run was enough to say so, and its console log is kept.
-    assert len(list(tmp_path.glob("runs/*/*/run-1/console.log"))) == 1
-
-
 def test_a_build_break_next_to_the_culprit_leaves_both_candidates(history: dict, tmp_path: Path) -> None:
     c = history["commits"]
     r = rvharness("bisect", "--tree", history["repo"], "--good", c["doc3"], "--bad", c["amb-fixbuild"],
-                  BACKTRACE, "--out", str(tmp_path))
+                  BACKTRACE, "--out", str(tmp_path), timeout=LONG)
     assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-2000:]
     res = json.loads((tmp_path / "bisect.json").read_text())
     assert res["status"] == "inconclusive"
@@ -268,7 +284,7 @@ def test_reverse_finds_the_commit_that_fixes_the_regression(history: dict, tmp_p
     c = history["commits"]
     # code5 fails (the revert is in), doc7 too, reapply-f15c passes.
     r = rvharness("bisect", "--tree", history["repo"], "--good", c["code5"], "--bad", c["reapply-f15c"],
-                  "--reverse", BACKTRACE, "--out", str(tmp_path))
+                  "--reverse", BACKTRACE, "--out", str(tmp_path), timeout=LONG)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     res = json.loads((tmp_path / "bisect.json").read_text())
     assert res["culprit"]["id"] == c["reapply-f15c"]
@@ -281,7 +297,7 @@ def test_reverse_finds_the_commit_that_fixes_the_regression(history: dict, tmp_p
 def test_the_3908_revert_is_found_as_a_latency_regression_with_confidence(history: dict, tmp_path: Path) -> None:
     c = history["commits"]
     r = rvharness("bisect", "--tree", history["repo"], "--good", c["code2"], "--bad", c["lat-revert-3908"],
-                  LATENCY, "--out", str(tmp_path))
+                  LATENCY, "--out", str(tmp_path), timeout=LONG)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     res = json.loads((tmp_path / "bisect.json").read_text())
     assert res["culprit"]["id"] == c["lat-revert-3908"]
@@ -302,7 +318,7 @@ def test_bisect_run_gives_git_bisect_exit_codes(history: dict, tmp_path: Path) -
     try:
         def at(name: str) -> int:
             subprocess.run(["git", "-C", str(wt), "update-ref", "--no-deref", "HEAD", c[name]], check=True)
-            r = rvharness("bisect-run", "--tree", str(wt), BACKTRACE, "--out", str(tmp_path / name))
+            r = rvharness("bisect-run", "--tree", str(wt), BACKTRACE, "--out", str(tmp_path / name), timeout=LONG)
             return r.returncode
 
         assert at("amb-revert-broken") == 125      # does not build

@@ -205,8 +205,16 @@ def test_classify_against_a_signature() -> None:
     assert classify(_run(), sig)[0] == CLEAN
     assert classify(_run(["s: a"]), sig)[0] == SIGNATURE
     assert classify(_run(["s: a"], ["BUG: x"]), sig)[0] == SIGNATURE
+    # The signature with another check failing beside it is still the signature.
     cls, why = classify(_run(["s: a", "s: c"]), sig)
+    assert cls == SIGNATURE and "also failed: s: c" in why
+    # Another check failing without the signature is not.
+    cls, why = classify(_run(["s: c"]), sig)
     assert cls == UNRELATED and "s: c" in why
+    # After a hang the signature's checks are errors (not evaluated): not the signature.
+    hung = Run(1, {"s: a": "error", "s: b": "error", "s: guest responded": "fail"})
+    cls, why = classify(hung, sig)
+    assert cls == UNRELATED and "s: guest responded" in why
     cls, why = classify(_run(["s: a"], ["Oops in g"]), sig)
     assert cls == UNRELATED and "report: Oops in g" in why
     assert classify(_run(infra="QEMU exited"), sig)[0] == INFRA
