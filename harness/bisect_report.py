@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import textwrap
 
-from junit_xml import TestCase, TestSuite, to_xml_report_string
+from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
+from junitparser.junitparser import SystemOut
 
 from .repeats import BAD, GOOD, INFRA_V, SKIP_V
 
@@ -95,20 +96,27 @@ def markdown(r: dict) -> str:
 
 
 def junit(r: dict) -> str:
-    cases = []
+    """One testcase per tested commit (junitparser, as harness/outputs/junit.py)."""
+    suite = TestSuite("rvharness bisect")
     for t in r.get("tested") or []:
         tc = TestCase(f"{t['step']:02d} {t['short']} {t['subject']}", f"bisect.{t['role'].replace(' ', '-')}",
-                      t["seconds"], stdout=(f"verdict: {t['verdict']}\nreason: {t['reason']}\n"
-                                            f"runs clean/signature/other/infra: {t['clean']}/{t['signature']}/"
-                                            f"{t['unrelated']}/{t['infra']}\nimage sha256: {t['image']}\n"
-                                            f"build: {t['build']} key {t['key']}"))
+                      t["seconds"])
+        tc.append(SystemOut(f"verdict: {t['verdict']}\nreason: {t['reason']}\n"
+                            f"runs clean/signature/other/infra: {t['clean']}/{t['signature']}/"
+                            f"{t['unrelated']}/{t['infra']}\nimage sha256: {t['image']}\n"
+                            f"build: {t['build']} key {t['key']}"))
         if t["verdict"] == BAD:
-            tc.add_failure_info(f"bad: {t['reason']}")
+            tc.result = [Failure(f"bad: {t['reason']}")]
         elif t["verdict"] == SKIP_V:
-            tc.add_skipped_info(t["reason"])
+            tc.result = [Skipped(t["reason"])]
         elif t["verdict"] == INFRA_V:
-            tc.add_error_info(f"infra: {t['reason']}")
+            tc.result = [Error(f"infra: {t['reason']}")]
         elif t["verdict"] != GOOD:
-            tc.add_error_info(t["verdict"])
-        cases.append(tc)
-    return to_xml_report_string([TestSuite("rvharness bisect", cases)])
+            tc.result = [Error(t["verdict"])]
+        suite.add_testcase(tc)
+    suite.update_statistics()
+    xml = JUnitXml("rvharness bisect")
+    xml.add_testsuite(suite)
+    xml.update_statistics()
+    text = xml.tostring()
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + (text.decode() if isinstance(text, bytes) else text) + "\n"
