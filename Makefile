@@ -1,11 +1,11 @@
 # make run   - install what is missing, build the default kernel and image, run the scenarios
-# make test  - the same set-up, then the whole test suite
+# make test  - the same set-up, then the test suite (all but the tests marked slow; make test-slow runs those)
 PYTHON ?= python3
 VENV   := .venv
 RVH    := $(VENV)/bin/rvharness
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test test-slow bench clean
 
 setup: $(STAMP)
 	@scripts/install-host-packages
@@ -22,7 +22,11 @@ run: setup
 	$(RVH) run scenarios/
 
 test: setup
-	$(VENV)/bin/pytest -q tests
+	$(VENV)/bin/pytest -q -m "not slow" tests
+
+# Tests that need a quiet host and many minutes (pytest marker 'slow').
+test-slow: setup
+	$(VENV)/bin/pytest -q -m slow tests
 
 bench: setup
 	$(VENV)/bin/python bench/boot_overhead
