@@ -118,12 +118,26 @@ def _model_verdict(r: ScenarioResult) -> str:
     return FAIL if any(c.verdict in (FAIL, ERROR) for c in judged) else PASS
 
 
+def _expectation_verdict(r: ScenarioResult) -> str:
+    """The verdict of the scenario's own expectations and implicit checks
+    alone: the model's claims have their own column (a baseline may well
+    disagree with the model without failing what the scenario asks)."""
+    if r.verdict == SKIP:
+        return SKIP
+    own = [c for c in r.checks if c.origin == EXPECTATION and c.verdict != NOT_COMPARED]
+    if any(c.verdict == FAIL for c in own):
+        return FAIL
+    if any(c.verdict == ERROR for c in own) or (r.verdict == ERROR and not own):
+        return ERROR
+    return PASS
+
+
 def cells(results: list[ScenarioResult]) -> list[Cell]:
     out = []
     for r in results:
         want, named = wanted(r.scenario, r.kernel)
         failed = tuple(c.name for c in r.checks if c.origin == EXPECTATION and c.verdict == FAIL)
-        out.append(Cell(r.scenario.name, r.kernel, r.verdict, want,
+        out.append(Cell(r.scenario.name, r.kernel, _expectation_verdict(r), want,
                         r.reason or "; ".join(f"{c.name}: {c.observed.splitlines()[0] if c.observed else ''}"
                                               for c in r.failures())[:300],
                         failed, named, _model_verdict(r), model_wanted(r.scenario, r.kernel), r.model_only))
