@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import hostcmd, kbuild
+from . import hostcmd, kbuild, patchpaths
 from .debs import file_lock, sha256_file
 from .errors import CommandFailed, ConfigError, HarnessError, InputError
 from .paths import cache_dir
@@ -329,7 +329,7 @@ class TreeBuilder:
 def _kconfig_files(patches: list[Path]) -> list[str]:
     """The Kconfig-side files recipe patches touch: only a change to those
     (or to the tree's own, see KCONFIG_PATHSPEC) calls for a new configure."""
-    return sorted({f for p in patches for f in kbuild._patch_targets(p)
+    return sorted({f for p in patches for f in patchpaths.targets(p)
                    if Path(f).name.startswith("Kconfig") or "/configs/" in f or f.startswith("scripts/kconfig/")})
 
 

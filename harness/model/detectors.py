@@ -147,13 +147,24 @@ class Detectors:
                                      answers=c.n, repeats=True))
         return out
 
-    def _background(self, p: Prediction, start: Span, end: Span) -> None:
+    def awaited(self, pattern: str, start: Span, timeout: float) -> Event | None:
+        """The next event whose line a wait_for step with this pattern would
+        stop at: it must be due before the step times out, and the pattern
+        must match the event's line (its regex with the escapes taken out)."""
+        st = self.state
+        due = [ev for ev in self._events() if ev.key not in st.reported and ev.latest is not None
+               and ev.latest <= start.lo + timeout and re.search(pattern, re.sub(r"\\(.)", r"\1", ev.pattern))]
+        return min(due, key=lambda ev: ev.latest) if due else None
+
+    def _background(self, p: Prediction, start: Span, end: Span, certain: str | None = None) -> None:
+        """certain: the key of an event the step ends with (wait_for): it is
+        printed by the end of the step whatever the step's span says."""
         st = self.state
         for ev in self._events():
             if ev.key in st.reported:
                 continue
             overlaps = end.hi >= ev.earliest and (ev.latest is None or start.lo <= ev.latest)
-            if ev.latest is not None and end.lo >= ev.latest:
+            if (ev.latest is not None and end.lo >= ev.latest) or ev.key == certain:
                 when = MUST
                 st.reported.add(ev.key)
             elif overlaps:

@@ -43,6 +43,7 @@ class Model(Actions, Detectors, Timeline):
         self.state = MachineState.boot(cpus, uart_cpu)
         self.predictions: list[Prediction] = []
         self._index = 0
+        self.awaiting: str | None = None     # the event a wait_for step ends with
 
     def run(self, steps: Iterable[Any]) -> "Run":
         from ..scenario import (
@@ -84,7 +85,8 @@ class Model(Actions, Detectors, Timeline):
         st.clock = start + duration
         p.end = st.clock
         p.online_after = st.online()
-        self._background(p, start, st.clock)
+        self._background(p, start, st.clock, certain=self.awaiting)
+        self.awaiting = None
         self._counter_defaults(p)
         self.predictions.append(p)
         return p

@@ -34,7 +34,17 @@ def execute(live: StepContext, step: Step, rec: StepRecord, obs: Observations, o
 def transition(m: Model, p: Prediction, a: dict, step: Step) -> Span:
     # Waiting for a console line changes nothing; it only lets time pass
     # (up to the step's timeout), which the detectors' timing depends on.
-    return Span(0.0, float(step.timeout))
+    # When the line is one the model expects a detector to print in that
+    # time, the step ends with it: the line is certain by the step's end
+    # (without this the model could only say a csd report "may" appear, and
+    # a kernel that never prints it passed: docs/model.md, the proof).
+    start = m.state.clock
+    ev = m.awaited(str(a["pattern"]), start, float(step.timeout))
+    if ev is None:
+        return Span(0.0, float(step.timeout))
+    p.note(f"the step ends when the kernel prints /{ev.pattern}/ ({ev.why})")
+    m.awaiting = ev.key
+    return Span(max(0.0, ev.earliest - start.hi), max(0.0, ev.latest - start.lo))
 
 
 def verify(step: Step, rec: StepRecord) -> tuple[str, str] | None:
