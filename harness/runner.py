@@ -381,10 +381,15 @@ def _judge(result: ScenarioResult, scn: Scenario, obs: Observations, model_check
     result.model_only = model_only
 
 
-# Kernel reports that fail a scenario when neither its expectations nor the
-# model account for them (docs/scenarios.md, "Reports nobody expected").
-# lkdtm's own "Performing direct entry" lines are the steps' doing.
-FAILING_REPORT_TYPES = frozenset(REPORT_TYPES) - {"none", "lkdtm"}
+# Kernel reports listed when neither a scenario's expectations nor the model
+# account for them, and those that fail it (docs/scenarios.md, "Reports
+# nobody expected"). lkdtm's own "Performing direct entry" lines are the
+# steps' doing. CPU hotplug reports are listed but do not fail: under TCG a
+# descheduled vCPU makes "CPUn may not have stopped" (2 of 20 random hotplug
+# sequences at load ~5) and "failed to come online" (boot retry) without any
+# kernel fault; the hotplug scenarios name them where they matter.
+LISTED_REPORT_TYPES = frozenset(REPORT_TYPES) - {"none", "lkdtm"}
+FAILING_REPORT_TYPES = LISTED_REPORT_TYPES - {"cpu-hotplug"}
 
 
 def _unexpected_reports(result: ScenarioResult, scn: Scenario, obs: Observations,
@@ -395,7 +400,7 @@ def _unexpected_reports(result: ScenarioResult, scn: Scenario, obs: Observations
         return
     lines = klog.split(obs.console)
     for rep in reports.parse(lines, SystemMap.load(obs.system_map)):
-        if rep.type not in FAILING_REPORT_TYPES:
+        if rep.type not in LISTED_REPORT_TYPES:
             continue
         text = rep.text(lines)
         named = any(e.kind == "report" and e.args["type"] == rep.type for e in scn.expect) or any(
@@ -405,7 +410,7 @@ def _unexpected_reports(result: ScenarioResult, scn: Scenario, obs: Observations
         if named or foreseen:
             continue
         result.unexpected_reports.append(f"{rep.type} on CPU {rep.cpu}: {rep.title}")
-    failing = result.unexpected_reports
+    failing = [r for r in result.unexpected_reports if r.split(" on CPU", 1)[0] in FAILING_REPORT_TYPES]
     if failing and not model_only:
         result.checks.append(CheckResult("no unexpected kernel report", FAIL,
                                          "every kernel report named by an expectation or predicted by the model",
