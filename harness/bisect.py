@@ -234,6 +234,9 @@ class Bisector:
         self.boot_seconds = 0.0
         self.candidates_left = 0
         self.t0 = time.monotonic()
+        # A resumed bisect's stats add the sessions before the kill: each session
+        # opens with a record, and its wall time is the span of its records.
+        self.log.append({"type": "session", "pid": os.getpid(), "resume": resume})
 
     # ---------------------------------------------------------- building
 
@@ -557,12 +560,39 @@ class Bisector:
             "signature": self.signature.to_json() if self.signature else None,
             "failure_rate": round(self.p_fail, 4), "deterministic": self.deterministic,
             "runs_per_good": self.need, "tested": [asdict(t) for t in self.tested],
-            "stats": {"wall_seconds": round(time.monotonic() - self.t0, 1), "builds": self.builds_done,
-                      "build_seconds": round(self.build_seconds, 1),
-                      "build_wait_seconds": round(self.build_wait, 1), "boots": self.boots,
-                      "boot_seconds": round(self.boot_seconds, 1),
-                      "steps": len(self.tested)},
+            "stats": {**self._totals(), "steps": len(self.tested),
+                      "this_session": {
+                          "wall_seconds": round(time.monotonic() - self.t0, 1), "builds": self.builds_done,
+                          "build_seconds": round(self.build_seconds, 1),
+                          "build_wait_seconds": round(self.build_wait, 1), "boots": self.boots,
+                          "boot_seconds": round(self.boot_seconds, 1)}},
         }
+
+    def _totals(self) -> dict:
+        """Builds, boots and time over every session of this bisect, from the
+        step log (so that a resumed bisect reports all the work it took)."""
+        builds = [r for r in self.log.of("build") if not r.get("cached")]
+        runs = self.log.of("run")
+        # The current session's span is measured, not read: the last session record is ours.
+        last = max(i for i, r in enumerate(self.log.records) if r.get("type") == "session")
+        earlier = 0.0
+        sessions = 0
+        span: list[dt.datetime] = []
+        for i, r in enumerate(self.log.records[:last]):
+            # A log written before session records began is one session.
+            if i == 0 or r.get("type") == "session":
+                if span:
+                    earlier += (span[-1] - span[0]).total_seconds()
+                span = []
+                sessions += 1
+            span.append(dt.datetime.fromisoformat(r["time"]))
+        if span:
+            earlier += (span[-1] - span[0]).total_seconds()
+        return {"wall_seconds": round(earlier + time.monotonic() - self.t0, 1), "builds": len(builds),
+                "build_seconds": round(sum(r.get("seconds", 0) for r in builds), 1),
+                "build_wait_seconds": round(sum(r.get("waited", 0) for r in self.log.of("build")), 1),
+                "boots": len(runs), "boot_seconds": round(sum(r["run"].get("seconds", 0) for r in runs), 1),
+                "sessions": sessions + 1}
 
     # ---------------------------------------------------------- outputs
 
