@@ -375,8 +375,9 @@ def _resumed(args: argparse.Namespace) -> argparse.Namespace:
     if doc["command"] != args.command:
         raise InputError(out / plan.PLAN, f"that was a '{doc['command']}', not a '{args.command}'")
     old = parser().parse_args(doc["argv"])
-    for a in ("jobs", "cluster", "scheduler_file"):
-        if getattr(args, a) is not None:
+    engine = ("jobs", "cluster", "scheduler_file")
+    if any(getattr(args, a) is not None for a in engine):
+        for a in engine:            # this command's engine replaces the old one's
             setattr(old, a, getattr(args, a))
     if old.jobs is None and not (old.cluster or old.scheduler_file):
         old.jobs = 0

@@ -6,6 +6,7 @@ results can be printed in it without waiting for the end."""
 from __future__ import annotations
 
 import shutil
+from concurrent.futures import CancelledError
 import sys
 import time
 import uuid
@@ -53,6 +54,20 @@ def _infra_result(scn: Scenario, cell: Cell, out: Path, why: str):
                           reason=f"infrastructure: {why}")
 
 
+def _spread(c, builds: dict, spread: set[str]) -> None:
+    """Copy each finished kernel to every worker, so that a worker's death
+    does not lose the only copy and build it again (each key is built
+    once per cluster). Dask's memory manager keeps a copy per worker that
+    waits on it."""
+    for name, f in builds.items():
+        if name not in spread and getattr(f, "status", "") == "finished" and len(c.scheduler_info()["workers"]) > 1:
+            try:
+                c.replicate([f])
+            except Exception:  # noqa: BLE001 - an optimisation: a lost kernel is rebuilt (a cache hit)
+                pass
+            spread.add(name)
+
+
 def run(where: cluster.Where, kernels: dict[str, Recipe | kbuild.BuiltKernel],
         scenarios: dict[str, Scenario], todo: Sequence[Cell], out: Path, display: Display,
         model_only: bool, total: int) -> dict[int, object]:
@@ -87,6 +102,7 @@ def run(where: cluster.Where, kernels: dict[str, Recipe | kbuild.BuiltKernel],
             boots[c.submit(tasks.boot, builds[cl.kernel], scn, str(art_dir(out, cl)), ship, model_only,
                            cl.label, key=f"boot-{run_id}-{cl.index}", resources={"VM": need},
                            retries=1, priority=total - cl.index)] = cl
+        spread: set[str] = set()
         next_print = 0
         order = list(todo)
         pending = set(boots)
@@ -97,6 +113,11 @@ def run(where: cluster.Where, kernels: dict[str, Recipe | kbuild.BuiltKernel],
                     done, pending = wait(pending, timeout=POLL, return_when="FIRST_COMPLETED")
                 except TimeoutError:
                     done = set()
+                except CancelledError:
+                    # The scheduler went away and took the futures with it.
+                    raise cluster.ClusterError(
+                        f"lost the Dask scheduler; {len(results)} of {len(todo)} cells have a verdict; "
+                        f"run the rest with --resume {out}") from None
                 if c.status != "running":
                     lost_since = lost_since or time.monotonic()
                     if time.monotonic() - lost_since > LOST_AFTER or c.status in ("closing", "closed"):
@@ -105,6 +126,7 @@ def run(where: cluster.Where, kernels: dict[str, Recipe | kbuild.BuiltKernel],
                             f"have a verdict; run the rest with --resume {out}")
                 else:
                     lost_since = None
+                _spread(c, builds, spread)
                 for f in done:
                     cl = boots[f]
                     scn = scenarios[cl.scenario]
