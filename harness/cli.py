@@ -204,7 +204,7 @@ def cmd_bisect(args: argparse.Namespace) -> int:
         raise InputError(None, f"bisect: missing {', '.join(missing)}")
     params = Params(tree=args.tree, good=args.good, bad=args.bad, scenarios=args.scenarios,
                     recipe=args.kernel, checks=args.checks or [], confidence=args.confidence,
-                    max_repeats=args.max_repeats, reverse=args.reverse)
+                    max_repeats=args.max_repeats, reverse=args.reverse, jobs=args.jobs or 1)
     return main_bisect(params, _out_dir(args), resume=False)
 
 
@@ -322,6 +322,8 @@ def parser() -> argparse.ArgumentParser:
     bs.add_argument("--checks", nargs="+", metavar="NAME", help="narrow the failure signature to these checks")
     bs.add_argument("--confidence", type=float, default=0.95)
     bs.add_argument("--max-repeats", type=int, default=10, metavar="N")
+    bs.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                    help="boot up to N runs of one commit at once (in-process Dask LocalCluster)")
     bs.add_argument("--reverse", action="store_true",
                     help="find the commit that fixed it: --good fails, --bad passes")
     bs.add_argument("--out", metavar="DIR")
