@@ -100,7 +100,6 @@ def _list(args: argparse.Namespace, scenarios: list[scenario.Scenario]) -> int:
 
 def cmd_matrix(args: argparse.Namespace) -> int:
     from . import matrix
-    from .outputs import write_all
 
     scenarios = [s for s in _load_scenarios(args.paths) if s.covers]
     display = _display(args)
