@@ -27,7 +27,7 @@ from .gitbuild import BUILT, CommitBuild, GitTree, TreeBuilder, check_recipe_sou
 from .kbuild import BuiltKernel
 from .paths import REPO_ROOT
 from .recipe import load_recipe
-from .repeats import (BAD, CLEAN, GOOD, INFRA, INFRA_V, SIGNATURE, SKIP_V, Run, Signature,
+from .repeats import (BAD, CLEAN, GOOD, INFRA, INFRA_V, SIGNATURE, SKIP_V, Decision, Run, Signature,
                       classify, confidence_of, decide, failure_rate, runs_for)
 
 DEFAULT_RECIPE = REPO_ROOT / "kernels" / "default.yaml"
@@ -99,6 +99,7 @@ class Params:
     confidence: float = 0.95
     max_repeats: int = 10
     reverse: bool = False
+    jobs: int = 1              # runs of one commit side by side (-j; harness/parallel)
 
     def command(self) -> str:
         argv = ["rvharness", "bisect", "--tree", self.tree, "--good", self.good, "--bad", self.bad]
@@ -259,18 +260,32 @@ class Bisector:
 
     # ---------------------------------------------------------- running
 
-    def _run(self, kernel: BuiltKernel, image: str, short: str) -> Run:
+    def _run(self, kernel: BuiltKernel, image: str, short: str, n: int = 1) -> Run:
+        """n > 1: n runs at once (-j), each recorded as if run in turn; returns the last."""
         if self.initrd is None:
             self.initrd = initramfs.build(self.recipe.arch)
         index = len(self.runs.get(image, [])) + 1
         t0 = time.monotonic()
-        run = self.run_once(self.scenarios, kernel, self.initrd, self.out / "runs", index,
-                            label=short, on_boot=self.on_boot)
+        if n > 1:
+            runs = repeats.run_many(self.scenarios, kernel, self.initrd, self.out / "runs",
+                                    list(range(index, index + n)), label=short, jobs=self.p.jobs)
+        else:
+            runs = [self.run_once(self.scenarios, kernel, self.initrd, self.out / "runs", index,
+                                  label=short, on_boot=self.on_boot)]
         self.boot_seconds += time.monotonic() - t0
-        self.boots += 1
-        self.runs.setdefault(image, []).append(run)
-        self.log.append({"type": "run", "image": image, "commit": short, "run": run.to_json()})
-        return run
+        for run in runs:
+            self.boots += 1
+            self.runs.setdefault(image, []).append(run)
+            self.log.append({"type": "run", "image": image, "commit": short, "run": run.to_json()})
+        return runs[-1]
+
+    def _batch(self, d: Decision, need_clean: int) -> int:
+        """How many runs to start at once: with -j, as many as could still
+        be needed for 'good' (more would be boots thrown away), at most j."""
+        if self.p.jobs <= 1 or self.on_boot is not None or self.run_once is not repeats.run_once:
+            return 1
+        judged = d.clean + d.signature + d.unrelated
+        return max(1, min(self.p.jobs, need_clean - d.clean, self.p.max_repeats - judged))
 
     def _classes(self, image: str) -> list[tuple[str, str]]:
         assert self.signature is not None
@@ -320,7 +335,7 @@ class Bisector:
             if d.verdict is not None:
                 break
             self._progress(n, sha, subject, f"booting run {len(self.runs.get(t.image, [])) + 1}…")
-            self._run(kernel, t.image, short)
+            self._run(kernel, t.image, short, self._batch(d, need_clean))
         t.verdict, t.reason = d.verdict, d.reason
         t.clean, t.signature, t.unrelated, t.infra = d.clean, d.signature, d.unrelated, d.infra
         t.boots = self.boots - boots0
