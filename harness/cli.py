@@ -242,7 +242,7 @@ def parser() -> argparse.ArgumentParser:
         tree_opt(sp)
 
     def parallel_opts(sp: argparse.ArgumentParser) -> None:
-        g = sp.add_argument_group("many VMs at once (docs/parallel.md, docs/ci.md)")
+        g = sp.add_argument_group("many VMs at once (docs/ci.md)")
         g.add_argument("-j", "--jobs", type=int, nargs="?", const=0, default=None, metavar="N",
                        help="N VMs at once in an in-process Dask LocalCluster (-j alone: from the "
                             "host's cores and the scenarios' vCPUs)")

@@ -85,6 +85,9 @@ class Machine:
         self._log_fh: IO[str] | None = None
         self.started_at = 0.0
         self.exit_status: int | None = None
+        # Host wall clock (time.time()) when QEMU was started and when it was
+        # reaped: comparable across VMs and hosts, unlike started_at (monotonic).
+        self.wall_span: tuple[float, float] | None = None
 
     @property
     def qmp_socket(self) -> Path:
@@ -105,6 +108,7 @@ class Machine:
         self._log_fh = open(self.console_log, "w", encoding="utf-8", errors="replace")
         tee = Transcript(self._log_fh)
         self.started_at = time.monotonic()
+        started_wall = time.time()
         try:
             self.child = pexpect.spawn(self.argv[0], self.argv[1:], encoding="utf-8",
                                        codec_errors="replace", echo=False, timeout=None,
@@ -112,6 +116,7 @@ class Machine:
         except pexpect.ExceptionPexpect as exc:
             self.close()
             raise MachineError(f"cannot start QEMU: {exc}", self.argv, self.console_log) from None
+        self.wall_span = (started_wall, started_wall)
         children.started(self.child.pid, str(self.run_dir))
         self.child.logfile_read = tee
         self.console = Console(self.child, tee, self.argv, self.console_log)
@@ -156,6 +161,8 @@ class Machine:
             except Exception:  # noqa: BLE001 - cleanup must not mask the real error
                 pass
             self.exit_status = child.exitstatus if child.exitstatus is not None else child.signalstatus
+            if self.wall_span is not None:
+                self.wall_span = (self.wall_span[0], time.time())
         if self._log_fh is not None:
             self._log_fh.close()
             self._log_fh = None

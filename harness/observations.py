@@ -39,6 +39,9 @@ class Observations:
     harts: dict[int, int] = field(default_factory=dict)     # Linux CPU -> hart id, when a step needed it
     qmp_events: list[dict[str, Any]] = field(default_factory=list)
     boot_retries: list[dict[str, Any]] = field(default_factory=list)   # boots given up, see runner._booted
+    # [start, end] host wall clock (Unix time) of each QEMU process of the
+    # run (two when the boot was retried): when it shared the host, and with whom.
+    qemu_spans: list[list[float]] = field(default_factory=list)
     # How the run ended early, when it did: {"step", "how", "detail"}; "how"
     # is one of crosscheck's outcome classes (hung, crashed, kdb-held, aborted).
     ended: dict[str, Any] | None = None
@@ -100,6 +103,7 @@ class Observations:
             steps[name] = entry
         return {
             "boot_seconds": self.boot_seconds, "boot_retries": self.boot_retries, "ended": self.ended,
+            "qemu_spans": self.qemu_spans,
             "kernel_release": self.kernel_release,
             "cpus": self.cpus,
             # Everything the parsers find in the whole console: backtrace

@@ -42,6 +42,11 @@ class ScenarioResult:
     boot_retries: int = 0
     model_only: bool = False
     unexpected_reports: list[str] = field(default_factory=list)   # "type on CPU n: title"
+    # Host wall clock (Unix time) when the cell started and ended, and each
+    # QEMU's [start, end] (observations.qemu_spans): under -j, who ran beside whom.
+    started_at: float | None = None
+    ended_at: float | None = None
+    qemu_spans: list[list[float]] = field(default_factory=list)
 
     def counts(self) -> dict[str, tuple[int, int]]:
         """(passed, judged) per origin; not-compared claims are not judged."""
@@ -126,7 +131,7 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
     alone tells a broken kernel). on_step (the live progress display) is
     called as each step starts."""
     out.mkdir(parents=True, exist_ok=True)
-    result = ScenarioResult(scn, kernel.recipe_name, PASS, artifacts=out)
+    result = ScenarioResult(scn, kernel.recipe_name, PASS, artifacts=out, started_at=time.time())
     t0 = time.monotonic()
     config = kernel.config
     m = scn.machine
@@ -140,7 +145,7 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
         # says what it would have predicted).
         result.verdict, result.reason = SKIP, reason
         _judge(result, scn, obs, _model(scn, kernel, config, spec, obs, out)[0], [], model_only)
-        result.seconds = time.monotonic() - t0
+        _finished(result, obs, t0)
         _write(result, obs)
         return result
 
@@ -249,9 +254,15 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
     model_checks, predicted = _model(scn, kernel, config, spec, obs, out)
     _judge(result, scn, obs, model_checks, skipped, model_only)
     _unexpected_reports(result, scn, obs, predicted, model_only)
-    result.seconds = time.monotonic() - t0
+    _finished(result, obs, t0)
     _write(result, obs)
     return result
+
+
+def _finished(result: ScenarioResult, obs: Observations, t0: float) -> None:
+    result.seconds = time.monotonic() - t0
+    result.ended_at = time.time()
+    result.qemu_spans = list(obs.qemu_spans)
 
 
 # A boot where a secondary CPU misses the kernel's 1 s bring-up wait is
@@ -270,27 +281,32 @@ def _booted(spec: MachineSpec, out: Path, boot_timeout: float,
     """A booted machine with QMP connected while it booted (so every event
     of the run is recorded), QEMU ended and QMP closed on exit."""
     for attempt in range(1, BOOT_ATTEMPTS + 1):
-        with Machine(spec, out, boot_timeout=boot_timeout) as machine:
-            qmp = QmpClient.for_machine(machine).connect()
-            try:
-                obs.boot_seconds = round(machine.boot(), 3)
-                con = machine.console
-                assert con is not None
-                if attempt < BOOT_ATTEMPTS and con.cpus is not None and con.cpus < spec.cpus:
-                    # The kernel's own words when it gave up on a CPU (report type cpu-hotplug).
-                    lines = klog.split(con.text())
-                    seen = next((r for r in reports.parse(lines) if r.type == reports.CPU_HOTPLUG), None)
-                    kept = out / f"console-boot{attempt}.log"
-                    machine.console_log.rename(kept)
-                    obs.boot_retries.append({
-                        "attempt": attempt, "cpus": con.cpus, "console_log": kept.name,
-                        "reason": seen.text(lines) if seen else f"{con.cpus} of {spec.cpus} CPUs online"})
-                    continue
-                yield machine, qmp
-                return
-            finally:
-                qmp.close()
-                obs.qmp_events = [json.loads(e.to_json()) for e in qmp.events]
+        machine = Machine(spec, out, boot_timeout=boot_timeout)
+        try:
+            with machine:
+                qmp = QmpClient.for_machine(machine).connect()
+                try:
+                    obs.boot_seconds = round(machine.boot(), 3)
+                    con = machine.console
+                    assert con is not None
+                    if attempt < BOOT_ATTEMPTS and con.cpus is not None and con.cpus < spec.cpus:
+                        # The kernel's own words when it gave up on a CPU (report type cpu-hotplug).
+                        lines = klog.split(con.text())
+                        seen = next((r for r in reports.parse(lines) if r.type == reports.CPU_HOTPLUG), None)
+                        kept = out / f"console-boot{attempt}.log"
+                        machine.console_log.rename(kept)
+                        obs.boot_retries.append({
+                            "attempt": attempt, "cpus": con.cpus, "console_log": kept.name,
+                            "reason": seen.text(lines) if seen else f"{con.cpus} of {spec.cpus} CPUs online"})
+                        continue
+                    yield machine, qmp
+                    return
+                finally:
+                    qmp.close()
+                    obs.qmp_events = [json.loads(e.to_json()) for e in qmp.events]
+        finally:
+            if machine.wall_span is not None:
+                obs.qemu_spans.append([round(t, 3) for t in machine.wall_span])
 
 
 def _hang_probe(live: StepContext, obs: Observations) -> str:

@@ -93,3 +93,34 @@ def test_run_once_in_parallel_gives_the_serial_checks(default_kernel, initrd, tm
         assert all((Path(a) / "console.log").stat().st_size > 0 for a in r.artifacts)
     assert repeats.run_once(scns[:1], default_kernel, initrd, tmp_path / "one", 3, jobs=2).checks.keys() == \
         {k: v for k, v in serial.checks.items() if k.startswith("backtrace-ipi:")}.keys()
+
+
+def test_slot_display_shows_labels_as_written_and_says_above_the_table() -> None:
+    import io
+
+    from rich.console import Console
+
+    from harness.outputs.progress import Display
+    from harness.outputs.slots import SlotsView
+
+    term = io.StringIO()
+    term.isatty = lambda: True          # type: ignore[method-assign]
+    display = Display(stream=term)
+    view = SlotsView(display, 2, one_worker=True)
+    view.event({"who": "0", "slot": 1, "cell": "kdb-roundup [default]", "step": "[x]", "t": time.time()})
+    view.event({"who": "0", "slot": 2, "cell": "tiny [revert-f15c21a3de1b]", "step": "booting", "t": time.time()})
+    view.event({"who": "0", "slot": 2, "cell": None, "step": None, "t": time.time()})
+    shot = Console(file=io.StringIO(), width=100, record=True)
+    shot.print(view)
+    text = shot.export_text()
+    assert "VM 1  kdb-roundup [default]  [x]" in text and "VM 2  idle" in text, text
+    with view:
+        time.sleep(0.1)                 # the first frame is drawn
+        display.say("building kernel x")
+    # Said through the live console: the table erased, the line, the table again.
+    assert "\x1b[2Krvharness: building kernel x\nVM 1  kdb-roundup" in term.getvalue(), repr(term.getvalue())
+    assert display._above is None
+    plain = io.StringIO()
+    view = SlotsView(Display(stream=plain, live=False), 1, one_worker=False)
+    view.event({"who": "w1", "slot": 1, "cell": "s [default]", "step": "booting", "t": time.time()})
+    assert plain.getvalue() == "rvharness: w1 VM 1: s [default]\n"

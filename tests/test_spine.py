@@ -221,6 +221,11 @@ steps:
     assert obs["boot_retries"] == [{"attempt": 1, "cpus": 2, "console_log": "console-boot1.log",
                                     "reason": "2 of 4 CPUs online"}]
     assert "rvharness-ready" in (art / "console-boot1.log").read_text()
+    # Both QEMUs' lifetimes, one after the other, inside the cell's times.
+    (a0, a1), (b0, b1) = obs["qemu_spans"]
+    entry = json.loads((out / "summary.json").read_text())[0]
+    assert entry["started_at"] <= a0 < a1 <= b0 < b1 <= entry["ended_at"]
+    assert entry["qemu_spans"] == obs["qemu_spans"]
     assert "rvharness-ready" in (art / "console.log").read_text()
     checks = json.loads((art / "verdicts.json").read_text())["checks"]
     assert [c["verdict"] for c in checks if c["name"] == "all CPUs came online at boot"] == ["fail"]

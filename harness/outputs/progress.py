@@ -45,6 +45,9 @@ class Display:
         self._started = 0.0
         self._last_plain = 0.0
         self._build: dict = {}
+        # A live view other than the bar (outputs/slots.py) that one-off
+        # lines must go above, or they garble its redraw.
+        self._above: Console | None = None
 
     # ------------------------------------------------------------ messages
 
@@ -62,10 +65,20 @@ class Display:
 
     def _print(self, line: str) -> None:
         with self._lock:
-            if self._progress is not None:
-                self._progress.console.print(line, markup=False, highlight=False)
+            console = self._progress.console if self._progress is not None else self._above
+            if console is not None:
+                console.print(line, markup=False, highlight=False)
             else:
                 print(line, file=self.stream, flush=True)
+
+    @contextlib.contextmanager
+    def printing_above(self, console: Console) -> Iterator[None]:
+        """Lines said while the block runs go through console (a rich Live's)."""
+        self._above = console
+        try:
+            yield
+        finally:
+            self._above = None
 
     # ------------------------------------------------------------ a live bar
 

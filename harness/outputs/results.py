@@ -34,8 +34,16 @@ def summary_entry(r: "ScenarioResult") -> dict[str, Any]:
             "reason": r.reason, "seconds": round(r.seconds, 2),
             "file": str(r.scenario.path), "covers": list(r.scenario.covers),
             "boot_retries": getattr(r, "boot_retries", 0),
+            # Host wall clock (Unix time): when the cell ran and its QEMU lived,
+            # so a reviewer of a -j run sees which VMs shared the host.
+            "started_at": _stamp(r.started_at), "ended_at": _stamp(r.ended_at),
+            "qemu_spans": [list(s) for s in r.qemu_spans],
             "artifacts": str(r.artifacts) if r.artifacts else None,
             "checks": [c.to_json() for c in r.checks]}
+
+
+def _stamp(t: float | None) -> float | None:
+    return None if t is None else round(t, 3)
 
 
 def write_summary(results: list["ScenarioResult"], path: Path) -> None:

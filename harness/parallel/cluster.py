@@ -91,8 +91,14 @@ def client(where: Where) -> Iterator["object"]:
     if where.local:
         jobs = max(1, where.jobs or 1)
         cluster = LocalCluster(n_workers=1, threads_per_worker=jobs, processes=True, host="127.0.0.1",
-                               dashboard_address=None, resources=resources(jobs), memory_limit=0,
-                               silence_logs=logging.ERROR, name=LOCAL_NAME)
+                               resources=resources(jobs), memory_limit=0,
+                               silence_logs=logging.ERROR, name=LOCAL_NAME,
+                               # dashboard_address=None still serves the scheduler's
+                               # HTTP endpoints, on port 8787, and a second run at once
+                               # printed a port warning over the live display: no
+                               # dashboard, a free loopback port.
+                               dashboard_address="127.0.0.1:0",
+                               scheduler_kwargs={"dashboard": False})
         try:
             with Client(cluster) as c:
                 c.register_plugin(LedgerPlugin(LOCAL_NAME), name=LedgerPlugin.name)

@@ -83,7 +83,7 @@ def run(where: cluster.Where, kernels: dict[str, Recipe | kbuild.BuiltKernel],
     with cluster.client(where) as c:
         ship = not where.local
         slots = cluster.max_slots(c)
-        view = SlotsView(display, len(todo))
+        view = SlotsView(display, len(todo), one_worker=where.local)
         c.subscribe_topic(tasks.SLOT_TOPIC, lambda ev: view.event(ev[1]))
         c.subscribe_topic(tasks.SAY_TOPIC, lambda ev: display.say(str(ev[1])))
         builds = {}

@@ -111,4 +111,5 @@ def result_of(e: dict[str, Any], scn: Scenario):
     return ScenarioResult(scn, e["kernel"], e["verdict"], [CheckResult(**c) for c in e["checks"]],
                           float(e["seconds"]), Path(e["artifacts"]) if e.get("artifacts") else None,
                           e.get("reason", ""), int(e.get("boot_retries", 0)), bool(e.get("model_only")),
-                          list(e.get("unexpected_reports", [])))
+                          list(e.get("unexpected_reports", [])), e.get("started_at"), e.get("ended_at"),
+                          [list(x) for x in e.get("qemu_spans", [])])
