@@ -183,6 +183,15 @@ def cmd_bisect_run(args: argparse.Namespace) -> int:
                       _out_dir(args))
 
 
+def cmd_review(args: argparse.Namespace) -> int:
+    from .review.command import main as review_main
+    from .review.record import Params
+
+    params = Params(series=args.series, scenarios=tuple(args.scenarios), kernel=args.kernel, tree=args.tree,
+                    base=args.base, repeats=args.repeats, version=args.version, email=args.email)
+    return review_main(params, Path(args.out))
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rvharness", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -290,6 +299,24 @@ def parser() -> argparse.ArgumentParser:
     br.add_argument("--repeats", type=int, default=1, metavar="N")
     br.add_argument("--out", metavar="DIR")
     br.set_defaults(func=cmd_bisect_run)
+
+    rv = sub.add_parser("review", help="test a patch series against its base, A/B with repeats, and say "
+                                       "which patch changes what (exit 0 nothing new fails, 1 something does)")
+    rv.add_argument("series", metavar="SERIES",
+                    help="an mbox (git format-patch --stdout, b4 am, a whole thread), a directory of "
+                         ".patch files, or BASE..TIP in --tree")
+    rv.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="scenario files or directories "
+                                                                     "(default scenarios/)")
+    rv.add_argument("--kernel", metavar="RECIPE",
+                    help="the base: a recipe (default kernels/default.yaml); with --tree its config and patches")
+    rv.add_argument("--tree", metavar="DIR", help="a kernel git tree (never modified); needs --base or a range")
+    rv.add_argument("--base", metavar="REV", help="with --tree: the commit the series applies to")
+    rv.add_argument("--repeats", type=int, default=3, metavar="N", help="runs per kernel (default 3)")
+    rv.add_argument("--version", type=int, metavar="N",
+                    help="the series version to test when the mbox holds several (default the newest)")
+    rv.add_argument("--email", action="store_true", help="also write OUT/reply.eml, a reply to the cover letter")
+    rv.add_argument("--out", metavar="DIR")
+    rv.set_defaults(func=cmd_review)
 
     f = sub.add_parser("fetch", help="download the kernel source and every arch's busybox package")
     verbosity(f)
