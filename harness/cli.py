@@ -331,7 +331,16 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args, rest = p.parse_known_args(argv)
+    if rest:
+        # argparse gives a `*` positional after another positional only the
+        # first run of words: `review SERIES --kernel R SCENARIO...` leaves
+        # the scenarios over. They are the review's; anything else is an error.
+        if getattr(args, "func", None) is cmd_review and not any(r.startswith("-") for r in rest):
+            args.scenarios = [*args.scenarios, *rest]
+        else:
+            p.error(f"unrecognized arguments: {' '.join(rest)}")
     signal.signal(signal.SIGTERM, _terminate)
     # Python leaves SIGINT ignored when it starts ignored, as it does for a
     # background job of a non-interactive shell (measured: a CI script run

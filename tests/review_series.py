@@ -171,3 +171,16 @@ def unappliable_series(h: dict, dest: Path) -> tuple[str, list[Path]]:
          ("append", ("kernel/panic.c", "static const char rvh_review_u2[] __used = \"u2\";\n")))], start=60)
     return code1, format_series(h["repo"], code1, tips[-1], dest, "two changes, one on another base",
                                 "The second patch does not apply to the Debian source.")
+
+
+def thread_mbox(v1: list[Path], v2: list[Path], replies: list[str], dest: Path) -> Path:
+    """One thread: v1, then v2 sent in reply to v1's cover (as `git send-email
+    --in-reply-to` does), then the replies."""
+    v1_cover = msgid_of(v1[0])
+    for f in v2:
+        head, body = f.read_text().split("\n\n", 1)
+        if "In-Reply-To:" not in head:
+            head += f"\nIn-Reply-To: <{v1_cover}>\nReferences: <{v1_cover}>"
+        f.write_text(head + "\n\n" + body)
+    dest.write_text("".join(f.read_text() for f in v1 + v2) + "".join(replies))
+    return dest

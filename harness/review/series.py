@@ -21,8 +21,10 @@ from ..errors import InputError
 
 # A diff starts at the first of these lines after the commit message.
 _DIFF_START = re.compile(r"^(diff --git |--- a/|--- /dev/null|Index: )", re.M)
-# git format-patch's signature ("-- \n2.39.5") ends a mail, not the diff.
+# git format-patch's signature ("-- \n2.39.5") ends a mail, not the diff;
+# so do its --base footers when there is no cover letter to hold them.
 _SIGNATURE = re.compile(r"\n-- \n[^\n]*\n*\Z")
+_FOOTERS = re.compile(r"\n(?:\n(?:base-commit|prerequisite-patch-id|change-id): [^\n]*)+\n*\Z")
 
 
 def _b4():
@@ -97,7 +99,7 @@ def _diff_of(body: str) -> str:
     m = _DIFF_START.search(body)
     if m is None:
         return ""
-    diff = _SIGNATURE.sub("\n", body[m.start():])
+    diff = _FOOTERS.sub("\n", _SIGNATURE.sub("\n", body[m.start():]))
     return diff if diff.endswith("\n") else diff + "\n"
 
 
@@ -189,16 +191,18 @@ def from_messages(msgs: list[EmailMessage], source: str, version: int | None = N
     lser = mbx.get_series(chosen, codereview_trailers=False)
     if lser is None:
         raise InputError(path, f"v{chosen}: every patch is missing")
+    present = [p for p in lser.patches[1:] if p is not None]
+    if len(present) > 1 and any(p.counters_inferred for p in present):
+        # b4 makes room for each unnumbered patch as it comes; the order is the
+        # mbox's, which nothing vouches for.
+        odd = next(p for p in present if p.counters_inferred)
+        raise InputError(path, f"'{odd.full_subject}': no [PATCH n/m] number, and the mbox holds "
+                               "several patches, so their order is unknown")
     missing = [i for i, p in enumerate(lser.patches[1:], start=1) if p is None]
     total = lser.expected
     if missing:
         raise InputError(path, f"v{chosen} '{lser.subject}': patch "
                                f"{', '.join(f'{i}/{total}' for i in missing)} missing")
-    present = [p for p in lser.patches[1:] if p is not None]
-    if len(present) > 1 and any(p.counters_inferred for p in present):
-        odd = next(p for p in present if p.counters_inferred)
-        raise InputError(path, f"'{odd.full_subject}': no [PATCH n/m] number in a series of "
-                               f"{len(present)} patches, so their order is unknown")
     patches = []
     for i, lm in enumerate(present, start=1):
         diff = _diff_of(lm.body)
@@ -207,6 +211,12 @@ def from_messages(msgs: list[EmailMessage], source: str, version: int | None = N
         patches.append(Patch(i, total, lm.subject, f"{lm.fromname} <{lm.fromemail}>", lm.msgid, diff,
                              _trailers(lm)))
     cover = lser.patches[0] if lser.has_cover else None
+    if cover is not None and not lser.base_commit:
+        # A cover sent in reply to the previous version (git send-email
+        # --in-reply-to) whose base-commit: footer looks like a trailer is
+        # taken by b4 for a reply and found again by its thread position,
+        # without add_patch, which reads the footers: give it to add_patch.
+        lser.add_patch(cover)
     msgids = tuple(([cover.msgid] if cover else []) + [p.msgid for p in patches])
     root = cover or present[0]
     return Series(source, lser.subject or patches[0].subject, chosen,
