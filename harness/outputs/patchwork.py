@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..review.ab import FIXED, NEW, NEW_TITLE
+from ..review.ab import FIXED, NEW
 from ..review.record import Review
 
 CONTEXT = "rvharness"

@@ -156,5 +156,5 @@ def attribute(cmp: Comparison, n: int, judge: PrefixJudge | None, repeats: int) 
             item.attribution = "ambiguous: prefixes that could not be judged lie between the base and the series"
         else:
             item.attribution = (f"base+1..{k - 1} like the base, base+1..{k} like the series"
-                                if k > 1 else f"base+1 like the series")
+                                if k > 1 else "base+1 like the series")
     return asked_all

@@ -21,9 +21,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Protocol
 
-from .. import hostcmd, kbuild, patchpaths
+from .. import kbuild, patchpaths
 from ..children import die_with_harness
-from ..errors import CommandFailed, ConfigError, HarnessError, InputError, PatchError
+from ..errors import CommandFailed, ConfigError, InputError, PatchError
 from ..gitbuild import BUILT, GitTree, TreeBuilder, image_digest
 from ..recipe import Recipe
 from .series import Series
@@ -98,10 +98,11 @@ class TreeBaseBuilder:
             return self.done[k]
         r = _prefix_recipe(self.recipe, self.files, k)
         res = TreeBuilder(self.tree, r, progress=self.say).build(self.base, self.log_dir)
-        if res.status == BUILT and len(res.patches_applied) != len(r.patches):
-            # gitbuild leaves out a patch the commit already contains; a series
-            # patch the base already has is the user's mistake, said plainly.
-            out = Built(k, None, f"the base already contains {', '.join(res.patches_contained)}")
+        contained = [f.name for f in self.files[:k] if f.name in res.patches_contained]
+        if res.status == BUILT and contained:
+            # gitbuild leaves out a patch the commit already contains (right for
+            # the recipe's); a series patch the base already has is said plainly.
+            out = Built(k, None, f"the base already contains {', '.join(contained)}")
         elif res.status == BUILT:
             out = Built(k, res.kernel, cached=res.cached, image_sha256=res.image_sha256)
         else:
@@ -150,17 +151,23 @@ def check_applies(series: Series, recipe_patches: tuple[Path, ...], files: list[
                 (root / rel).parent.mkdir(parents=True, exist_ok=True)
                 (root / rel).write_bytes(data)
         for i, p in enumerate((*recipe_patches, *files)):
-            proc = subprocess.run(["patch", "-p1", "--forward", "--batch", "--no-backup-if-mismatch",
-                                   "--reject-file=-", "-d", str(root), "-i", str(p)],
-                                  capture_output=True, text=True, preexec_fn=die_with_harness())
+            proc = _patch(root, p)
             if proc.returncode == 0:
                 continue
+            if i < len(recipe_patches) and _patch(root, p, "--reverse", "--dry-run").returncode == 0:
+                continue        # a recipe patch the base already contains: the build leaves it out too
             where = _failed_hunk(proc.stdout + proc.stderr)
             if i < len(recipe_patches):
                 raise InputError(p, f"the recipe's patch does not apply to the base: {where}")
             sp = series.patches[i - len(recipe_patches)]
             raise InputError(series.source, f"patch {sp.number}/{sp.total} '{sp.subject}' does not apply: "
                                             f"{where}")
+
+
+def _patch(root: Path, p: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["patch", "-p1", "--forward", "--batch", "--no-backup-if-mismatch",
+                           "--reject-file=-", *extra, "-d", str(root), "-i", str(p)],
+                          capture_output=True, text=True, preexec_fn=die_with_harness())
 
 
 def base_file_from_source(root: Path) -> Callable[[str], bytes | None]:
@@ -178,5 +185,3 @@ def base_file_from_git(tree: GitTree, rev: str) -> Callable[[str], bytes | None]
     return get
 
 
-__all__ = ["Built", "Builder", "RecipeBuilder", "TreeBaseBuilder", "check_applies",
-           "base_file_from_source", "base_file_from_git", "HarnessError", "hostcmd"]

@@ -12,7 +12,7 @@ import dataclasses
 import email.parser
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
