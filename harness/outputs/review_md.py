@@ -35,7 +35,7 @@ def _check_lines(rv: Review, checks: list[CheckDelta]) -> list[str]:
         lines += ["", f"{rv.patch_label(patch)}:"]
         for c in group:
             lines.append(f"- {c.name}")
-            lines += _wrap(f"{c.counts_text()}; {c.significance}" if c.significance else c.counts_text())
+            lines += _wrap(f"{c.significance}." if c.significance else c.counts_text())
     return lines
 
 
@@ -112,7 +112,8 @@ def render(rv: Review) -> str:
     if rv.build_break is None:
         own = sum(not c.model for c in unchanged)
         lines += _heading("Unchanged")
-        lines += _wrap(f"{len(unchanged)} checks ({own} scenario expectations, {len(unchanged) - own} model "
+        lines += _wrap(f"{len(unchanged)} check{'s' * (len(unchanged) != 1)} ({own} scenario expectations, "
+                       f"{len(unchanged) - own} model "
                        f"claims) gave the same result on the base and with the series in every run: "
                        f"{cmp.a_judged} runs of the base and {cmp.b_judged} with the series, interleaved, "
                        f"of {len(rv.scenarios)} scenario{'s' * (len(rv.scenarios) != 1)}.", "")

@@ -57,9 +57,9 @@ def significance_text(a: tuple[int, int], b: tuple[int, int], cls: str, p: float
     odds = f"1 in {1 / p:.0f}" if p > 0 else "0"
     strength = ("significant at 5%" if p <= 0.05 else
                 "not significant at 5%: more repeats would tell")
-    return (f"{what} in {bn}/{bp + bf} runs of B and {an}/{ap + af} of A; were the series to change "
-            f"nothing, a split at least this lopsided would come with probability {p:.3g} "
-            f"({odds}; Fisher's exact test, one-sided), {strength}")
+    return (f"{what} in {bn}/{bp + bf} runs with the series and {an}/{ap + af} on the base; were the "
+            f"series to change nothing, a split at least this lopsided would come with probability "
+            f"{p:.3g} ({odds}; Fisher's exact test, one-sided), {strength}")
 
 
 @dataclass
