@@ -158,8 +158,12 @@ def test_fix_series_kdb_go_checks_fixed(fix_review: dict, hist: dict) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     fixed = _checks(data, "fixed")
     assert "kdb-roundup: kdb sees every CPU respond to the round-up" in fixed, sorted(fixed)
+    # Leaving kdb with go oopsed on the base: the crash checks go away with the fix.
+    assert "kdb-roundup: kernel did not crash" in fixed, sorted(fixed)
     assert all(c["patch"] == 1 for c in fixed.values())
-    assert not _checks(data, "new failure")
+    assert not _checks(data, "new failure") and not _checks(data, "still failing")
+    gone = [t["title"] for t in data["comparison"]["titles"] if t["class"] == "report gone"]
+    assert any("kgdb_arch_handle_qxfer_pkt" in t for t in gone), gone
     text = (fix_review["out"] / "review.md").read_text()
     assert "Fixed (fail on the base, pass with the series)" in text
     # The user's tree was only read.

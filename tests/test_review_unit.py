@@ -74,9 +74,15 @@ def test_compare_counts_titles_and_base_failures() -> None:
         b.add(_run(i, {"s: ok": PASS, "s: broken": FAIL, "s: old": FAIL, "s: flaky": PASS},
                    titles=["WARNING: at foo"]))
     b.add(_run(4, {}, infra="s: QEMU exited"))
+    # Made only on a crash: failing in every run of A, absent from B.
+    for r in a.runs:
+        r.checks["s: kernel did not crash"] = FAIL
     cmp = ab.compare(a, b)
     cls = {c.name: c.cls for c in cmp.checks}
-    assert cls == {"s: ok": ab.UNCHANGED, "s: broken": ab.NEW, "s: old": ab.STILL, "s: flaky": ab.FLAKY}
+    assert cls == {"s: ok": ab.UNCHANGED, "s: broken": ab.NEW, "s: old": ab.STILL, "s: flaky": ab.FLAKY,
+                   "s: kernel did not crash": ab.FIXED}
+    fixed = next(c for c in cmp.checks if c.cls == ab.FIXED)
+    assert (fixed.a, fixed.b) == ((0, 3), (3, 0))
     assert [(t.title, t.cls, t.b, t.scenarios) for t in cmp.titles] == [
         ("WARNING: at foo", ab.NEW_TITLE, 3, ("s",))]
     assert cmp.regressed and cmp.b_judged == 3 and cmp.b_infra == ["s: QEMU exited"]

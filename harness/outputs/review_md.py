@@ -50,8 +50,9 @@ def _model_lines(rv: Review, checks: list[CheckDelta]) -> list[str]:
         for scn, cs in per_scn.items():
             names = ", ".join(c.name.split(": model: ", 1)[1] for c in cs[:6])
             more = f" and {len(cs) - 6} more" if len(cs) > 6 else ""
-            lines += _wrap(f"- {scn}: {len(cs)} claim{'s' * (len(cs) != 1)} ({names}{more}); "
-                           f"{cs[0].counts_text()}", "")
+            lines += textwrap.wrap(f"- {scn}: {len(cs)} claim{'s' * (len(cs) != 1)} ({names}{more}); "
+                                   f"{cs[0].counts_text()}", WIDTH, subsequent_indent="  ",
+                                   break_long_words=False, break_on_hyphens=False)
     return lines
 
 
@@ -129,7 +130,7 @@ def _facts(rv: Review) -> list[str]:
     asked = ", ".join(f"1..{k}" for k in st.prefixes_asked) or "none"
     facts = [
         ("base", rv.base_text),
-        ("series", f"{s.subject} (v{s.version}, {rv.n} patches, {s.author})"),
+        ("series", f"{s.subject} (v{s.version}, {rv.n} patch{'es' * (rv.n != 1)}, {s.author})"),
         ("message-id", f"<{s.thread_msgid}>" if s.thread_msgid else "-"),
         ("base-commit", s.base_commit or "-"),
         ("arch", rv.arch),
@@ -137,7 +138,8 @@ def _facts(rv: Review) -> list[str]:
         ("config", f"sha256 {rv.config_a} (base), {rv.config_b} (series)"),
         ("scenarios", ", ".join(rv.scenarios)),
         ("repeats", f"{rv.params.repeats} per kernel, interleaved base, series, base, series"),
-        ("attribution", f"{len(st.prefixes_asked)} of {n_mid} intermediate prefixes tested ({asked})"),
+        ("attribution", f"{len(st.prefixes_asked)} of {n_mid} intermediate prefixes tested ({asked})"
+                        if n_mid else "one patch, nothing to bisect"),
         ("artifacts", str(rv.out.resolve())),
         ("reproduce", rv.params.command(rv.out)),
     ]

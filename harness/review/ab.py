@@ -148,12 +148,28 @@ def _scenarios_with(counts: Counts, title: str) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
+def _counts(c: Counts) -> dict[str, tuple[int, int]]:
+    """check -> (runs it did not fail, runs it failed) over the judged runs.
+    A check missing from a judged run did not fail there: some are made only
+    when something goes wrong ("kernel did not crash", "no unexpected kernel
+    report"), so their absence is the pass (measured: the kgdb fix removed
+    both from every run, and counting only present verdicts called them
+    "still failing")."""
+    n = len(c.judged)
+    return {name: (n - f, f) for name, (_p, f) in c.per_check().items()}
+
+
+def _unjudged(c: Counts) -> list[str]:
+    """Why runs said nothing about the kernel: infra, or a scenario skipped."""
+    return [r.infra or f"a scenario was skipped: {r.skipped}" for r in c.runs if r.infra or r.skipped]
+
+
 def compare(a: Counts, b: Counts) -> Comparison:
-    pa, pb = a.per_check(), b.per_check()
+    pa, pb = _counts(a), _counts(b)
     cmp = Comparison(a_runs=len(a.runs), b_runs=len(b.runs), a_judged=len(a.judged), b_judged=len(b.judged),
-                     a_infra=[r.infra for r in a.runs if r.infra], b_infra=[r.infra for r in b.runs if r.infra])
+                     a_infra=_unjudged(a), b_infra=_unjudged(b))
     for name in sorted(set(pa) | set(pb)):
-        ca, cb = pa.get(name, (0, 0)), pb.get(name, (0, 0))
+        ca, cb = pa.get(name, (len(a.judged), 0)), pb.get(name, (len(b.judged), 0))
         cls = classify(ca, cb)
         cmp.checks.append(CheckDelta(name, ca, cb, cls, fisher_p(ca, cb, cls)))
     ta, tb = a.titles(), b.titles()

@@ -96,6 +96,8 @@ def review(params: Params, out: Path, say: Callable[[str], None] = print,
     say(f"reviewing '{ser.subject}' v{ser.version}: {n} patch{'es' * (n != 1)} on {builder.base_text()}")
 
     def build(k: int, role: str) -> kernels.Built:
+        if role in stats.builds:                 # asked again by another change: the builder remembers
+            return builder.build(k)
         say(f"building {role}…")
         res = builder.build(k)
         stats.builds[role] = "cached" if res.cached else ("built" if res.kernel else "failed")
@@ -122,6 +124,13 @@ def review(params: Params, out: Path, say: Callable[[str], None] = print,
     initrd = initramfs.build(builder.recipe.arch) if run_once is None else Path("/dev/null")
     ca, cb = ab.interleave(p.scenarios, a.kernel, b.kernel, initrd, out / "runs", params.repeats, counted, say)
     cmp = ab.compare(ca, cb)
+    # Nothing to compare: every run broke outside the kernel (QEMU, QMP, the host).
+    if not cmp.a_judged:
+        raise BaseBroken(f"no run of the base said anything about the kernel: {cmp.a_infra[0] if cmp.a_infra else '?'}"
+                         f" (artifacts: {out / 'runs' / 'A'})")
+    if not cmp.b_judged:
+        raise HarnessError(f"no run with the series said anything about the kernel: "
+                           f"{cmp.b_infra[0] if cmp.b_infra else '?'} (artifacts: {out / 'runs' / 'B'})")
     judge = attribute.PrefixJudge(builder=_RoleBuilder(builder, build), scenarios=p.scenarios, initrd=initrd,
                                   out=out / "runs", run_once=counted, say=say)
     if n > 1 and (cmp.of(ab.NEW, ab.FIXED) or cmp.new_titles):

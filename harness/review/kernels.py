@@ -61,7 +61,8 @@ class RecipeBuilder:
 
     def base_text(self) -> str:
         src = self.recipe.source
-        return f"{self.recipe.name} ({src.kind}: {src.value}; {len(self.recipe.patches)} recipe patches)"
+        n = len(self.recipe.patches)
+        return f"{self.recipe.name} ({src.kind}: {src.value}; {n} recipe patch{'es' * (n != 1)})"
 
     def build(self, k: int) -> Built:
         if k in self.done:
