@@ -42,5 +42,6 @@ def render(rv: Review) -> bytes:
         msg["In-Reply-To"] = f"<{s.thread_msgid}>"
         msg["References"] = " ".join(f"<{m}>" for m in (*s.references, s.thread_msgid))
     body = review_md.render(rv) + "\n" + "\n".join(tags(rv)) + "\n"
-    msg.set_content(body)
+    # Plain 8-bit text, as mail to a kernel list is (no quoted-printable).
+    msg.set_content(body, cte="8bit")
     return msg.as_bytes()

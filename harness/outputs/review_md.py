@@ -61,7 +61,7 @@ def render(rv: Review) -> str:
     lines = [f"rvharness review of \"{s.subject}\" (v{s.version}, {rv.n} patch{'es' * (rv.n != 1)}): "
              f"{rv.headline()}."]
     if s.note:
-        lines += _wrap(s.note.capitalize() + ".", "")
+        lines += _wrap(s.note[0].upper() + s.note[1:] + ".", "")
     if rv.build_break is not None:
         k, why = rv.build_break
         lines += _heading("Build failure")
