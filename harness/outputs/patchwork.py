@@ -18,7 +18,9 @@ DESCRIPTION_MAX = 255     # patchwork's description is a short line
 def check_for(rv: Review, k: int) -> dict:
     cmp = rv.cmp
     url = (rv.out / "review.md").resolve().as_uri()
-    new = [c for c in cmp.of(NEW) if c.patch == k] + [t for t in cmp.new_titles if t.patch == k]
+    # The scenario's own checks first: they name what broke; model claims follow.
+    new = (sorted((c for c in cmp.of(NEW) if c.patch == k), key=lambda c: c.model)
+           + [t for t in cmp.new_titles if t.patch == k])
     unplaced = [c for c in cmp.of(NEW) if c.patch is None] + [t for t in cmp.new_titles if t.patch is None]
     fixed = [c for c in cmp.of(FIXED) if c.patch == k]
     if rv.build_break is not None and rv.build_break[0] == k:

@@ -64,6 +64,8 @@ def plan(params: Params, out: Path, say: Callable[[str], None]) -> Plan:
     else:
         if params.base:
             raise InputError(None, "--base REV needs --tree DIR (with --kernel the recipe is the base)")
+        if ".." in params.series and not Path(params.series).exists():
+            raise InputError(params.series, "no such file or directory (a range BASE..TIP needs --tree DIR)")
         ser = series_mod.load(Path(params.series), params.version)
     if ser.note:
         say(ser.note)
