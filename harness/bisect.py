@@ -27,7 +27,7 @@ from .gitbuild import BUILT, CommitBuild, GitTree, TreeBuilder, check_recipe_sou
 from .kbuild import BuiltKernel
 from .paths import REPO_ROOT
 from .recipe import load_recipe
-from .repeats import (BAD, CLEAN, GOOD, INFRA, INFRA_V, SIGNATURE, SKIP_V, Run, Signature,
+from .repeats import (BAD, CLEAN, GOOD, INFRA, INFRA_V, SIGNATURE, SKIP_V, Decision, Run, Signature,
                       classify, confidence_of, decide, failure_rate, runs_for)
 
 DEFAULT_RECIPE = REPO_ROOT / "kernels" / "default.yaml"
@@ -99,6 +99,7 @@ class Params:
     confidence: float = 0.95
     max_repeats: int = 10
     reverse: bool = False
+    jobs: int = 1              # runs of one commit side by side (-j; harness/parallel)
 
     def command(self) -> str:
         argv = ["rvharness", "bisect", "--tree", self.tree, "--good", self.good, "--bad", self.bad]
@@ -234,6 +235,9 @@ class Bisector:
         self.boot_seconds = 0.0
         self.candidates_left = 0
         self.t0 = time.monotonic()
+        # A resumed bisect's stats add the sessions before the kill: each session
+        # opens with a record, and its wall time is the span of its records.
+        self.log.append({"type": "session", "pid": os.getpid(), "resume": resume})
 
     # ---------------------------------------------------------- building
 
@@ -256,18 +260,32 @@ class Bisector:
 
     # ---------------------------------------------------------- running
 
-    def _run(self, kernel: BuiltKernel, image: str, short: str) -> Run:
+    def _run(self, kernel: BuiltKernel, image: str, short: str, n: int = 1) -> Run:
+        """n > 1: n runs at once (-j), each recorded as if run in turn; returns the last."""
         if self.initrd is None:
             self.initrd = initramfs.build(self.recipe.arch)
         index = len(self.runs.get(image, [])) + 1
         t0 = time.monotonic()
-        run = self.run_once(self.scenarios, kernel, self.initrd, self.out / "runs", index,
-                            label=short, on_boot=self.on_boot)
+        if n > 1:
+            runs = repeats.run_many(self.scenarios, kernel, self.initrd, self.out / "runs",
+                                    list(range(index, index + n)), label=short, jobs=self.p.jobs)
+        else:
+            runs = [self.run_once(self.scenarios, kernel, self.initrd, self.out / "runs", index,
+                                  label=short, on_boot=self.on_boot)]
         self.boot_seconds += time.monotonic() - t0
-        self.boots += 1
-        self.runs.setdefault(image, []).append(run)
-        self.log.append({"type": "run", "image": image, "commit": short, "run": run.to_json()})
-        return run
+        for run in runs:
+            self.boots += 1
+            self.runs.setdefault(image, []).append(run)
+            self.log.append({"type": "run", "image": image, "commit": short, "run": run.to_json()})
+        return runs[-1]
+
+    def _batch(self, d: Decision, need_clean: int) -> int:
+        """How many runs to start at once: with -j, as many as could still
+        be needed for 'good' (more would be boots thrown away), at most j."""
+        if self.p.jobs <= 1 or self.on_boot is not None or self.run_once is not repeats.run_once:
+            return 1
+        judged = d.clean + d.signature + d.unrelated
+        return max(1, min(self.p.jobs, need_clean - d.clean, self.p.max_repeats - judged))
 
     def _classes(self, image: str) -> list[tuple[str, str]]:
         assert self.signature is not None
@@ -317,7 +335,7 @@ class Bisector:
             if d.verdict is not None:
                 break
             self._progress(n, sha, subject, f"booting run {len(self.runs.get(t.image, [])) + 1}…")
-            self._run(kernel, t.image, short)
+            self._run(kernel, t.image, short, self._batch(d, need_clean))
         t.verdict, t.reason = d.verdict, d.reason
         t.clean, t.signature, t.unrelated, t.infra = d.clean, d.signature, d.unrelated, d.infra
         t.boots = self.boots - boots0
@@ -557,12 +575,39 @@ class Bisector:
             "signature": self.signature.to_json() if self.signature else None,
             "failure_rate": round(self.p_fail, 4), "deterministic": self.deterministic,
             "runs_per_good": self.need, "tested": [asdict(t) for t in self.tested],
-            "stats": {"wall_seconds": round(time.monotonic() - self.t0, 1), "builds": self.builds_done,
-                      "build_seconds": round(self.build_seconds, 1),
-                      "build_wait_seconds": round(self.build_wait, 1), "boots": self.boots,
-                      "boot_seconds": round(self.boot_seconds, 1),
-                      "steps": len(self.tested)},
+            "stats": {**self._totals(), "steps": len(self.tested),
+                      "this_session": {
+                          "wall_seconds": round(time.monotonic() - self.t0, 1), "builds": self.builds_done,
+                          "build_seconds": round(self.build_seconds, 1),
+                          "build_wait_seconds": round(self.build_wait, 1), "boots": self.boots,
+                          "boot_seconds": round(self.boot_seconds, 1)}},
         }
+
+    def _totals(self) -> dict:
+        """Builds, boots and time over every session of this bisect, from the
+        step log (so that a resumed bisect reports all the work it took)."""
+        builds = [r for r in self.log.of("build") if not r.get("cached")]
+        runs = self.log.of("run")
+        # The current session's span is measured, not read: the last session record is ours.
+        last = max(i for i, r in enumerate(self.log.records) if r.get("type") == "session")
+        earlier = 0.0
+        sessions = 0
+        span: list[dt.datetime] = []
+        for i, r in enumerate(self.log.records[:last]):
+            # A log written before session records began is one session.
+            if i == 0 or r.get("type") == "session":
+                if span:
+                    earlier += (span[-1] - span[0]).total_seconds()
+                span = []
+                sessions += 1
+            span.append(dt.datetime.fromisoformat(r["time"]))
+        if span:
+            earlier += (span[-1] - span[0]).total_seconds()
+        return {"wall_seconds": round(earlier + time.monotonic() - self.t0, 1), "builds": len(builds),
+                "build_seconds": round(sum(r.get("seconds", 0) for r in builds), 1),
+                "build_wait_seconds": round(sum(r.get("waited", 0) for r in self.log.of("build")), 1),
+                "boots": len(runs), "boot_seconds": round(sum(r["run"].get("seconds", 0) for r in runs), 1),
+                "sessions": sessions + 1}
 
     # ---------------------------------------------------------- outputs
 

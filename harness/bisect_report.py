@@ -91,7 +91,8 @@ def markdown(r: dict) -> str:
         wait = st.get("build_wait_seconds", 0)
         lines.append(f"{st['steps']} steps, {st['builds']} builds ({st['build_seconds']:.0f} s"
                      + (f", plus {wait:.0f} s waiting for other builds" if wait >= 1 else "") + "), "
-                     f"{st['boots']} boots ({st['boot_seconds']:.0f} s), {st['wall_seconds']:.0f} s in all.")
+                     f"{st['boots']} boots ({st['boot_seconds']:.0f} s), {st['wall_seconds']:.0f} s in all"
+                     + (f" over {st['sessions']} sessions (resumed)." if st.get("sessions", 1) > 1 else "."))
     return "\n".join(lines) + "\n"
 
 

@@ -221,8 +221,7 @@ def _kdb(a: dict, obs: Observations) -> tuple[str, str, str | None]:
 
 
 def _report(a: dict, obs: Observations) -> tuple[str, str, str | None]:
-    text = obs.step_text(a["step"]) if a["step"] else obs.console
-    found = reports.parse(text)
+    found = reports.parse(obs.step_text(a["step"])) if a["step"] else obs.kernel_reports()[1]
     summary = "; ".join(f"{r.type} on CPU {r.cpu}: {r.title}" for r in found) or "no reports"
     if a["type"] == "none":
         return (PASS if not found else FAIL), summary, a["step"]

@@ -37,3 +37,33 @@ def die_with_harness() -> Callable[[], None]:
         if os.getppid() != parent:
             os._exit(1)         # the harness died before the prctl took effect
     return in_child
+
+
+# ---------------------------------------------------------------- ledger
+# A Dask worker keeps a ledger of the QEMU processes and private run
+# directories it has alive (harness/parallel/ledger.py), so that when it
+# is started again after a SIGKILL it can sweep what its earlier life left
+# behind. Machine reports to whichever ledger the process installed; the
+# plain command line installs none.
+
+class Ledger:
+    def started(self, pid: int, run_dir: str) -> None: ...
+    def ended(self, pid: int) -> None: ...
+
+
+_ledger: Ledger | None = None
+
+
+def install_ledger(ledger: Ledger | None) -> None:
+    global _ledger
+    _ledger = ledger
+
+
+def started(pid: int, run_dir: str) -> None:
+    if _ledger is not None:
+        _ledger.started(pid, run_dir)
+
+
+def ended(pid: int) -> None:
+    if _ledger is not None:
+        _ledger.ended(pid)

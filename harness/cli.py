@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import signal
 import sys
 from pathlib import Path
@@ -54,8 +55,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         scenarios = [s for s in scenarios if chosen(s)]
         if not scenarios:
             raise InputError(None, f"-k '{args.k}' selects no scenario (try --list)")
-    kernels = session.kernels(args, display)
     out = _out_dir(args)
+    junit = Path(args.junit) if args.junit else out / "junit.xml"
+    from .parallel import command as parallel
+    if parallel.wanted(args):
+        return exit_code(parallel.execute(args, "run", scenarios, session.kernel_sources(args, display),
+                                          False, out, junit, display))
+    kernels = session.kernels(args, display)
     results = session.run_all(scenarios, kernels, out, Path(args.junit) if args.junit else out / "junit.xml",
                               display, follow=args.follow, model_only=args.model_only)
     return exit_code(results)
@@ -94,18 +100,29 @@ def _list(args: argparse.Namespace, scenarios: list[scenario.Scenario]) -> int:
 
 def cmd_matrix(args: argparse.Namespace) -> int:
     from . import matrix
-    from .outputs import write_all
 
     scenarios = [s for s in _load_scenarios(args.paths) if s.covers]
     display = _display(args)
     recipes = [load_recipe(r) for r in matrix.recipe_paths(REPO_ROOT / "kernels", args.arch)]
     for arch in dict.fromkeys(r.arch for r in recipes):
         hostcmd.require_tool(arch.qemu)
-    kernels = [kbuild.build(r, progress=display.say, monitor=display) for r in recipes]
     out = _out_dir(args)
-    # Each scenario on the kernels of the arches it runs on (scenario skip_arch).
-    results = session.run_all(scenarios, kernels, out, out / "junit.xml", display, model_only=args.model_only,
-                              own_arch_only=True)
+    from .parallel import command as parallel
+    if parallel.wanted(args):
+        results = parallel.execute(args, "matrix", scenarios, list(recipes), True, out, out / "junit.xml",
+                                   display)
+    else:
+        kernels = [kbuild.build(r, progress=display.say, monitor=display) for r in recipes]
+        # Each scenario on the kernels of the arches it runs on (scenario skip_arch).
+        results = session.run_all(scenarios, kernels, out, out / "junit.xml", display,
+                                  model_only=args.model_only, own_arch_only=True)
+    return finish_matrix(results, out)
+
+
+def finish_matrix(results: list, out: Path) -> int:
+    from . import matrix
+    from .outputs import write_all
+
     cells = matrix.cells(results)
     matrix.write(cells, out)
     write_all(out, out / "junit.xml")     # again, now with the matrix table in report.html
@@ -114,6 +131,20 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     ok = matrix.holds(cells)
     print(f"matrix {'holds' if ok else 'does NOT hold'}: {out / 'matrix.md'}")
     return EXIT_OK if ok else EXIT_FAIL
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from .parallel import cluster
+    if not (args.scheduler or args.scheduler_file):
+        raise InputError(None, "worker: give the scheduler's address (tcp://HOST:8786) or --scheduler-file")
+    if args.slots < 1:
+        raise InputError(None, f"worker: --slots must be at least 1, got {args.slots}")
+    return cluster.run_worker(args.scheduler, args.scheduler_file, args.slots, args.name, args.host)
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from .parallel import merge
+    return merge.main([Path(p) for p in args.outs], Path(args.out))
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -172,7 +203,7 @@ def cmd_bisect(args: argparse.Namespace) -> int:
         raise InputError(None, f"bisect: missing {', '.join(missing)}")
     params = Params(tree=args.tree, good=args.good, bad=args.bad, scenarios=args.scenarios,
                     recipe=args.kernel, checks=args.checks or [], confidence=args.confidence,
-                    max_repeats=args.max_repeats, reverse=args.reverse)
+                    max_repeats=args.max_repeats, reverse=args.reverse, jobs=args.jobs or 1)
     return main_bisect(params, _out_dir(args), resume=False)
 
 
@@ -219,6 +250,19 @@ def parser() -> argparse.ArgumentParser:
                         help="extra patch applied on top of the recipe's (repeatable)")
         tree_opt(sp)
 
+    def parallel_opts(sp: argparse.ArgumentParser) -> None:
+        g = sp.add_argument_group("many VMs at once (docs/parallel.md, docs/ci.md)")
+        g.add_argument("-j", "--jobs", type=int, nargs="?", const=0, default=None, metavar="N",
+                       help="N VMs at once in an in-process Dask LocalCluster (-j alone: from the "
+                            "host's cores and the scenarios' vCPUs)")
+        g.add_argument("--cluster", metavar="tcp://HOST:PORT", help="use this Dask scheduler's workers "
+                       "(`rvharness worker`)")
+        g.add_argument("--scheduler-file", metavar="FILE", help="the Dask scheduler named by this file")
+        g.add_argument("--shard", metavar="K/N", help="run the K-th of N parts (whole kernels each); "
+                       "'auto' reads GitLab's CI_NODE_INDEX/CI_NODE_TOTAL; `rvharness merge` joins them")
+        g.add_argument("--resume", metavar="OUT", help="run only the cells of the run in OUT that have no "
+                       "verdict (after a killed client or scheduler); its other arguments come from OUT")
+
     r = sub.add_parser("run", help="run scenarios on one or more kernels")
     r.add_argument("paths", nargs="*", help="scenario files or directories (default scenarios/)")
     kernel_opts(r)
@@ -231,6 +275,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--model-only", action="store_true",
                    help="judge by the reference model's claims alone (the scenarios' own expectations "
                         "are not evaluated)")
+    parallel_opts(r)
     verbosity(r)
     r.set_defaults(func=cmd_run)
 
@@ -261,6 +306,7 @@ def parser() -> argparse.ArgumentParser:
                     help="only this arch's kernels (repeatable; default every arch)")
     mx.add_argument("--model-only", action="store_true",
                     help="judge every cell by the reference model's claims alone")
+    parallel_opts(mx)
     verbosity(mx)
     mx.set_defaults(func=cmd_matrix)
 
@@ -284,6 +330,8 @@ def parser() -> argparse.ArgumentParser:
     bs.add_argument("--checks", nargs="+", metavar="NAME", help="narrow the failure signature to these checks")
     bs.add_argument("--confidence", type=float, default=0.95)
     bs.add_argument("--max-repeats", type=int, default=10, metavar="N")
+    bs.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                    help="boot up to N runs of one commit at once (in-process Dask LocalCluster)")
     bs.add_argument("--reverse", action="store_true",
                     help="find the commit that fixed it: --good fails, --bad passes")
     bs.add_argument("--out", metavar="DIR")
@@ -318,6 +366,21 @@ def parser() -> argparse.ArgumentParser:
     rv.add_argument("--out", metavar="DIR")
     rv.set_defaults(func=cmd_review)
 
+    w = sub.add_parser("worker", help="a Dask worker for --cluster: VM slots and one kernel build at a time")
+    w.add_argument("scheduler", nargs="?", metavar="tcp://HOST:PORT")
+    w.add_argument("--scheduler-file", metavar="FILE")
+    w.add_argument("--slots", type=int, default=max(1, (os.cpu_count() or 1)), metavar="N",
+                   help="VMs at once on this worker (default: the host's cores)")
+    w.add_argument("--name", help="the worker's name (default the host name); a worker sweeps what "
+                                  "an earlier, dead worker of its name left")
+    w.add_argument("--host", metavar="ADDR", help="address to listen on (e.g. 127.0.0.1)")
+    w.set_defaults(func=cmd_worker)
+
+    mg = sub.add_parser("merge", help="merge the output directories of --shard runs into one")
+    mg.add_argument("outs", nargs="+", metavar="OUT")
+    mg.add_argument("--out", required=True, metavar="DIR")
+    mg.set_defaults(func=cmd_merge)
+
     f = sub.add_parser("fetch", help="download the kernel source and every arch's busybox package")
     verbosity(f)
     f.set_defaults(func=cmd_fetch)
@@ -328,6 +391,26 @@ def _terminate(signum: int, frame: object) -> None:
     # SIGTERM (a CI timeout, pkill) unwinds like Ctrl-C, so every context
     # manager ends its QEMU and removes its private run directory.
     raise KeyboardInterrupt
+
+
+def _resumed(args: argparse.Namespace) -> argparse.Namespace:
+    """run/matrix --resume OUT: the arguments of the run in OUT, with this
+    command's choice of engine (-j, --cluster, --scheduler-file)."""
+    from .parallel import plan
+
+    out = Path(args.resume)
+    doc = plan.read(out)
+    if doc["command"] != args.command:
+        raise InputError(out / plan.PLAN, f"that was a '{doc['command']}', not a '{args.command}'")
+    old = parser().parse_args(doc["argv"])
+    engine = ("jobs", "cluster", "scheduler_file")
+    if any(getattr(args, a) is not None for a in engine):
+        for a in engine:            # this command's engine replaces the old one's
+            setattr(old, a, getattr(args, a))
+    if old.jobs is None and not (old.cluster or old.scheduler_file):
+        old.jobs = 0
+    old.out, old.resume, old._argv = str(out), str(out), doc["argv"]
+    return old
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -341,6 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.scenarios = [*args.scenarios, *rest]
         else:
             p.error(f"unrecognized arguments: {' '.join(rest)}")
+    args._argv = list(sys.argv[1:] if argv is None else argv)
     signal.signal(signal.SIGTERM, _terminate)
     # Python leaves SIGINT ignored when it starts ignored, as it does for a
     # background job of a non-interactive shell (measured: a CI script run
@@ -349,6 +433,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "out", "") is None:
         args.out = str(_out_dir(args))      # one artifact directory, named once
     try:
+        if args.command in ("run", "matrix") and args.resume:
+            args = _resumed(args)
         return args.func(args)
     except HarnessError as exc:
         print(f"rvharness: error: {exc}", file=sys.stderr)

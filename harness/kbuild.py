@@ -291,9 +291,14 @@ def _configure(recipe: Recipe, tree: Path, build: Path, env: dict[str, str], log
         os.utime(cfg, ns=(prev_stat.st_atime_ns, prev_stat.st_mtime_ns))
 
 
+def key_of(recipe: Recipe) -> str:
+    """The cache key recipe would be built under (no build)."""
+    return cache_key(recipe, resolve_source(recipe.source), _toolchain(recipe.arch))
+
+
 def lookup(recipe: Recipe) -> BuiltKernel | None:
     """The cached build of recipe, or None: never builds (`run --list`)."""
-    key = cache_key(recipe, resolve_source(recipe.source), _toolchain(recipe.arch))
+    key = key_of(recipe)
     out = cache_dir() / "kernels" / key
     return (BuiltKernel(key, out, recipe.name, recipe.arch, recipe.model_without, recipe.cmdline)
             if (out / ".complete").exists() else None)
@@ -361,6 +366,31 @@ def build(recipe: Recipe, *, log_dir: Path | None = None, jobs: int | None = Non
 def store(key: str, build_dir: Path, arch: Arch, meta: dict) -> Path:
     """Copy a finished build's artifacts into the content-addressed cache
     (atomically: a reader sees all of kernels/<key> or none of it)."""
+    srcs = {"Image": build_dir / arch.image_path, "System.map": build_dir / "System.map",
+            "vmlinux": build_dir / "vmlinux", ".config": build_dir / ".config"}
+
+    def fill(tmp: Path) -> None:
+        for name, src in srcs.items():
+            shutil.copy2(src, tmp / name)
+    return _publish(key, fill, meta)
+
+
+def install(key: str, files: dict[str, bytes], meta: dict) -> Path:
+    """Put a kernel built elsewhere (its artifacts' bytes, carried by Dask
+    from the worker that built it) into this host's cache under its key,
+    with the same atomic rename as store(): two workers sharing one cache
+    directory never see half a kernel."""
+    unknown = set(files) - set(ARTIFACTS)
+    if unknown or "Image" not in files:
+        raise HarnessError(f"kernel {key[:12]}: artifacts {sorted(files)} are not {list(ARTIFACTS)}")
+
+    def fill(tmp: Path) -> None:
+        for name, data in files.items():
+            (tmp / name).write_bytes(data)
+    return _publish(key, fill, meta)
+
+
+def _publish(key: str, fill, meta: dict) -> Path:
     kernels = cache_dir() / "kernels"
     out = kernels / key
     with file_lock(kernels / f"{key}.lock"):
@@ -368,10 +398,7 @@ def store(key: str, build_dir: Path, arch: Arch, meta: dict) -> Path:
             tmp = kernels / f".{key}.tmp{os.getpid()}"
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
-            srcs = {"Image": build_dir / arch.image_path, "System.map": build_dir / "System.map",
-                    "vmlinux": build_dir / "vmlinux", ".config": build_dir / ".config"}
-            for name, src in srcs.items():
-                shutil.copy2(src, tmp / name)
+            fill(tmp)
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
             (tmp / ".complete").touch()
             shutil.rmtree(out, ignore_errors=True)

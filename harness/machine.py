@@ -11,7 +11,7 @@ from typing import IO
 
 import pexpect
 
-from . import hostcmd, qemuargs
+from . import children, hostcmd, qemuargs
 from .children import die_with_harness
 from .arch import Arch
 from .console import Console
@@ -112,6 +112,7 @@ class Machine:
         except pexpect.ExceptionPexpect as exc:
             self.close()
             raise MachineError(f"cannot start QEMU: {exc}", self.argv, self.console_log) from None
+        children.started(self.child.pid, str(self.run_dir))
         self.child.logfile_read = tee
         self.console = Console(self.child, tee, self.argv, self.console_log)
         return self
@@ -163,3 +164,5 @@ class Machine:
                 p.unlink(missing_ok=True)
             self.run_dir.rmdir()
             self.run_dir = None
+        if child is not None:
+            children.ended(child.pid)    # only now: the sweep also removes a run dir left behind

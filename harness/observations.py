@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .parsers import backtrace, kdb, observe
+from .parsers import backtrace, kdb, klog, observe, reports
 from .parsers.interrupts import Interrupts
+from .parsers.symbolize import SystemMap
 from .vcpus import Probe
 
 
@@ -72,6 +73,17 @@ class Observations:
             self._parsed[key] = kdb.parse(self.step_text(name), self.cpus)
         return self._parsed[key]
 
+    def kernel_reports(self) -> tuple[list[klog.Line], list[reports.Report]]:
+        """The whole console's lines and the kernel reports in them, with
+        guilty frames from the kernel's System.map: parsed once for the
+        unexpected-report check, report expectations and observations.json."""
+        key = ("reports", "")
+        if key not in self._parsed:
+            lines = klog.split(self.console)
+            truncated = klog.cut_off(self.console, lines)
+            self._parsed[key] = (lines, reports.parse(lines, SystemMap.load(self.system_map), truncated))
+        return self._parsed[key]
+
     def to_json(self) -> dict[str, Any]:
         steps = {}
         for name, rec in self.steps.items():
@@ -92,7 +104,8 @@ class Observations:
             "cpus": self.cpus,
             # Everything the parsers find in the whole console: backtrace
             # rounds, kdb sessions, kernel reports.
-            "console": observe.observe(self.console, self.cpus, self.system_map),
+            "console": observe.observe(self.console, self.cpus, self.system_map,
+                                       found=self.kernel_reports()[1]),
             "steps": steps,
             "snapshots": {label: snap.to_json() for label, snap in self.snapshots.items()},
             # Ground truth from outside the guest.

@@ -92,35 +92,80 @@ def _is_infra(verdict: str, checks: Sequence) -> bool:
 
 def run_once(scenarios: Sequence[Scenario], kernel: BuiltKernel, initrd: Path, out: Path,
              index: int, label: str | None = None,
-             on_boot: Callable | None = None) -> Run:
-    """Every scenario once on kernel; artifacts under out/<label>/<scenario>/run-<index>/."""
+             on_boot: Callable | None = None, jobs: int | None = None) -> Run:
+    """Every scenario once on kernel; artifacts under out/<label>/<scenario>/run-<index>/.
+    jobs > 1: the scenarios run side by side (run_many)."""
+    if jobs and jobs > 1 and on_boot is None:
+        return run_many(scenarios, kernel, initrd, out, [index], label, jobs)[0]
     from .runner import run_scenario   # the runner pulls in QEMU and QMP; import when running
 
     run = Run(index)
     t0 = time.monotonic()
     for scn in scenarios:
-        where = out / safe(label or kernel.recipe_name) / safe(scn.name) / f"run-{index}"
+        where = _where(out, label, kernel, scn, index)
         try:
             res = run_scenario(scn, kernel, initrd, where, on_boot=on_boot)
         except HarnessError as exc:
-            run.infra = run.infra or f"{scn.name}: {exc}".splitlines()[0]
-            run.artifacts.append(str(where))
-            continue
-        run.artifacts.append(str(where))
-        if res.reason:
-            run.reasons.append(f"{scn.name}: {res.reason.splitlines()[0]}")
-        if res.verdict == SKIP:
-            run.skipped = run.skipped or f"{scn.name}: {res.reason}"
-            continue
-        if _is_infra(res.verdict, res.checks):
-            run.infra = run.infra or f"{scn.name}: {res.reason.splitlines()[0] if res.reason else 'error'}"
-            continue
-        for c in res.checks:
-            run.checks[f"{scn.name}: {c.name}"] = c.verdict
-        if res.verdict in (FAIL, ERROR):
-            run.titles.extend(t for t in _titles(res.console_log) if t not in run.titles)
+            res = exc
+        _account(run, scn, where, res)
     run.seconds = time.monotonic() - t0
     return run
+
+
+def run_many(scenarios: Sequence[Scenario], kernel: BuiltKernel, initrd: Path, out: Path,
+             indices: Sequence[int], label: str | None = None, jobs: int = 2) -> list[Run]:
+    """Runs `indices` of every scenario, `jobs` VMs at once in an
+    in-process Dask LocalCluster (harness/parallel); the same Runs, in
+    the same order, as run_once for each index in turn. Bisect's and
+    review's repeats use it with -j."""
+    from distributed import wait
+
+    from .parallel import cluster, tasks
+
+    runs = {i: Run(i) for i in indices}
+    t0 = time.monotonic()
+    with cluster.client(cluster.Where(jobs)) as c:
+        blob = c.scatter(tasks.blob_of(kernel), broadcast=True)
+        futs = {}
+        for i in indices:
+            for n, scn in enumerate(scenarios):
+                where = _where(out, label, kernel, scn, i)
+                futs[(i, n)] = c.submit(tasks.boot, blob, scn, str(where), False, False,
+                                        f"{scn.name} [{label or kernel.recipe_name}] run {i}",
+                                        resources={"VM": jobs if scn.machine.exclusive else 1}, retries=1,
+                                        priority=-len(futs), pure=False)
+        wait(list(futs.values()))
+        for (i, n), f in futs.items():
+            scn = scenarios[n]
+            res = f.result().result if f.status == "finished" else HarnessError(f"infrastructure: {f.exception()}")
+            _account(runs[i], scn, _where(out, label, kernel, scn, i), res)
+    for r in runs.values():
+        r.seconds = (time.monotonic() - t0) / len(runs)
+    return [runs[i] for i in indices]
+
+
+def _where(out: Path, label: str | None, kernel: BuiltKernel, scn: Scenario, index: int) -> Path:
+    return out / safe(label or kernel.recipe_name) / safe(scn.name) / f"run-{index}"
+
+
+def _account(run: Run, scn: Scenario, where: Path, res) -> None:
+    """Add one scenario's result (or the harness error it raised) to run."""
+    run.artifacts.append(str(where))
+    if isinstance(res, HarnessError):
+        run.infra = run.infra or f"{scn.name}: {res}".splitlines()[0]
+        return
+    if res.reason:
+        run.reasons.append(f"{scn.name}: {res.reason.splitlines()[0]}")
+    if res.verdict == SKIP:
+        run.skipped = run.skipped or f"{scn.name}: {res.reason}"
+        return
+    if _is_infra(res.verdict, res.checks):
+        run.infra = run.infra or f"{scn.name}: {res.reason.splitlines()[0] if res.reason else 'error'}"
+        return
+    for c in res.checks:
+        run.checks[f"{scn.name}: {c.name}"] = c.verdict
+    if res.verdict in (FAIL, ERROR):
+        run.titles.extend(t for t in _titles(res.console_log) if t not in run.titles)
 
 
 @dataclass

@@ -398,8 +398,8 @@ def _unexpected_reports(result: ScenarioResult, scn: Scenario, obs: Observations
     and the model does not predict; fail the scenario on them."""
     if not obs.console or result.verdict not in (PASS, FAIL):
         return
-    lines = klog.split(obs.console)
-    for rep in reports.parse(lines, SystemMap.load(obs.system_map)):
+    lines, found = obs.kernel_reports()
+    for rep in found:
         if rep.type not in LISTED_REPORT_TYPES:
             continue
         text = rep.text(lines)

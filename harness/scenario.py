@@ -23,7 +23,7 @@ NUM = vf.NUM
 
 SCENARIO_KEYS = ("name", "description", "covers", "also_fails_without", "machine", "requires",
                  "steps", "expect", "skip_arch")
-MACHINE_KEYS = ("cpus", "memory", "cmdline", "qemu_args", "boot_timeout", "reboot")
+MACHINE_KEYS = ("cpus", "memory", "cmdline", "qemu_args", "boot_timeout", "reboot", "exclusive")
 MAX_CPUS = 8  # CONFIG_NR_CPUS in kernels/configs/riscv-ipi.config
 _MEMORY = re.compile(r"^\d+[MG]$")
 _CONFIG = re.compile(r"^CONFIG_[A-Z0-9_]+$")
@@ -37,6 +37,9 @@ class MachineSettings:
     qemu_args: tuple[str, ...] = ()
     boot_timeout: float = 60.0
     reboot: bool = False        # False: -no-reboot, so a reset ends QEMU (and the scenario)
+    # True: the scenario cannot share the host with other VMs (a timing
+    # bound that host load breaks); a parallel run gives it every VM slot.
+    exclusive: bool = False
 
 
 @dataclass(frozen=True)
@@ -421,7 +424,7 @@ def load(path: Path) -> Scenario:
     qemuargs.check_scenario(path, mf.value.get("qemu_args"), qemu_args, mf.at("qemu_args"))
     machine = MachineSettings(cpus, memory, tuple(mf.str_list("cmdline")), tuple(qemu_args),
                               float(mf.get("boot_timeout", NUM, 60.0)),
-                              bool(mf.get("reboot", bool, False)))
+                              bool(mf.get("reboot", bool, False)), bool(mf.get("exclusive", bool, False)))
     ctx = Ctx(cpus, memory=size_bytes(memory))
 
     requires = f.str_list("requires")

@@ -33,7 +33,9 @@ def recipes(kernel: list[str], patch: list[str], tree: str | None) -> list[Recip
     return chosen
 
 
-def kernels(args, display: Display) -> list[kbuild.BuiltKernel]:
+def kernel_sources(args, display: Display) -> list[Recipe | kbuild.BuiltKernel]:
+    """What the command runs on, not yet built: the recipes (with --patch,
+    --tree), or the one prebuilt --kernel-image."""
     if args.kernel_image:
         if args.patch or args.kernel or getattr(args, "tree", None):
             raise InputError(None, "--kernel-image cannot be combined with --kernel, --patch or --tree")
@@ -49,7 +51,12 @@ def kernels(args, display: Display) -> list[kbuild.BuiltKernel]:
     chosen = recipes(args.kernel, args.patch, getattr(args, "tree", None))
     for arch in dict.fromkeys(r.arch for r in chosen):
         hostcmd.require_tool(arch.qemu)            # fail before a long kernel build
-    return [kbuild.build(r, progress=display.say, monitor=display) for r in chosen]
+    return chosen
+
+
+def kernels(args, display: Display) -> list[kbuild.BuiltKernel]:
+    return [k if isinstance(k, kbuild.BuiltKernel) else kbuild.build(k, progress=display.say, monitor=display)
+            for k in kernel_sources(args, display)]
 
 
 def run_all(scenarios: list[Scenario], built: list[kbuild.BuiltKernel], out: Path,
@@ -77,8 +84,14 @@ def run_all(scenarios: list[Scenario], built: list[kbuild.BuiltKernel], out: Pat
                 terminal.print_result(res, sys.stdout)
                 sys.stdout.flush()
                 results.append(res)
+    finish(results, out, junit_path)
+    return results
+
+
+def finish(results: list, out: Path, junit_path: Path) -> None:
+    """summary.json, junit.xml, report.html and the summary line, from the
+    results in the serial order (serial and parallel runs alike)."""
     results_out.write_summary(results, out / results_out.SUMMARY)
     write_all(out, junit_path)
     print(terminal.summary_line(results))
     print(f"artifacts: {out}  report: {out / 'report.html'}  junit: {junit_path}")
-    return results

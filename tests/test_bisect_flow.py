@@ -207,6 +207,11 @@ def test_resume_after_a_kill_redoes_no_finished_step(repo, tmp_path: Path) -> No
     fresh_b, _, fresh_runner, _ = _bisect(r, shas, tmp_path / "fresh")
     fresh_b.run()
     assert killer.calls - 1 + runner2.calls == fresh_runner.calls
+    # The stats count the work of both sessions, not only the resumed one.
+    st = res["stats"]
+    assert st["sessions"] == 2
+    assert st["boots"] == killer.calls - 1 + runner2.calls and st["this_session"]["boots"] == runner2.calls
+    assert st["boots"] > st["this_session"]["boots"]
 
 
 def test_a_flaky_regression_is_repeated_to_the_confidence(repo, tmp_path: Path) -> None:

@@ -29,14 +29,17 @@ def origin(check: dict[str, Any]) -> str:
     return MODEL if check["name"].startswith(MODEL_PREFIX) else EXPECTATION
 
 
+def summary_entry(r: "ScenarioResult") -> dict[str, Any]:
+    return {"scenario": r.scenario.name, "kernel": r.kernel, "verdict": r.verdict,
+            "reason": r.reason, "seconds": round(r.seconds, 2),
+            "file": str(r.scenario.path), "covers": list(r.scenario.covers),
+            "boot_retries": getattr(r, "boot_retries", 0),
+            "artifacts": str(r.artifacts) if r.artifacts else None,
+            "checks": [c.to_json() for c in r.checks]}
+
+
 def write_summary(results: list["ScenarioResult"], path: Path) -> None:
-    path.write_text(json.dumps([{
-        "scenario": r.scenario.name, "kernel": r.kernel, "verdict": r.verdict,
-        "reason": r.reason, "seconds": round(r.seconds, 2),
-        "file": str(r.scenario.path), "covers": list(r.scenario.covers),
-        "boot_retries": getattr(r, "boot_retries", 0),
-        "artifacts": str(r.artifacts) if r.artifacts else None,
-        "checks": [c.to_json() for c in r.checks]} for r in results], indent=2))
+    path.write_text(json.dumps([summary_entry(r) for r in results], indent=2))
 
 
 def _read_json(path: Path) -> Any:

@@ -10,17 +10,19 @@ from .symbolize import SystemMap
 FORMAT = 1
 
 
-def observe(text: str, cpus: int | None = None, system_map: Path | str | SystemMap | None = None
-            ) -> dict:
+def observe(text: str, cpus: int | None = None, system_map: Path | str | SystemMap | None = None,
+            found: list[reports.Report] | None = None) -> dict:
     """Backtrace rounds, kdb sessions and kernel reports in text. cpus: the
     guest's CPU count (kdb leaves trailing offline CPUs out). system_map:
-    improves guilty frames. Never raises on any text."""
+    improves guilty frames. found: the reports of text, when the caller
+    parsed them already (harness/observations.py). Never raises on any text."""
     symbols = system_map if isinstance(system_map, SystemMap) else SystemMap.load(system_map)
     lines = klog.split(text)
     truncated = klog.cut_off(text, lines)
     rounds = backtrace.parse_all(lines, truncated)
     session = kdb.parse(lines, cpus, truncated)
-    found = reports.parse(lines, symbols, truncated)
+    if found is None:
+        found = reports.parse(lines, symbols, truncated)
     return {
         "format": FORMAT,
         "lines": len(lines),

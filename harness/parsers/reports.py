@@ -201,6 +201,8 @@ SKIP = re.compile("(?:" + "|".join((
     # the debugging tools' own reporting and hooks
     r"kasan_\w+", r"__kasan_\w+", r"__asan_\w+", r"check_region_inline", r"print_report",
     r"kfence_\w+", r"__kfence_\w+", r"__ubsan_handle_\w+", r"ubsan_\w+",
+    # FORTIFY_SOURCE: lib/string_helpers.c reports the overflow its caller made
+    r"__fortify_report", r"__fortify_panic", r"fortify_panic",
     r"lock_acquire\w*", r"__lock_acquire", r"lock_release", r"__lock_release", r"validate_chain",
     r"check_\w+_bug", r"print_\w+_bug", r"print_usage_bug", r"mark_lock\w*", r"lockdep_\w+",
     r"check_noncircular", r"check_prev_add", r"check_prevs_add", r"__lockdep_\w+",

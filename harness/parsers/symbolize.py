@@ -7,6 +7,7 @@ addr2line that dies all degrade to "no answer" (None), never to an error."""
 from __future__ import annotations
 
 import bisect
+import functools
 import os
 import select
 import shutil
@@ -82,10 +83,15 @@ class SystemMap:
 
     @classmethod
     def load(cls, path: Path | str | None) -> "SystemMap | None":
+        """The map at path, read once per process for each version of the
+        file: a run needs it for its steps, its kernel reports and its
+        observations, and a matrix boots one kernel many times (about 70 ms
+        a read for the default kernel's 15,000 text symbols)."""
         if path is None:
             return None
         try:
-            return cls.parse(Path(path).read_text(encoding="utf-8", errors="replace"))
+            st = Path(path).stat()
+            return _load(str(path), st.st_size, st.st_mtime_ns)
         except OSError:
             return None
 
@@ -286,3 +292,8 @@ class Symbolizer:
 
     def close(self) -> None:
         self.lines.close()
+
+
+@functools.lru_cache(maxsize=16)
+def _load(path: str, size: int, mtime_ns: int) -> SystemMap:
+    return SystemMap.parse(Path(path).read_text(encoding="utf-8", errors="replace"))

@@ -97,7 +97,10 @@ def main() -> int:
         if not found:
             print(f"{crash}: no report in {took:.0f} s, not kept")
             continue
-        name = f"lkdtm-{crash.lower().replace('_', '-')}-{arch}"
+        # Another recipe's log of the same type (a sanitizer kernel's KASAN
+        # report for what the default kernel shows as an oops) gets its own name.
+        tag = "" if source["recipe"] == "default" else f"-{source['recipe']}"
+        name = f"lkdtm-{crash.lower().replace('_', '-')}-{arch}{tag}"
         path = write_golden(name, f"LKDTM {crash} on CPU 1 with kgdboc turned off, "
                                   f"{source['recipe']} kernel", source, log)
         kept += 1

@@ -1,0 +1,95 @@
+"""Two judgements that a passing kernel never exercises, fed console logs this
+project captured from its own runs (tests/data/): the scenario-wide "no
+unexpected kernel report" check (runner._unexpected_reports) and the model's
+NEVER console lines (crosscheck). Each must pass on the clean log and fail on
+the one that holds what it guards against; before these tests, no test had
+either of them fail."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness import crosscheck, scenario
+from harness.checks import FAIL, PASS
+from harness.model import Features
+from harness.observations import Observations, StepRecord
+from harness.runner import ScenarioResult, _unexpected_reports
+from test_golden import split_golden
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data"
+UNEXPECTED = "no unexpected kernel report"
+
+
+def _load(name: str) -> scenario.Scenario:
+    return scenario.load(ROOT / "scenarios" / f"{name}.yaml")
+
+
+def _golden(name: str) -> str:
+    return split_golden(DATA / "console" / name)[1].decode("utf-8", errors="replace")
+
+
+def _judge(scn: scenario.Scenario, console: str, model_only: bool = False,
+           predicted: list[str] | None = None) -> ScenarioResult:
+    result = ScenarioResult(scn, "default", PASS)
+    _unexpected_reports(result, scn, Observations(console=console, cpus=4), predicted or [], model_only)
+    return result
+
+
+# ------------------------------------------------ no unexpected kernel report
+
+WARNING = _golden("lkdtm-warning-riscv64.log")     # LKDTM WARNING on CPU 1, default kernel
+CLEAN = _golden("sysrq-l-from-cpu1-idle.log")       # a passing backtrace round, default kernel
+
+
+def test_a_warning_nobody_expected_fails_a_passing_scenario() -> None:
+    res = _judge(_load("ipi-resched"), WARNING)
+    assert res.verdict == FAIL
+    check = next(c for c in res.checks if c.name == UNEXPECTED)
+    assert check.verdict == FAIL and "warning on CPU 1" in check.observed
+    assert any(r.startswith("warning on CPU 1: WARNING in lkdtm_WARNING") for r in res.unexpected_reports), \
+        res.unexpected_reports
+
+
+def test_a_clean_log_passes() -> None:
+    res = _judge(_load("ipi-resched"), CLEAN)
+    assert res.verdict == PASS and not res.unexpected_reports and not res.checks
+
+
+def test_a_warning_the_scenario_names_is_not_unexpected(tmp_path: Path) -> None:
+    path = tmp_path / "warn.yaml"
+    path.write_text("name: warn\nsteps:\n  - shell: 'true'\nexpect:\n  - report: {type: warning}\n")
+    res = _judge(scenario.load(path), WARNING)
+    assert res.verdict == PASS and not res.unexpected_reports
+
+
+def test_a_warning_the_model_predicts_is_not_unexpected() -> None:
+    res = _judge(_load("ipi-resched"), WARNING, predicted=[r"WARNING: CPU: \d+ PID: \d+ at .*lkdtm"])
+    assert res.verdict == PASS and not res.unexpected_reports
+
+
+def test_model_only_runs_list_the_warning_without_failing() -> None:
+    res = _judge(_load("ipi-resched"), WARNING, model_only=True)
+    assert res.verdict == PASS and res.unexpected_reports and not res.checks
+
+
+# ------------------------------------------------ the model's NEVER lines
+
+ALL_STOPPED = (DATA / "ipi-types" / "stop-panic-crash.log").read_text()
+ONE_STUCK = (DATA / "ipi-types" / "stop-panic-stuck-crash.log").read_text()
+
+
+def _never_checks(console: str) -> dict[str, str]:
+    scn = _load("ipi-stop-panic")
+    run = crosscheck.run_model(scn, Features.reference(None, arch="riscv64"))
+    obs = Observations(console=console, cpus=4)
+    obs.steps["crash"] = StepRecord("crash", "panic", 0, len(console), 0.0, [0, 1, 2, 3])
+    return {c.name: c.verdict for c in crosscheck.crosscheck(run, obs) if ":console:" in c.name}
+
+
+def test_the_model_never_expects_failed_to_stop_when_every_cpu_can_stop() -> None:
+    name = "model: crash:console:smp-stop-failed"
+    assert _never_checks(ALL_STOPPED)[name] == PASS
+    # The same scenario on a kernel where CPU 3 did not stop (the real log of
+    # ipi-stop-panic-stuck, CPU 3 with interrupts off) breaks the claim.
+    assert "SMP: failed to stop secondary CPUs" in ONE_STUCK
+    assert _never_checks(ONE_STUCK)[name] == FAIL
