@@ -58,6 +58,8 @@ def test_fisher_significance() -> None:
     text = ab.significance_text((3, 0), (0, 3), ab.NEW, 0.05)
     assert "failed in 3/3 runs with the series and 0/3 on the base" in text
     assert "probability 0.05 (1 in 20; Fisher's exact test, one-sided), significant at 5%" in text
+    p3 = ab.fisher_p((3, 0), (0, 3), ab.NEW)
+    assert ab.significance_text((3, 0), (0, 3), ab.NEW, p3).endswith("significant at 5%")
     weak = ab.significance_text((2, 0), (0, 2), ab.NEW, 1 / 6)
     assert "1 in 6" in weak and "not significant at 5%: more repeats would tell" in weak
     assert "passed in 3/3 runs with the series" in ab.significance_text((0, 3), (3, 0), ab.FIXED, 0.05)
