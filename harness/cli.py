@@ -214,6 +214,15 @@ def cmd_bisect_run(args: argparse.Namespace) -> int:
                       _out_dir(args))
 
 
+def cmd_review(args: argparse.Namespace) -> int:
+    from .review.command import main as review_main
+    from .review.record import Params
+
+    params = Params(series=args.series, scenarios=tuple(args.scenarios), kernel=args.kernel, tree=args.tree,
+                    base=args.base, repeats=args.repeats, version=args.version, email=args.email)
+    return review_main(params, Path(args.out))
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rvharness", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -339,6 +348,24 @@ def parser() -> argparse.ArgumentParser:
     br.add_argument("--out", metavar="DIR")
     br.set_defaults(func=cmd_bisect_run)
 
+    rv = sub.add_parser("review", help="test a patch series against its base, A/B with repeats, and say "
+                                       "which patch changes what (exit 0 nothing new fails, 1 something does)")
+    rv.add_argument("series", metavar="SERIES",
+                    help="an mbox (git format-patch --stdout, b4 am, a whole thread), a directory of "
+                         ".patch files, or BASE..TIP in --tree")
+    rv.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="scenario files or directories "
+                                                                     "(default scenarios/)")
+    rv.add_argument("--kernel", metavar="RECIPE",
+                    help="the base: a recipe (default kernels/default.yaml); with --tree its config and patches")
+    rv.add_argument("--tree", metavar="DIR", help="a kernel git tree (never modified); needs --base or a range")
+    rv.add_argument("--base", metavar="REV", help="with --tree: the commit the series applies to")
+    rv.add_argument("--repeats", type=int, default=3, metavar="N", help="runs per kernel (default 3)")
+    rv.add_argument("--version", type=int, metavar="N",
+                    help="the series version to test when the mbox holds several (default the newest)")
+    rv.add_argument("--email", action="store_true", help="also write OUT/reply.eml, a reply to the cover letter")
+    rv.add_argument("--out", metavar="DIR")
+    rv.set_defaults(func=cmd_review)
+
     w = sub.add_parser("worker", help="a Dask worker for --cluster: VM slots and one kernel build at a time")
     w.add_argument("scheduler", nargs="?", metavar="tcp://HOST:PORT")
     w.add_argument("--scheduler-file", metavar="FILE")
@@ -387,7 +414,16 @@ def _resumed(args: argparse.Namespace) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args, rest = p.parse_known_args(argv)
+    if rest:
+        # argparse gives a `*` positional after another positional only the
+        # first run of words: `review SERIES --kernel R SCENARIO...` leaves
+        # the scenarios over. They are the review's; anything else is an error.
+        if getattr(args, "func", None) is cmd_review and not any(r.startswith("-") for r in rest):
+            args.scenarios = [*args.scenarios, *rest]
+        else:
+            p.error(f"unrecognized arguments: {' '.join(rest)}")
     args._argv = list(sys.argv[1:] if argv is None else argv)
     signal.signal(signal.SIGTERM, _terminate)
     # Python leaves SIGINT ignored when it starts ignored, as it does for a

@@ -1,0 +1,366 @@
+"""rvharness review without a VM: classification, Fisher significance text,
+the attribution search over prefixes with an injected predicate and an
+injected build and run, the series through b4 (a small real git repository
+and git format-patch), the apply check, the mail headers, patchwork JSON,
+JUnit validity and review.md's order."""
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import math
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import xmlschema
+from junitparser import Failure, JUnitXml, Skipped
+
+from harness.arch import RISCV64
+from harness.checks import FAIL, PASS
+from harness.errors import InputError
+from harness.kbuild import BuiltKernel
+from harness.outputs import patchwork, review_junit, review_mail, review_md
+from harness.repeats import Counts, Run
+from harness.review import ab, attribute, kernels, series
+from harness.review.record import Params, Review, Stats
+
+ROOT = Path(__file__).resolve().parent.parent
+XSD = ROOT / "tests/data/junit-10.xsd"
+
+
+# ------------------------------------------------------------------ classification
+
+@pytest.mark.parametrize("a,b,cls", [
+    ((3, 0), (3, 0), ab.UNCHANGED),
+    ((3, 0), (0, 3), ab.NEW),
+    ((3, 0), (2, 1), ab.NEW),
+    ((0, 3), (3, 0), ab.FIXED),
+    ((0, 3), (1, 2), ab.FIXED),
+    ((0, 3), (0, 3), ab.STILL),
+    ((2, 1), (0, 3), ab.FLAKY),
+    ((1, 2), (3, 0), ab.FLAKY),
+    ((0, 0), (0, 3), ab.NEW),         # the check did not run on A at all
+    ((0, 0), (3, 0), ab.UNCHANGED),
+])
+def test_classify(a, b, cls) -> None:
+    assert ab.classify(a, b) == cls
+
+
+def test_fisher_significance() -> None:
+    assert ab.fisher_p((3, 0), (0, 3), ab.NEW) == pytest.approx(1 / 20)
+    assert ab.fisher_p((2, 0), (0, 2), ab.NEW) == pytest.approx(1 / 6)
+    assert ab.fisher_p((0, 3), (3, 0), ab.FIXED) == pytest.approx(1 / 20)
+    assert ab.fisher_p((3, 0), (2, 1), ab.NEW) == pytest.approx(0.5)
+    assert ab.fisher_p((3, 0), (3, 0), ab.UNCHANGED) is None
+    text = ab.significance_text((3, 0), (0, 3), ab.NEW, 0.05)
+    assert "failed in 3/3 runs with the series and 0/3 on the base" in text
+    assert "probability 0.05 (1 in 20; Fisher's exact test, one-sided), significant at 5%" in text
+    p3 = ab.fisher_p((3, 0), (0, 3), ab.NEW)
+    assert ab.significance_text((3, 0), (0, 3), ab.NEW, p3).endswith("significant at 5%")
+    weak = ab.significance_text((2, 0), (0, 2), ab.NEW, 1 / 6)
+    assert "1 in 6" in weak and "not significant at 5%: more repeats would tell" in weak
+    assert "passed in 3/3 runs with the series" in ab.significance_text((0, 3), (3, 0), ab.FIXED, 0.05)
+
+
+def _run(i: int, checks: dict[str, str], titles=(), infra: str = "") -> Run:
+    return Run(i, dict(checks), list(titles), infra)
+
+
+def test_compare_counts_titles_and_base_failures() -> None:
+    a, b = Counts(), Counts()
+    for i in (1, 2, 3):
+        a.add(_run(i, {"s: ok": PASS, "s: broken": PASS, "s: old": FAIL, "s: flaky": FAIL if i == 2 else PASS}))
+        b.add(_run(i, {"s: ok": PASS, "s: broken": FAIL, "s: old": FAIL, "s: flaky": PASS},
+                   titles=["WARNING: at foo"]))
+    b.add(_run(4, {}, infra="s: QEMU exited"))
+    # Made only on a crash: failing in every run of A, absent from B.
+    for r in a.runs:
+        r.checks["s: kernel did not crash"] = FAIL
+    cmp = ab.compare(a, b)
+    cls = {c.name: c.cls for c in cmp.checks}
+    assert cls == {"s: ok": ab.UNCHANGED, "s: broken": ab.NEW, "s: old": ab.STILL, "s: flaky": ab.FLAKY,
+                   "s: kernel did not crash": ab.FIXED}
+    fixed = next(c for c in cmp.checks if c.cls == ab.FIXED)
+    assert (fixed.a, fixed.b) == ((0, 3), (3, 0))
+    assert [(t.title, t.cls, t.b, t.scenarios) for t in cmp.titles] == [
+        ("WARNING: at foo", ab.NEW_TITLE, 3, ("s",))]
+    assert cmp.regressed and cmp.b_judged == 3 and cmp.b_infra == ["s: QEMU exited"]
+
+
+# ------------------------------------------------------------------ attribution
+
+def test_first_showing_bisects() -> None:
+    for n in range(1, 33):
+        for t in range(1, n + 1):
+            asked: list[int] = []
+
+            def shows(k: int) -> bool:
+                asked.append(k)
+                return k >= t
+            k, order = attribute.first_showing(n, shows)
+            assert k == t and order == asked
+            assert len(asked) <= math.ceil(math.log2(n)), (n, t, asked)
+            assert n not in asked and 0 not in asked      # the endpoints are known
+
+
+def test_first_showing_steps_around_unjudgeable_prefixes() -> None:
+    # Prefix 4 does not build: the search tests 5 instead and still finds 6.
+    k, asked = attribute.first_showing(8, lambda k: None if k == 4 else k >= 6)
+    assert k == 6 and 4 in asked
+    # 3 and 4 unjudgeable and the change between them: ambiguous, not a guess.
+    k, _ = attribute.first_showing(8, lambda k: None if k in (3, 4) else k >= 4)
+    assert k is None
+
+
+class FakeBuilder:
+    """Prefix k builds a 'kernel' whose name carries k; 3 does not build."""
+
+    def __init__(self, broken: tuple[int, ...] = ()) -> None:
+        self.recipe = None
+        self.broken = broken
+        self.calls: list[int] = []
+
+    def build(self, k: int) -> kernels.Built:
+        self.calls.append(k)
+        if k in self.broken:
+            return kernels.Built(k, None, "error: boom")
+        return kernels.Built(k, BuiltKernel(f"key{k}", Path(f"/nonexistent/{k}"), f"prefix{k}", RISCV64))
+
+    def base_text(self) -> str:
+        return "fake"
+
+
+def _scn(name: str):
+    from types import SimpleNamespace
+    return SimpleNamespace(name=name)
+
+
+def test_attribution_with_injected_build_and_runs() -> None:
+    """Series of 8: check x breaks at patch 3 (always), y at patch 6 (one
+    run in two), z is fixed by patch 8. Runs and builds are shared."""
+    runs: list[tuple[int, str]] = []
+
+    def run_once(scns, kernel, initrd, out, index, label=None, on_boot=None) -> Run:
+        k = int(kernel.recipe_name.removeprefix("prefix"))
+        (scn,) = scns
+        runs.append((k, scn.name))
+        checks = {"s1: x": FAIL if k >= 3 else PASS,
+                  "s2: y": FAIL if k >= 6 and index % 2 == 0 else PASS,
+                  "s3: z": PASS if k >= 8 else FAIL}
+        return _run(index, {n: v for n, v in checks.items() if n.startswith(scn.name + ":")})
+
+    cmp = ab.Comparison(checks=[ab.CheckDelta("s1: x", (3, 0), (0, 3), ab.NEW),
+                                ab.CheckDelta("s2: y", (3, 0), (2, 1), ab.NEW),
+                                ab.CheckDelta("s3: z", (0, 3), (3, 0), ab.FIXED),
+                                ab.CheckDelta("s1: w", (3, 0), (3, 0), ab.UNCHANGED)])
+    builder = FakeBuilder()
+    judge = attribute.PrefixJudge(builder, [_scn("s1"), _scn("s2"), _scn("s3")], Path("/dev/null"),
+                                  Path("/nonexistent"), run_once)
+    asked = attribute.attribute(cmp, 8, judge, repeats=3)
+    got = {c.name: c.patch for c in cmp.checks}
+    assert got == {"s1: x": 3, "s2: y": 6, "s3: z": 8, "s1: w": None}
+    assert sorted(set(builder.calls)) == sorted(asked) and len(asked) <= 7
+    # Each prefix's runs of a scenario are numbered from 1 and never repeated.
+    assert len(runs) == len(set((k, s, i) for i, (k, s) in enumerate(runs))) and all(k < 8 for k, _ in runs)
+    assert "base+1..2 like the base, base+1..3 like the series" == cmp.checks[0].attribution
+
+
+def test_attribution_single_patch_builds_nothing() -> None:
+    cmp = ab.Comparison(checks=[ab.CheckDelta("s: x", (2, 0), (0, 2), ab.NEW)])
+    assert attribute.attribute(cmp, 1, None, 2) == []
+    assert cmp.checks[0].patch == 1
+
+
+def test_attribution_around_a_prefix_that_does_not_build() -> None:
+    def run_once(scns, kernel, initrd, out, index, label=None, on_boot=None) -> Run:
+        k = int(kernel.recipe_name.removeprefix("prefix"))
+        return _run(index, {"s1: x": FAIL if k >= 4 else PASS})
+    cmp = ab.Comparison(checks=[ab.CheckDelta("s1: x", (2, 0), (0, 2), ab.NEW)])
+    judge = attribute.PrefixJudge(FakeBuilder(broken=(3,)), [_scn("s1")], Path("/dev/null"), Path("/x"),
+                                  run_once)
+    attribute.attribute(cmp, 4, judge, repeats=2)
+    # 3 does not build: 2 passes, 3 unknown, 4 is the series: ambiguous between 3 and 4.
+    assert cmp.checks[0].patch is None and "ambiguous" in cmp.checks[0].attribution
+
+
+# ------------------------------------------------------------------ series (b4) on a small git repository
+
+def _git(repo: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "Dev", "GIT_AUTHOR_EMAIL": "dev@example.org",
+           "GIT_COMMITTER_NAME": "Dev", "GIT_COMMITTER_EMAIL": "dev@example.org"}
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
+                          env=env).stdout.strip()
+
+
+@pytest.fixture()
+def small_repo(tmp_path: Path) -> tuple[Path, str, list[str]]:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    (repo / "a.c").write_text("".join(f"line {i}\n" for i in range(1, 30)))
+    _git(repo, "add", "a.c")
+    _git(repo, "commit", "-q", "-m", "base")
+    base = _git(repo, "rev-parse", "HEAD")
+    shas = []
+    for i, (subject, old, new) in enumerate([("a: one", "line 5\n", "line five\n"),
+                                             ("a: two", "line 15\n", "line fifteen\n"),
+                                             ("a: three", "line 25\n", "line 25 and more\n")]):
+        text = (repo / "a.c").read_text().replace(old, new)
+        (repo / "a.c").write_text(text)
+        _git(repo, "commit", "-q", "-am", subject)
+        shas.append(_git(repo, "rev-parse", "HEAD"))
+    return repo, base, shas
+
+
+def _format(repo: Path, rng: str, dest: Path, *extra: str) -> list[Path]:
+    _git(repo, "format-patch", "-q", "--cover-letter", "--thread", "-o", str(dest), *extra, rng)
+    files = sorted(dest.glob("*.patch"))
+    files[0].write_text(files[0].read_text().replace("*** SUBJECT HERE ***", "a: three changes"))
+    return files
+
+
+def test_series_from_directory_mbox_and_range(small_repo, tmp_path: Path) -> None:
+    repo, base, _ = small_repo
+    files = _format(repo, f"{base}..HEAD", tmp_path / "d", f"--base={base}")
+    s = series.load(tmp_path / "d")
+    assert [p.label for p in s.patches] == ["1/3 a: one", "2/3 a: two", "3/3 a: three"]
+    assert s.subject == "a: three changes" and s.base_commit == base and s.cover_msgid
+    assert s.patches[0].diff.startswith("diff --git a/a.c b/a.c") and "-- \n" not in s.patches[2].diff
+    # The same as one mbox, in another order: b4 orders by n/m.
+    mbox = tmp_path / "s.mbox"
+    mbox.write_text("".join(f.read_text() for f in reversed(files)))
+    assert [p.number for p in series.load(mbox).patches] == [1, 2, 3]
+    ranged, rbase = series.from_range(repo, f"{base}..HEAD", tmp_path / "r")
+    assert rbase == base and [p.subject for p in ranged.patches] == ["a: one", "a: two", "a: three"]
+    assert [p.diff for p in ranged.patches] == [p.diff for p in s.patches]
+
+
+def test_series_bad_input(small_repo, tmp_path: Path) -> None:
+    repo, base, shas = small_repo
+    files = _format(repo, f"{base}..HEAD", tmp_path / "d")
+    files[2].unlink()
+    with pytest.raises(InputError, match=r"patch 2/3 missing"):
+        series.load(tmp_path / "d")
+    plain = tmp_path / "plain"
+    _git(repo, "format-patch", "-q", "--no-numbered", "-o", str(plain), f"{base}..HEAD")    # [PATCH] without n/m
+    with pytest.raises(InputError, match=r"'\[PATCH\] a: .*': no \[PATCH n/m\] number, and the mbox holds several patches"):
+        series.load(plain)
+    empty = tmp_path / "empty.mbox"
+    empty.write_text("From x Mon Sep 17 00:00:00 2001\nFrom: a@b\nSubject: hello\nMessage-Id: <1@x>\n\nhi\n")
+    with pytest.raises(InputError, match="no patches found"):
+        series.load(empty)
+    with pytest.raises(InputError, match="expected a git range BASE..TIP"):
+        series.from_range(repo, "HEAD", tmp_path / "r")
+
+
+def test_series_versions_newest_taken_and_said(small_repo, tmp_path: Path) -> None:
+    repo, base, shas = small_repo
+    v1 = _format(repo, f"{base}..{shas[1]}", tmp_path / "v1")
+    time.sleep(1.1)     # format-patch's message-ids carry the time in seconds
+    v2 = _format(repo, f"{base}..HEAD", tmp_path / "v2", "-v2")
+    mbox = tmp_path / "both.mbox"
+    mbox.write_text("".join(f.read_text() for f in v1 + v2))
+    s = series.load(mbox)
+    assert s.version == 2 and len(s.patches) == 3 and s.versions == (1, 2)
+    assert s.note == "the mbox holds 2 versions (v1, v2); v2 tested (the newest; --version N picks another)"
+    old = series.load(mbox, version=1)
+    assert old.version == 1 and len(old.patches) == 2 and "asked with --version" in old.note
+
+
+def test_check_applies_names_patch_file_and_hunk(small_repo, tmp_path: Path) -> None:
+    repo, base, shas = small_repo
+    _format(repo, f"{base}..HEAD", tmp_path / "d")
+    s = series.load(tmp_path / "d")
+    files = series.write_patches(s, tmp_path / "p")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.c").write_text(_git(repo, "show", f"{base}:a.c") + "\n")
+    kernels.check_applies(s, (), files, kernels.base_file_from_source(src))     # applies
+    (src / "a.c").write_text((src / "a.c").read_text().replace("line 15\n", "line XV\n"))
+    with pytest.raises(InputError, match=r"patch 2/3 'a: two' does not apply: a.c, hunk #1 \(at line 12\)"):
+        kernels.check_applies(s, (), files, kernels.base_file_from_source(src))
+
+
+# ------------------------------------------------------------------ outputs
+
+def _review(tmp_path: Path, checks: list[ab.CheckDelta], titles=(), cover: bool = True) -> Review:
+    patches = tuple(series.Patch(i, 2, f"sub: change {i}", "Dev <dev@example.org>", f"p{i}@example.org",
+                                 "diff --git a/x b/x\n", (series.Trailer("Acked-by", "M <m@x>", "M"),) if i == 1
+                                 else ()) for i in (1, 2))
+    ser = series.Series("s.mbox", "sub: two changes", 2, "Dev <dev@example.org>", patches,
+                        "cover@example.org" if cover else "", ("cover@example.org", "p1@example.org"),
+                        ("v1cover@example.org",) if cover else (), "abc123")
+    cmp = ab.Comparison(checks=checks, titles=list(titles), a_runs=3, b_runs=3, a_judged=3, b_judged=3)
+    return Review(Params("s.mbox", ("scenarios/x.yaml",), repeats=3, email=True), ser, tmp_path, "default",
+                  "riscv64", "gcc 14", "aaaa", "bbbb", ["x"], cmp, Stats())
+
+
+def _new(name: str, patch: int) -> ab.CheckDelta:
+    return ab.CheckDelta(name, (3, 0), (0, 3), ab.NEW, 0.05, patch, "bisected")
+
+
+def test_mail_reply_headers_and_tags(tmp_path: Path) -> None:
+    ok = _review(tmp_path, [ab.CheckDelta("x: a", (3, 0), (3, 0), ab.UNCHANGED)])
+    msg = email.message_from_bytes(review_mail.render(ok), policy=email.policy.default)
+    assert msg["Subject"] == "Re: [PATCH v2 0/2] sub: two changes"
+    assert msg["In-Reply-To"] == "<cover@example.org>"
+    assert msg["References"] == "<v1cover@example.org> <cover@example.org>"
+    assert msg["To"] == "Dev <dev@example.org>"
+    body = msg.get_content()
+    assert "Tested-by: rvharness <rvharness@localhost>" in body and "Reported-by" not in body
+    bad = _review(tmp_path, [_new("x: a", 2)], cover=False)
+    msg = email.message_from_bytes(review_mail.render(bad), policy=email.policy.default)
+    assert msg["Subject"] == "Re: [PATCH v2 1/2] sub: change 1" and msg["In-Reply-To"] == "<p1@example.org>"
+    body = msg.get_content()
+    assert "Tested-by" not in body and "| Reported-by: rvharness <rvharness@localhost>" in body
+    assert f"| Closes: {(tmp_path / 'review.md').resolve().as_uri()}" in body
+
+
+def test_patchwork_checks_per_patch(tmp_path: Path) -> None:
+    rv = _review(tmp_path, [_new("x: a", 2), ab.CheckDelta("x: b", (0, 3), (3, 0), ab.FIXED, 0.05, 1)])
+    written = patchwork.write(rv, tmp_path / "pw")
+    one, two = (json.loads((tmp_path / "pw" / f).read_text()) for f in ("0001.json", "0002.json"))
+    assert set(one) == {"state", "target_url", "context", "description"}
+    assert (one["state"], two["state"]) == ("success", "fail")
+    assert one["context"] == two["context"] == "rvharness"
+    assert two["description"] == "1 new failure brought by this patch: x: a"
+    assert one["target_url"] == (tmp_path / "review.md").resolve().as_uri()
+    index = json.loads((tmp_path / "pw" / "index.json").read_text())
+    assert index["0002.json"]["msgid"] == "p2@example.org" and len(written) == 3
+    unplaced = _review(tmp_path, [ab.CheckDelta("x: a", (3, 0), (0, 3), ab.NEW, 0.05, None)])
+    assert {patchwork.check_for(unplaced, k)["state"] for k in (1, 2)} == {"warning"}
+
+
+def test_junit_one_testcase_per_check_only_new_failures_fail(tmp_path: Path) -> None:
+    rv = _review(tmp_path, [_new("x: a", 2), ab.CheckDelta("x: b", (0, 3), (0, 3), ab.STILL),
+                            ab.CheckDelta("x: model: c", (3, 0), (3, 0), ab.UNCHANGED),
+                            ab.CheckDelta("x: d", (0, 3), (3, 0), ab.FIXED, 0.05, 1)],
+                 titles=[ab.TitleDelta("BUG: oops", 0, 2, ab.NEW_TITLE, ("x",), 2)])
+    path = tmp_path / "junit.xml"
+    path.write_text(review_junit.render(rv))
+    xmlschema.XMLSchema(str(XSD)).validate(str(path))
+    xml = JUnitXml.fromfile(str(path))
+    cases = {c.name: (s, c) for s in xml for c in s}
+    assert set(cases) == {"x: a", "x: b", "x: model: c", "x: d", "report: BUG: oops"}
+    failing = {n for n, (_, c) in cases.items() if any(isinstance(r, Failure) for r in c.result)}
+    assert failing == {"x: a", "report: BUG: oops"}
+    assert any(isinstance(r, Skipped) for r in cases["x: b"][1].result)
+    props = {p.name: p.value for p in cases["x: a"][0].properties()}
+    assert props["A passed"] == "3" and props["B failed"] == "3" and props["class"] == "new failure"
+    assert props["patch"] == "2/2 sub: change 2"
+
+
+def test_review_md_delta_first(tmp_path: Path) -> None:
+    rv = _review(tmp_path, [ab.CheckDelta("x: ok", (3, 0), (3, 0), ab.UNCHANGED), _new("x: a", 2),
+                            ab.CheckDelta("x: old", (0, 3), (0, 3), ab.STILL)])
+    text = review_md.render(rv)
+    lines = text.splitlines()
+    assert lines[0] == 'rvharness review of "sub: two changes" (v2, 2 patches): 1 new failure, 0 fixed.'
+    order = [text.index(s) for s in ("New failures", "2/2 sub: change 2:", "- x: a", "The base already fails",
+                                     "- x: old", "\nbase:", "\nreproduce:", "\nUnchanged\n")]
+    assert order == sorted(order)
+    assert "trailers:" in text and "Acked-by: M <m@x> (1/2)" in text
+    assert "rvharness review s.mbox --repeats 3 scenarios/x.yaml --out" in text
