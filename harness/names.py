@@ -17,3 +17,9 @@ def problem(name: str) -> str | None:
     if PLAIN_NAME.fullmatch(name):
         return None
     return f"{name!r} is not a plain file name ({RULE})"
+
+
+def safe(name: str) -> str:
+    """name as a directory name under OUT (kernel labels such as
+    'default+series3' or 'default@1a2b3c4d5e6f' included)."""
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", name)

@@ -17,7 +17,6 @@ failure-rate estimate and the number of clean runs a confidence needs."""
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from typing import Callable, Iterable, Sequence
 from .checks import ERROR, FAIL, PASS, SKIP
 from .errors import HarnessError
 from .kbuild import BuiltKernel
+from .names import safe
 from .parsers import reports
 from .scenario import Scenario
 
@@ -40,10 +40,6 @@ CLEAN, SIGNATURE, UNRELATED, INFRA, SKIPPED = "clean", "signature", "unrelated",
 GOOD, BAD, SKIP_V, INFRA_V = "good", "bad", "skip", "infra"
 # Infra runs allowed per commit: the first is retried once, the second ends it.
 INFRA_RETRIES = 1
-
-
-def safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.+-]", "_", name)
 
 
 @dataclass

@@ -4,11 +4,11 @@ scenario on each with live progress (and --follow), and writing
 summary.json, junit.xml and report.html."""
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
 from . import archskip, hostcmd, initramfs, kbuild, kernelimage, usertree
+from .names import safe
 from .arch import ARCHES
 from .errors import InputError
 from .outputs import results as results_out, terminal, write_all
@@ -19,10 +19,6 @@ from .recipe import Recipe, load_recipe
 from .scenario import Scenario
 
 DEFAULT_RECIPE = REPO_ROOT / "kernels" / "default.yaml"
-
-
-def safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.+-]", "_", name)
 
 
 def recipes(kernel: list[str], patch: list[str], tree: str | None) -> list[Recipe]:

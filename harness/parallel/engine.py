@@ -16,6 +16,7 @@ from typing import Sequence
 from .. import kbuild
 from ..checks import ERROR
 from ..errors import HarnessError
+from ..names import safe
 from ..outputs import terminal
 from ..outputs.progress import Display
 from ..outputs.slots import SlotsView
@@ -26,11 +27,6 @@ from .plan import Cell
 
 POLL = 2.0               # seconds between checks that the scheduler is still there
 LOST_AFTER = 30.0        # seconds without a scheduler before the run gives up
-
-
-def safe(name: str) -> str:
-    from ..session import safe as _safe
-    return _safe(name)
 
 
 def art_dir(out: Path, cell: Cell) -> Path:
