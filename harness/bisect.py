@@ -229,6 +229,9 @@ class Bisector:
         self.need = 1
         self.deterministic = False
         self.boots = 0
+        # Image digest -> runs this process booted that no step has counted yet:
+        # the endpoint checks boot before their step exists, and the step owns them.
+        self.unattributed: dict[str, int] = {}
         self.builds_done = 0
         self.build_seconds = 0.0
         self.build_wait = 0.0
@@ -273,6 +276,7 @@ class Bisector:
             runs = [self.run_once(self.scenarios, kernel, self.initrd, self.out / "runs", index,
                                   label=short, on_boot=self.on_boot)]
         self.boot_seconds += time.monotonic() - t0
+        self.unattributed[image] = self.unattributed.get(image, 0) + len(runs)
         for run in runs:
             self.boots += 1
             self.runs.setdefault(image, []).append(run)
@@ -329,7 +333,6 @@ class Bisector:
         if owner is not None and owner != short:
             t.same_image_as = owner
         self.image_owner.setdefault(t.image, short)
-        boots0 = self.boots
         while True:
             d = decide(self._classes(t.image), need_clean, self.p.max_repeats, stop_on_signature)
             if d.verdict is not None:
@@ -338,7 +341,7 @@ class Bisector:
             self._run(kernel, t.image, short, self._batch(d, need_clean))
         t.verdict, t.reason = d.verdict, d.reason
         t.clean, t.signature, t.unrelated, t.infra = d.clean, d.signature, d.unrelated, d.infra
-        t.boots = self.boots - boots0
+        t.boots = self.unattributed.pop(t.image, 0)
         if t.same_image_as and t.boots == 0:
             t.reason = f"same Image as {t.same_image_as}: {t.reason}"
         elif t.same_image_as:

@@ -128,6 +128,11 @@ def test_found_verified_with_identical_images_reused(repo, tmp_path: Path) -> No
     assert reused and all(t["boots"] == 0 for t in reused if t["role"] == "bisect")
     # Boots: 3 on bad, 2 on good, and only what the search and verification needed.
     assert res["stats"]["boots"] == runner.calls <= 3 + 2 + 2 + 2 + 2 + 2
+    # Every boot belongs to one step: the endpoints' own runs (3 on bad, 2 on good)
+    # are theirs, though they booted before their step was opened.
+    assert sum(t["boots"] for t in res["tested"]) == runner.calls
+    ends = {t["role"]: t["boots"] for t in res["tested"] if t["role"].endswith("endpoint")}
+    assert ends == {"bad endpoint": 3, "good endpoint": 2}, ends
     assert any(line.startswith("step 3 of ~") and "candidates left) — building…" in line for line in said)
     for f in ("bisect.md", "bisect.json", "junit.xml", "steps.jsonl", "params.json"):
         assert (tmp_path / "out" / f).exists()
