@@ -85,6 +85,10 @@ class Machine:
         self._log_fh: IO[str] | None = None
         self.started_at = 0.0
         self.exit_status: int | None = None
+        # The signal QEMU died of when it was already dead as the harness came
+        # to end it: someone else killed it (the OOM killer, an operator) or
+        # QEMU itself crashed. The harness's own SIGTERM never shows here.
+        self.died_of_signal: int | None = None
         # Host wall clock (time.time()) when QEMU was started and when it was
         # reaped: comparable across VMs and hosts, unlike started_at (monotonic).
         self.wall_span: tuple[float, float] | None = None
@@ -143,7 +147,8 @@ class Machine:
         child, self.child = self.child, None
         if child is not None:
             pid = child.pid
-            if child.isalive():
+            already_dead = not child.isalive()
+            if not already_dead:
                 # QEMU exits cleanly on SIGTERM; SIGKILL the group if it lingers.
                 try:
                     os.killpg(pid, signal.SIGTERM)
@@ -161,6 +166,8 @@ class Machine:
             except Exception:  # noqa: BLE001 - cleanup must not mask the real error
                 pass
             self.exit_status = child.exitstatus if child.exitstatus is not None else child.signalstatus
+            if already_dead:
+                self.died_of_signal = child.signalstatus
             if self.wall_span is not None:
                 self.wall_span = (self.wall_span[0], time.time())
         if self._log_fh is not None:

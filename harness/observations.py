@@ -42,6 +42,9 @@ class Observations:
     # [start, end] host wall clock (Unix time) of each QEMU process of the
     # run (two when the boot was retried): when it shared the host, and with whom.
     qemu_spans: list[list[float]] = field(default_factory=list)
+    # The signal QEMU died of mid-run when the harness did not send it
+    # (Machine.died_of_signal): infrastructure, see runner.run_scenario.
+    qemu_died_of_signal: int | None = None
     # How the run ended early, when it did: {"step", "how", "detail"}; "how"
     # is one of crosscheck's outcome classes (hung, crashed, kdb-held, aborted).
     ended: dict[str, Any] | None = None
@@ -103,7 +106,7 @@ class Observations:
             steps[name] = entry
         return {
             "boot_seconds": self.boot_seconds, "boot_retries": self.boot_retries, "ended": self.ended,
-            "qemu_spans": self.qemu_spans,
+            "qemu_spans": self.qemu_spans, "qemu_died_of_signal": self.qemu_died_of_signal,
             "kernel_release": self.kernel_release,
             "cpus": self.cpus,
             # Everything the parsers find in the whole console: backtrace

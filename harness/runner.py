@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,25 +121,72 @@ def _guest_config(con: Console) -> dict[str, str] | None:
     return kconfig.parse(res.output) if res.status == 0 else None
 
 
+# QEMU dying mid-run of a signal the harness did not send (the OOM killer,
+# an operator's kill, QEMU itself crashing) says nothing about the kernel:
+# infrastructure, the one kind of error that is retried (as a Dask worker
+# that dies is). The scenario runs once more from a fresh boot, the first
+# console log kept as console-rerun1.log, and the result says so, as a
+# boot retry does ("boot retried" in its line, the summary and JUnit).
+# Dying twice is an ERROR; a check that already FAILed is never rerun.
+RUN_ATTEMPTS = 2
+
+
 def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
                  on_boot: Callable[[Machine, QmpClient], None] | None = None,
                  model_only: bool = False,
                  on_step: Callable[[Step], None] | None = None) -> ScenarioResult:
     """Boot, run the steps, judge. on_boot (for tests that break the
-    machine from outside) is called once the guest is up. model_only:
-    the scenario's own expectations are not evaluated and only the
-    reference model's claims decide the verdict (the proof that the model
-    alone tells a broken kernel). on_step (the live progress display) is
-    called as each step starts."""
+    machine from outside) is called once the guest is up, in each
+    attempt. model_only: the scenario's own expectations are not evaluated
+    and only the reference model's claims decide the verdict (the proof
+    that the model alone tells a broken kernel). on_step (the live
+    progress display) is called as each step starts."""
     out.mkdir(parents=True, exist_ok=True)
-    result = ScenarioResult(scn, kernel.recipe_name, PASS, artifacts=out, started_at=time.time())
-    t0 = time.monotonic()
+    started = (time.time(), time.monotonic())     # the cell's, over every attempt
+    carried = Observations()
+    for attempt in range(1, RUN_ATTEMPTS + 1):
+        result, obs = _attempt(scn, kernel, initrd, out, on_boot, model_only, on_step, carried, started)
+        sig = obs.qemu_died_of_signal
+        if (sig is None or result.verdict != ERROR or attempt == RUN_ATTEMPTS
+                or any(c.verdict == FAIL for c in result.checks)):
+            return result
+        kept = out / f"console-rerun{attempt}.log"
+        (out / "console.log").replace(kept)
+        for retry in obs.boot_retries[len(carried.boot_retries):]:
+            # this attempt's own boot retries: their logs must not meet the next attempt's
+            old = out / retry["console_log"]
+            retry["console_log"] = f"console-rerun{attempt}-{old.name.removeprefix('console-')}"
+            old.replace(out / retry["console_log"])
+        where = f" in step '{obs.ended['step']}'" if obs.ended else ""
+        carried.boot_retries = obs.boot_retries + [{
+            "attempt": attempt, "console_log": kept.name,
+            "reason": f"QEMU died of {_signal_name(sig)}{where}, not sent by the harness; the scenario ran again"}]
+        carried.qemu_spans = obs.qemu_spans
+    raise AssertionError("unreachable")
+
+
+def _signal_name(sig: int) -> str:
+    try:
+        return f"signal {sig} ({signal.Signals(sig).name})"
+    except ValueError:
+        return f"signal {sig}"
+
+
+def _attempt(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
+             on_boot: Callable[[Machine, QmpClient], None] | None, model_only: bool,
+             on_step: Callable[[Step], None] | None, carried: Observations,
+             started: tuple[float, float]) -> tuple[ScenarioResult, Observations]:
+    """One boot-to-verdict pass; carried: the earlier attempts' boot
+    retries and QEMU spans, which this one reports too."""
+    result = ScenarioResult(scn, kernel.recipe_name, PASS, artifacts=out, started_at=started[0])
+    t0 = started[1]
     config = kernel.config
     m = scn.machine
     spec = MachineSpec(kernel.arch, kernel.image, initrd, cpus=m.cpus, memory=m.memory,
                        cmdline=kernel.cmdline + m.cmdline, qemu_args=m.qemu_args, no_reboot=not m.reboot,
                        balloon=any("balloon" in STEP_TYPES[st.kind].needs(st.args) for st in scn.steps))
-    obs = Observations(system_map=kernel.system_map)
+    obs = Observations(system_map=kernel.system_map, boot_retries=list(carried.boot_retries),
+                       qemu_spans=list(carried.qemu_spans))
     if (reason := archskip.reason(scn, kernel.arch.name)) or \
             (config is not None and (reason := _requires(scn, config))):
         # Not booted: the same artifacts as any verdict (the model still
@@ -147,7 +195,7 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
         _judge(result, scn, obs, _model(scn, kernel, config, spec, obs, out)[0], [], model_only)
         _finished(result, obs, t0)
         _write(result, obs)
-        return result
+        return result, obs
 
     online = set(range(m.cpus))
     current: Step | None = None
@@ -256,7 +304,7 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
     _unexpected_reports(result, scn, obs, predicted, model_only)
     _finished(result, obs, t0)
     _write(result, obs)
-    return result
+    return result, obs
 
 
 def _finished(result: ScenarioResult, obs: Observations, t0: float) -> None:
@@ -307,6 +355,8 @@ def _booted(spec: MachineSpec, out: Path, boot_timeout: float,
         finally:
             if machine.wall_span is not None:
                 obs.qemu_spans.append([round(t, 3) for t in machine.wall_span])
+            if machine.died_of_signal is not None:
+                obs.qemu_died_of_signal = machine.died_of_signal
 
 
 def _hang_probe(live: StepContext, obs: Observations) -> str:
