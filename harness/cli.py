@@ -219,7 +219,8 @@ def cmd_review(args: argparse.Namespace) -> int:
     from .review.record import Params
 
     params = Params(series=args.series, scenarios=tuple(args.scenarios), kernel=args.kernel, tree=args.tree,
-                    base=args.base, repeats=args.repeats, version=args.version, email=args.email)
+                    base=args.base, repeats=args.repeats, version=args.version, email=args.email,
+                    jobs=args.jobs)
     return review_main(params, Path(args.out))
 
 
@@ -363,6 +364,8 @@ def parser() -> argparse.ArgumentParser:
     rv.add_argument("--version", type=int, metavar="N",
                     help="the series version to test when the mbox holds several (default the newest)")
     rv.add_argument("--email", action="store_true", help="also write OUT/reply.eml, a reply to the cover letter")
+    rv.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                    help="boot up to N scenarios of one run at once (in-process Dask LocalCluster)")
     rv.add_argument("--out", metavar="DIR")
     rv.set_defaults(func=cmd_review)
 

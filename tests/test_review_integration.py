@@ -52,8 +52,9 @@ def revert_review(hist: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
     d = tmp_path_factory.mktemp("review-revert")
     _, files = rs.revert_series(hist, d / "mails")
     mbox = rs.mbox(files, d / "series.mbox")
+    # -j 2: each run's two scenarios side by side (harness/parallel), as a reviewer with cores would
     proc, data = _review(str(mbox), "--kernel", "kernels/default.yaml", BACKTRACE, KDB, "--repeats", "2",
-                         "--email", "--out", str(d / "out"))
+                         "-j", "2", "--email", "--out", str(d / "out"))
     return {"proc": proc, "data": data, "out": d / "out", "files": files}
 
 
@@ -94,6 +95,12 @@ def test_revert_series_review_md_reads_as_a_reply(revert_review: dict) -> None:
                 "repeats:", "reproduce:"):
         assert f"\n{key}" in text, key
     assert "rvharness review " in text.split("reproduce:")[1].splitlines()[0]
+    assert "--repeats 2 -j 2 " in flat
+    # every run of both kernels left its artifacts, as a serial run lays them out
+    for label in ("A", "B"):
+        for scn in ("backtrace-ipi", "kdb-roundup"):
+            for i in (1, 2):
+                assert (revert_review["out"] / "runs" / label / scn / f"run-{i}" / "console.log").is_file()
 
 
 def test_revert_series_reply_mail_reports(revert_review: dict) -> None:
@@ -256,6 +263,8 @@ def test_bad_series_one_line_exit_2(hist: dict, tmp_path: Path) -> None:
             "(at line ") in err, err
     err = _one_line_error(str(tmp_path / "rev"), BACKTRACE, "--version", "3", "--out", str(tmp_path / "o4"))
     assert "--version 3: the mbox holds v1" in err, err
+    assert _one_line_error(str(tmp_path / "rev"), BACKTRACE, "-j", "0", "--out", str(tmp_path / "o5")) \
+        .endswith("-j 0: expected at least 1")
 
 
 def test_base_that_does_not_build(hist: dict, tmp_path: Path) -> None:

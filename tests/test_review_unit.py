@@ -364,3 +364,9 @@ def test_review_md_delta_first(tmp_path: Path) -> None:
     assert order == sorted(order)
     assert "trailers:" in text and "Acked-by: M <m@x> (1/2)" in text
     assert "rvharness review s.mbox --repeats 3 scenarios/x.yaml --out" in text
+
+
+def test_reproduce_command_keeps_jobs(tmp_path: Path) -> None:
+    from harness.review.record import Params
+    assert "--repeats 2 -j 3 a.yaml --out" in Params("s.mbox", ("a.yaml",), repeats=2, jobs=3).command(tmp_path)
+    assert " -j " not in Params("s.mbox", ("a.yaml",)).command(tmp_path)

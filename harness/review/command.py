@@ -3,6 +3,7 @@ classify, attribute, write the outputs, and say the exit code (0 nothing new
 failed, 1 something did, 2 bad input or a base that does not build)."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -44,6 +45,8 @@ def _config_hash(kernel: kbuild.BuiltKernel) -> str:
 def plan(params: Params, out: Path, say: Callable[[str], None]) -> Plan:
     if params.repeats < 1:
         raise InputError(None, f"--repeats {params.repeats}: expected at least 1")
+    if params.jobs < 1:
+        raise InputError(None, f"-j {params.jobs}: expected at least 1")
     recipe = load_recipe(Path(params.kernel) if params.kernel else DEFAULT_RECIPE)
     work = out / "series"
     tree = None
@@ -112,7 +115,7 @@ def review(params: Params, out: Path, say: Callable[[str], None] = print,
         raise BaseBroken(f"the base does not build ({builder.base_text()}): {a.reason}")
     b = build(n, "tip")
     compiler = kbuild._toolchain(builder.recipe.arch)
-    run = run_once or repeats.run_once
+    run = run_once or functools.partial(repeats.run_once, jobs=params.jobs)
     counted = _counting(run, stats)
     if b.kernel is None:
         # The series breaks the build: find the first patch that does.

@@ -22,6 +22,7 @@ class Params:
     repeats: int = 3
     version: int | None = None
     email: bool = False
+    jobs: int = 1                # VMs at once within each run (-j; harness/parallel)
 
     def command(self, out: Path) -> str:
         argv = ["rvharness", "review", self.series]
@@ -33,7 +34,10 @@ class Params:
             argv += ["--base", self.base]
         if self.version is not None:
             argv += ["--version", str(self.version)]
-        argv += ["--repeats", str(self.repeats), *self.scenarios, "--out", str(out)]
+        argv += ["--repeats", str(self.repeats)]
+        if self.jobs > 1:
+            argv += ["-j", str(self.jobs)]
+        argv += [*self.scenarios, "--out", str(out)]
         if self.email:
             argv.append("--email")
         return shlex.join(argv)
