@@ -92,7 +92,8 @@ def _run_view(run: Run, i: int, out: Path) -> dict[str, Any]:
     art = []
     if run.artifacts is not None:
         art = [(name, _rel(run.artifacts / name, out)) for name in ARTIFACTS if (run.artifacts / name).exists()]
-        art += [(p.name, _rel(p, out)) for p in sorted(run.artifacts.glob("console-boot*.log"))]
+        # the console logs of boots given up and of runs whose QEMU died (runner)
+        art += [(p.name, _rel(p, out)) for p in sorted(run.artifacts.glob("console-*.log"))]
     return {
         "id": rid, "run": run, "counts": origin_counts(run.checks),
         "expectations": [c for c in checks if c["origin"] == EXPECTATION],
