@@ -126,7 +126,7 @@ def run_many(scenarios: Sequence[Scenario], kernel: BuiltKernel, initrd: Path, o
         for i in indices:
             for n, scn in enumerate(scenarios):
                 where = _where(out, label, kernel, scn, i)
-                futs[(i, n)] = c.submit(tasks.boot, blob, scn, str(where), False, False,
+                futs[(i, n)] = c.submit(tasks.boot, blob, tasks.Identity.of(kernel), scn, str(where), False, False,
                                         f"{scn.name} [{label or kernel.recipe_name}] run {i}",
                                         resources={"VM": jobs if scn.machine.exclusive else 1}, retries=1,
                                         priority=-len(futs), pure=False)

@@ -99,3 +99,21 @@ def test_generic_scenarios_run_on_arm64(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert len(verdicts) == len(GENERIC)
     assert all(v == "pass" for s, v in verdicts.items() if s != "qmp-nmi"), verdicts
+
+
+def test_recipes_sharing_an_image_keep_their_own_command_line_under_j(tmp_path: Path) -> None:
+    """without-pseudo-nmi is the default's Image (one cache key, so one Dask
+    build task) booted with irqchip.gicv3_pseudo_nmi=0. Under -j its cells
+    once ran with the default's name and command line, and the matrix
+    "held" with the baseline passing as the default."""
+    out = tmp_path / "out"
+    proc = rvharness("run", "-j", "2", "scenarios/arm64/pseudo-nmi-backtrace-stuck-cpu.yaml",
+                     "--kernel", "kernels/arm64/default.yaml", "--kernel", "kernels/arm64/without-pseudo-nmi.yaml",
+                     "--out", str(out), timeout=900)
+    summary = json.loads((out / "summary.json").read_text())
+    verdicts = {e["kernel"]: e["verdict"] for e in summary}
+    assert verdicts == {"arm64-default": "pass", "arm64-without-pseudo-nmi": "fail"}, proc.stdout[-3000:]
+    argv = (out / "arm64-without-pseudo-nmi" / "pseudo-nmi-backtrace-stuck-cpu" / "qemu.argv").read_text()
+    assert "irqchip.gicv3_pseudo_nmi=0" in argv
+    assert "irqchip.gicv3_pseudo_nmi=0" not in \
+        (out / "arm64-default" / "pseudo-nmi-backtrace-stuck-cpu" / "qemu.argv").read_text()

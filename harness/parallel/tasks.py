@@ -35,16 +35,32 @@ SAY_TOPIC = "rvharness-say"       # worker -> client: one-off lines (a build sta
 
 @dataclass(frozen=True)
 class KernelBlob:
-    """A built kernel as it travels between workers."""
+    """A built kernel as it travels between workers: the content of one
+    cache key, which several recipes may share (their Identity is apart)."""
     key: str
-    recipe_name: str
     arch: str
-    model_without: tuple[str, ...]
-    cmdline: tuple[str, ...]
     files: dict[str, bytes] = field(compare=False)
     meta: dict = field(compare=False, default_factory=dict)
     compiled: bool = False          # this build task compiled it (False: it was in the cache)
     built_by: str = ""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What a recipe adds to the Image it shares with other recipes: its
+    name, the seed commits it declares absent and its command line. Two
+    recipes may build one cache key (kernels/arm64/without-pseudo-nmi.yaml
+    is the default's Image booted with irqchip.gicv3_pseudo_nmi=0), and the
+    build task of that key runs once, for whichever asked first, so a boot
+    takes its identity from its own recipe, never from the blob."""
+    recipe_name: str
+    model_without: tuple[str, ...]
+    cmdline: tuple[str, ...]
+
+    @classmethod
+    def of(cls, k: "Recipe | kbuild.BuiltKernel") -> "Identity":
+        name = k.name if isinstance(k, Recipe) else k.recipe_name
+        return cls(name, tuple(k.model_without), tuple(k.cmdline))
 
 
 @dataclass
@@ -90,8 +106,7 @@ def blob_of(built: kbuild.BuiltKernel, compiled: bool = False) -> KernelBlob:
     key = built.key
     if len(key) != 64:      # a prebuilt Image (--kernel-image): name it by its content
         key = "prebuilt-" + hashlib.sha256(files["Image"]).hexdigest()
-    return KernelBlob(key, built.recipe_name, built.arch.name, tuple(built.model_without),
-                      tuple(built.cmdline), files, {"recipe": built.recipe_name}, compiled, _worker_name())
+    return KernelBlob(key, built.arch.name, files, {"recipe": built.recipe_name}, compiled, _worker_name())
 
 
 def build(recipe: Recipe) -> KernelBlob:
@@ -102,13 +117,14 @@ def build(recipe: Recipe) -> KernelBlob:
     return blob_of(built, compiled=not cached)
 
 
-def local_kernel(blob: KernelBlob) -> kbuild.BuiltKernel:
-    """The blob's kernel in this host's cache (used directly when already there)."""
+def local_kernel(blob: KernelBlob, ident: Identity) -> kbuild.BuiltKernel:
+    """The blob's kernel in this host's cache (used directly when already
+    there), as the recipe `ident` describes it."""
     d = cache_dir() / "kernels" / blob.key
     if not (d / ".complete").exists():
         d = kbuild.install(blob.key, blob.files, {**blob.meta, "installed_from": blob.built_by})
-    return kbuild.BuiltKernel(blob.key, d, blob.recipe_name, ARCHES[blob.arch], blob.model_without,
-                              blob.cmdline)
+    return kbuild.BuiltKernel(blob.key, d, ident.recipe_name, ARCHES[blob.arch], ident.model_without,
+                              ident.cmdline)
 
 
 class _Slots:
@@ -135,7 +151,8 @@ def staging_dir() -> Path:
     return d
 
 
-def boot(blob: KernelBlob, scn: Scenario, art: str, ship: bool, model_only: bool, cell: str) -> BootOutcome:
+def boot(blob: KernelBlob, ident: Identity, scn: Scenario, art: str, ship: bool, model_only: bool,
+         cell: str) -> BootOutcome:
     """Run scn on the blob's kernel. art: the artifact directory as the
     client names it; ship: the client cannot see this worker's disk, so
     run into a private staging directory and return the files."""
@@ -149,7 +166,7 @@ def boot(blob: KernelBlob, scn: Scenario, art: str, ship: bool, model_only: bool
     t0 = time.monotonic()
     try:
         _event(SLOT_TOPIC, {"who": worker, "slot": slot, "cell": cell, "step": "booting", "t": time.time()})
-        kernel = local_kernel(blob)
+        kernel = local_kernel(blob, ident)
         initrd = initramfs.build(kernel.arch)
 
         def on_step(step) -> None:
