@@ -341,6 +341,9 @@ class Bisector:
             self._run(kernel, t.image, short, self._batch(d, need_clean))
         t.verdict, t.reason = d.verdict, d.reason
         t.clean, t.signature, t.unrelated, t.infra = d.clean, d.signature, d.unrelated, d.infra
+        # A QEMU killed from outside was booted again by the runner: an
+        # infrastructure failure, retried, whose run then counted normally.
+        t.infra += sum(r.infra_retries for r in self.runs.get(t.image, []))
         t.boots = self.unattributed.pop(t.image, 0)
         if t.same_image_as and t.boots == 0:
             t.reason = f"same Image as {t.same_image_as}: {t.reason}"

@@ -53,6 +53,10 @@ class Run:
     seconds: float = 0.0
     artifacts: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)        # scenario verdict reasons, for the report
+    # Scenarios whose QEMU died of someone else's signal and that the runner
+    # booted again (runner.RUN_ATTEMPTS): infrastructure failures already
+    # retried, so this run still says something about the kernel.
+    infra_retries: int = 0
 
     @property
     def failed(self) -> list[str]:
@@ -65,12 +69,12 @@ class Run:
     def to_json(self) -> dict:
         return {"index": self.index, "failed": self.failed, "titles": self.titles, "infra": self.infra,
                 "skipped": self.skipped, "seconds": round(self.seconds, 1), "artifacts": self.artifacts,
-                "checks": self.checks, "reasons": self.reasons}
+                "checks": self.checks, "reasons": self.reasons, "infra_retries": self.infra_retries}
 
     @classmethod
     def from_json(cls, d: dict) -> "Run":
         return cls(d["index"], dict(d["checks"]), list(d["titles"]), d["infra"], d["skipped"],
-                   d["seconds"], list(d["artifacts"]), list(d.get("reasons", [])))
+                   d["seconds"], list(d["artifacts"]), list(d.get("reasons", [])), d.get("infra_retries", 0))
 
 
 def _titles(console_log: Path | None) -> list[str]:
@@ -147,6 +151,7 @@ def _where(out: Path, label: str | None, kernel: BuiltKernel, scn: Scenario, ind
 def _account(run: Run, scn: Scenario, where: Path, res) -> None:
     """Add one scenario's result (or the harness error it raised) to run."""
     run.artifacts.append(str(where))
+    run.infra_retries += getattr(res, "infra_retries", 0)
     if isinstance(res, HarnessError):
         run.infra = run.infra or f"{scn.name}: {res}".splitlines()[0]
         return

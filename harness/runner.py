@@ -41,6 +41,7 @@ class ScenarioResult:
     artifacts: Path | None = None
     reason: str = ""
     boot_retries: int = 0
+    infra_retries: int = 0          # of those, runs whose QEMU died of someone else's signal (run again)
     model_only: bool = False
     unexpected_reports: list[str] = field(default_factory=list)   # "type on CPU n: title"
     # Host wall clock (Unix time) when the cell started and ended, and each
@@ -149,6 +150,7 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
         sig = obs.qemu_died_of_signal
         if (sig is None or result.verdict != ERROR or attempt == RUN_ATTEMPTS
                 or any(c.verdict == FAIL for c in result.checks)):
+            result.infra_retries = attempt - 1
             return result
         kept = out / f"console-rerun{attempt}.log"
         (out / "console.log").replace(kept)

@@ -120,7 +120,7 @@ def test_qemu_killed_from_outside(default_kernel, initrd, tmp_path: Path) -> Non
     assert result.verdict == ERROR
     assert "QEMU exited" in result.reason and "console log kept" in result.reason, result.reason
     assert "QEMU died of signal 9 (SIGKILL) in step 'wait', not sent by the harness" in result.reason
-    assert result.boot_retries == 1 and len(result.qemu_spans) == 2
+    assert result.boot_retries == 1 and result.infra_retries == 1 and len(result.qemu_spans) == 2
     assert obs["qemu_died_of_signal"] == 9
     assert "rvharness-ready" in (tmp_path / "console.log").read_text()
     assert "rvharness-ready" in (tmp_path / "console-rerun1.log").read_text()
@@ -137,7 +137,8 @@ def test_qemu_killed_once_runs_again_and_passes(default_kernel, initrd, tmp_path
     result, obs = _run(DATA / "long-sleep.yaml", default_kernel, initrd, tmp_path, on_boot=kill_first)
     assert len(attempts) == 2
     assert result.verdict == PASS, result.reason
-    assert result.boot_retries == 1 and "boot retried: QEMU died of signal 9 (SIGKILL)" in result.reason
+    assert result.boot_retries == result.infra_retries == 1
+    assert "boot retried: QEMU died of signal 9 (SIGKILL)" in result.reason
     assert obs["boot_retries"][0]["console_log"] == "console-rerun1.log"
     assert obs["qemu_died_of_signal"] is None         # the second QEMU was ended by the harness
     assert "rvharness-ready" in (tmp_path / "console-rerun1.log").read_text()
