@@ -41,7 +41,6 @@ class ScenarioResult:
     artifacts: Path | None = None
     reason: str = ""
     boot_retries: int = 0
-    infra_retries: int = 0          # of those, runs whose QEMU died of someone else's signal (run again)
     model_only: bool = False
     unexpected_reports: list[str] = field(default_factory=list)   # "type on CPU n: title"
     # Host wall clock (Unix time) when the cell started and ended, and each
@@ -49,6 +48,9 @@ class ScenarioResult:
     started_at: float | None = None
     ended_at: float | None = None
     qemu_spans: list[list[float]] = field(default_factory=list)
+    # Of boot_retries, the runs whose QEMU died of someone else's signal (run
+    # again). Last: a resumed run rebuilds results from cells/*.json by position.
+    infra_retries: int = 0
 
     def counts(self) -> dict[str, tuple[int, int]]:
         """(passed, judged) per origin; not-compared claims are not judged."""
