@@ -96,8 +96,8 @@ def run(where: cluster.Where, kernels: dict[str, Recipe | kbuild.BuiltKernel],
             scn = scenarios[cl.scenario]
             need = slots if scn.machine.exclusive else 1
             boots[c.submit(tasks.boot, builds[cl.kernel], tasks.Identity.of(kernels[cl.kernel]), scn,
-                           str(art_dir(out, cl)), ship, model_only, cl.label, key=f"boot-{run_id}-{cl.index}", resources={"VM": need},
-                           retries=1, priority=total - cl.index)] = cl
+                           str(art_dir(out, cl)), ship, model_only, cl.label, key=f"boot-{run_id}-{cl.index}",
+                           resources={"VM": need}, retries=1, priority=total - cl.index)] = cl
         spread: set[str] = set()
         next_print = 0
         order = list(todo)
