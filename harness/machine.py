@@ -60,6 +60,11 @@ class MachineSpec:
             "-serial", "chardev:con0",
             "-mon", "chardev=con0,mode=readline",
             "-qmp", f"unix:{qmp_socket},server=on,wait=off",
+            # No scenario needs a network, and the default NIC of arm64 virt
+            # (virtio-net-pci) needs efi-virtio.rom from ipxe-qemu, which
+            # install-host-packages does not install: without this QEMU exits
+            # at start with 'failed to find romfile' (issue 25).
+            "-nic", "none",
         ]
         if self.no_reboot:
             argv.append("-no-reboot")

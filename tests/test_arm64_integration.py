@@ -2,7 +2,7 @@
 seed's scenarios and the all-but-self lockup scenarios pass on the
 pseudo-NMI kernel and fail on both baselines (the seed's revert, and the
 same kernel booted with irqchip.gicv3_pseudo_nmi=0), and the generic
-scenarios run on arm64 with the model's arm64 expectations. One matrix run
+scenarios run on arm64 (tests/test_all_scenarios.py runs them all there). One matrix run
 and one `run` are shared by all the checks."""
 from __future__ import annotations
 
@@ -22,11 +22,6 @@ pytestmark = pytest.mark.integration
 ARM64_KERNELS = ("arm64-default", "arm64-revert-pseudo-nmi-backtrace", "arm64-without-pseudo-nmi")
 SEED = ("pseudo-nmi-backtrace-stuck-cpu", "pseudo-nmi-kdb-stuck-cpu")
 LOCKUP = ("softlockup-all-but-self", "hardlockup-all-but-self")
-# Generic scenarios that run on arm64 as they are, their expectations for
-# arm64 coming from the model.
-GENERIC = ("scenarios/backtrace-ipi-busy.yaml", "scenarios/backtrace-ipi-offline.yaml",
-           "scenarios/kdb-roundup.yaml", "scenarios/smp-call-csd-lock.yaml",
-           "scenarios/qmp/nmi.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -89,16 +84,6 @@ def test_arm64_stuck_cpu_evidence(arm64_matrix) -> None:
     off = out / "arm64-without-pseudo-nmi" / "pseudo-nmi-backtrace-stuck-cpu" / "console.log"
     assert "Pseudo-NMIs enabled" not in off.read_text()
     assert not qemu_pids_mentioning(str(out))
-
-
-def test_generic_scenarios_run_on_arm64(tmp_path: Path) -> None:
-    out = tmp_path / "generic"
-    proc = rvharness("run", *GENERIC, "--kernel", "kernels/arm64/default.yaml", "--out", str(out),
-                     timeout=900)
-    verdicts = {r["scenario"]: r["verdict"] for r in json.loads((out / "summary.json").read_text())}
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert len(verdicts) == len(GENERIC)
-    assert all(v == "pass" for s, v in verdicts.items() if s != "qmp-nmi"), verdicts
 
 
 def test_recipes_sharing_an_image_keep_their_own_command_line_under_j(tmp_path: Path) -> None:
