@@ -3,225 +3,28 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from . import debs, hostcmd, kbuild, preflight, scenario, session
-from .arch import ARCHES
-from .checks import ERROR, FAIL
-from .errors import HarnessError, InputError
-from .paths import REPO_ROOT, cache_dir
-from .recipe import load_recipe
+from harness.commands.bisect import cmd_bisect, cmd_bisect_run
+from harness.commands.common import out_dir
+from harness.commands.explain import cmd_explain
+from harness.commands.matrix import cmd_matrix
+from harness.commands.merge import cmd_merge
+from harness.commands.parallel_run import cmd_worker, resumed
+from harness.commands.review import cmd_review
+from harness.commands.run import cmd_build, cmd_check, cmd_fetch, cmd_run
+from harness.commands.show import cmd_show
+from harness.core import internal_error
+from harness.core.arch import ARCHES
+from harness.core.errors import EXIT_ERROR, HarnessError
 
 if TYPE_CHECKING:
-    from .outputs.progress import Display
+    pass
 
-EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
-# Every scenario was skipped: no check ran, so nothing passed (as pytest's 5).
-EXIT_NOTHING_RAN = 5
-
-
-def _display(args: argparse.Namespace) -> "Display":
-    from .outputs.progress import NORMAL, QUIET, VERBOSE, Display
-    return Display(QUIET if getattr(args, "quiet", False) else
-                   VERBOSE if getattr(args, "verbose", False) else NORMAL)
-
-
-def _out_dir(args: argparse.Namespace) -> Path:
-    if args.out:
-        return Path(args.out)
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("rvharness-out") / stamp
-
-
-def _load_scenarios(paths: list[str]) -> list[scenario.Scenario]:
-    # All validated, names unique, before any QEMU starts.
-    return preflight.load_scenarios([Path(p) for p in paths])
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from . import selection
-
-    scenarios = _load_scenarios(args.paths or [str(REPO_ROOT / "scenarios")])
-    display = _display(args)
-    if args.list:
-        return _list(args, scenarios)
-    if args.k is not None:
-        chosen = selection.compile_expr(args.k)
-        scenarios = [s for s in scenarios if chosen(s)]
-        if not scenarios:
-            raise InputError(None, f"-k '{args.k}' selects no scenario (try --list)")
-    out = _out_dir(args)
-    junit = Path(args.junit) if args.junit else out / "junit.xml"
-    from .parallel import command as parallel
-    if parallel.wanted(args):
-        return exit_code(parallel.execute(args, "run", scenarios, session.kernel_sources(args, display),
-                                          False, out, junit, display))
-    kernels = session.kernels(args, display)
-    results = session.run_all(scenarios, kernels, out, Path(args.junit) if args.junit else out / "junit.xml",
-                              display, follow=args.follow, model_only=args.model_only)
-    return exit_code(results)
-
-
-def exit_code(results: list) -> int:
-    """2 when the harness could not judge something, 1 when a kernel failed
-    a check, 5 when every scenario was skipped (no check ran), else 0."""
-    from .checks import SKIP
-    if any(r.verdict == ERROR for r in results):
-        return EXIT_ERROR
-    if any(r.verdict == FAIL for r in results):
-        return EXIT_FAIL
-    if results and all(r.verdict == SKIP for r in results):
-        print("rvharness: every scenario was skipped: no check ran", file=sys.stderr)
-        return EXIT_NOTHING_RAN
-    return EXIT_OK
-
-
-def _list(args: argparse.Namespace, scenarios: list[scenario.Scenario]) -> int:
-    """--list: what would run on which kernel, and why the rest would not."""
-    from . import kernelimage, selection
-
-    if args.kernel_image:
-        built, _ = kernelimage.prebuilt(Path(args.kernel_image), ARCHES[args.arch],
-                                        Path(args.build_dir) if args.build_dir else None)
-        known = [(built.recipe_name, built.config)]
-    else:
-        known = []
-        for r in session.recipes(args.kernel, args.patch, args.tree):
-            cached = kbuild.lookup(r)
-            known.append((r.name, cached.config if cached else None))
-    print(selection.format_plan(selection.plan(scenarios, args.k, known)))
-    return EXIT_OK
-
-
-def cmd_matrix(args: argparse.Namespace) -> int:
-    from . import matrix
-
-    scenarios = [s for s in _load_scenarios(args.paths) if s.covers]
-    display = _display(args)
-    recipes = [load_recipe(r) for r in matrix.recipe_paths(REPO_ROOT / "kernels", args.arch)]
-    for arch in dict.fromkeys(r.arch for r in recipes):
-        hostcmd.require_tool(arch.qemu)
-    out = _out_dir(args)
-    from .parallel import command as parallel
-    if parallel.wanted(args):
-        results = parallel.execute(args, "matrix", scenarios, list(recipes), True, out, out / "junit.xml",
-                                   display)
-    else:
-        kernels = [kbuild.build(r, progress=display.say, monitor=display) for r in recipes]
-        # Each scenario on the kernels of the arches it runs on (scenario skip_arch).
-        results = session.run_all(scenarios, kernels, out, out / "junit.xml", display,
-                                  model_only=args.model_only, own_arch_only=True)
-    return finish_matrix(results, out)
-
-
-def finish_matrix(results: list, out: Path) -> int:
-    from . import matrix
-    from .outputs import write_all
-
-    cells = matrix.cells(results)
-    matrix.write(cells, out)
-    write_all(out, out / "junit.xml")     # again, now with the matrix table in report.html
-    print()
-    print(matrix.table(cells))
-    ok = matrix.holds(cells)
-    print(f"matrix {'holds' if ok else 'does NOT hold'}: {out / 'matrix.md'}")
-    return EXIT_OK if ok else EXIT_FAIL
-
-
-def cmd_worker(args: argparse.Namespace) -> int:
-    from .parallel import cluster
-    if not (args.scheduler or args.scheduler_file):
-        raise InputError(None, "worker: give the scheduler's address (tcp://HOST:8786) or --scheduler-file")
-    if args.slots < 1:
-        raise InputError(None, f"worker: --slots must be at least 1, got {args.slots}")
-    return cluster.run_worker(args.scheduler, args.scheduler_file, args.slots, args.name, args.host)
-
-
-def cmd_merge(args: argparse.Namespace) -> int:
-    from .parallel import merge
-    return merge.main([Path(p) for p in args.outs], Path(args.out))
-
-
-def cmd_build(args: argparse.Namespace) -> int:
-    display = _display(args)
-    recipe = session.recipes([args.recipe], args.patch, args.tree)[0]
-    built = kbuild.build(recipe, progress=display.say, monitor=display)
-    print(built.image)
-    return EXIT_OK
-
-
-def cmd_show(args: argparse.Namespace) -> int:
-    from .outputs import show
-    return show.show(Path(args.out), html=args.html)
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    recipes = [Path(k) for k in args.kernel] or ([session.DEFAULT_RECIPE] if args.patch else [])
-    for recipe in preflight.load_recipes(recipes, [Path(p) for p in args.patch]):
-        print(f"ok    {recipe.path}: {recipe.name}, {len(recipe.patches)} patches")
-    for scn in _load_scenarios(args.paths):
-        print(f"ok    {scn.path}: {scn.name}, {len(scn.steps)} steps, {len(scn.expect)} expectations")
-    return EXIT_OK
-
-
-def cmd_explain(args: argparse.Namespace) -> int:
-    from . import explain_arches
-
-    scn = scenario.load(Path(args.scenario))
-    cols = explain_arches.columns(scn, args.arch, args.without)
-    print(f"{scn.path}: {scn.name}" + (f" (kernel without {', '.join(args.without)})" if args.without else ""))
-    print(explain_arches.render(scn, cols))
-    return EXIT_OK
-
-
-def cmd_fetch(args: argparse.Namespace) -> int:
-    display = _display(args)
-    wanted = [("linux-source-6.12", "all")] + [("busybox-static", a.deb_arch) for a in ARCHES.values()]
-    for name, arch in wanted:
-        with display.fetching(f"{name}:{arch}", cache_dir() / "debs"):
-            pkg = debs.fetch(name, arch)
-        print(f"{pkg.name}:{pkg.arch} {pkg.version} {pkg.path}")
-    return EXIT_OK
-
-
-def cmd_bisect(args: argparse.Namespace) -> int:
-    from .bisect import Params, main_bisect
-
-    if args.resume:
-        if args.tree or args.good or args.bad or args.scenarios:
-            raise InputError(None, "--resume DIR takes the bisect's arguments from DIR/params.json; "
-                                   "give no --tree, --good, --bad or scenarios with it")
-        return main_bisect(None, Path(args.resume), resume=True)
-    missing = [o for o, v in (("--tree", args.tree), ("--good", args.good), ("--bad", args.bad),
-                              ("SCENARIO", args.scenarios)) if not v]
-    if missing:
-        raise InputError(None, f"bisect: missing {', '.join(missing)}")
-    params = Params(tree=args.tree, good=args.good, bad=args.bad, scenarios=args.scenarios,
-                    recipe=args.kernel, checks=args.checks or [], confidence=args.confidence,
-                    max_repeats=args.max_repeats, reverse=args.reverse, jobs=args.jobs or 1)
-    return main_bisect(params, _out_dir(args), resume=False)
-
-
-def cmd_bisect_run(args: argparse.Namespace) -> int:
-    from .bisect import bisect_run
-
-    return bisect_run(Path(args.tree), args.scenarios, args.kernel, args.checks or [], args.repeats,
-                      _out_dir(args))
-
-
-def cmd_review(args: argparse.Namespace) -> int:
-    from .review.command import main as review_main
-    from .review.record import Params
-
-    params = Params(series=args.series, scenarios=tuple(args.scenarios), kernel=args.kernel, tree=args.tree,
-                    base=args.base, repeats=args.repeats, version=args.version, email=args.email,
-                    jobs=args.jobs)
-    return review_main(params, Path(args.out))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -396,26 +199,6 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _resumed(args: argparse.Namespace) -> argparse.Namespace:
-    """run/matrix --resume OUT: the arguments of the run in OUT, with this
-    command's choice of engine (-j, --cluster, --scheduler-file)."""
-    from .parallel import plan
-
-    out = Path(args.resume)
-    doc = plan.read(out)
-    if doc["command"] != args.command:
-        raise InputError(out / plan.PLAN, f"that was a '{doc['command']}', not a '{args.command}'")
-    old = parser().parse_args(doc["argv"])
-    engine = ("jobs", "cluster", "scheduler_file")
-    if any(getattr(args, a) is not None for a in engine):
-        for a in engine:            # this command's engine replaces the old one's
-            setattr(old, a, getattr(args, a))
-    if old.jobs is None and not (old.cluster or old.scheduler_file):
-        old.jobs = 0
-    old.out, old.resume, old._argv = str(out), str(out), doc["argv"]
-    return old
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     p = parser()
     args, rest = p.parse_known_args(argv)
@@ -434,10 +217,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # with `&` ignored Ctrl-C and sat in a 600 s step with QEMU alive).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     if getattr(args, "out", "") is None:
-        args.out = str(_out_dir(args))      # one artifact directory, named once
+        args.out = str(out_dir(args))      # one artifact directory, named once
     try:
         if args.command in ("run", "matrix") and args.resume:
-            args = _resumed(args)
+            args = resumed(args, parser().parse_args)
         return args.func(args)
     except HarnessError as exc:
         print(f"rvharness: error: {exc}", file=sys.stderr)
@@ -446,12 +229,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("rvharness: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - a harness bug: exit 2, never 1 (a kernel verdict)
-        from . import internal_error
         out = Path(args.out) if getattr(args, "out", None) else None
         print(internal_error.record(exc, sys.argv[1:] if argv is None else list(argv), out),
               file=sys.stderr)
         return EXIT_ERROR
-
 
 
 if __name__ == "__main__":

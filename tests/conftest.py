@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import initramfs, kbuild
-from harness.arch import RISCV64
-from harness.recipe import load_recipe
+from harness.core.arch import RISCV64
+from harness.kernel import initramfs, kbuild
+from harness.kernel.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNELS = ROOT / "kernels"

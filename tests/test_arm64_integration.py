@@ -11,11 +11,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from harness import kbuild
-from harness.arch import ARM64
-from harness.recipe import load_recipe
 from helpers import ROOT, qemu_pids_mentioning, rvharness
+
+from harness.core.arch import ARM64
+from harness.kernel import kbuild
+from harness.kernel.recipe import load_recipe
 
 pytestmark = pytest.mark.integration
 

@@ -4,19 +4,19 @@ over both arches and the model's profile from the recipe."""
 from pathlib import Path
 
 import pytest
-
-from harness import matrix
-from harness.arch import ARCHES, ARM64, RISCV64
-from harness.errors import InputError
-from harness.hostcmd import TOOL_PACKAGES
-from harness.machine import MachineSpec
-from harness.model import ARM64 as ARM64_PROFILE, ARM64_PSEUDO_NMI, RISCV64 as RISCV64_PROFILE
-from harness.model.features import BACKTRACE_ROW
-from harness.model.features import Features
-from harness.recipe import load_recipe
-from harness.scenario import load as load_scenario
-
 from helpers import ROOT, rvharness
+
+from harness.commands import matrix
+from harness.core.arch import ARCHES, ARM64, RISCV64
+from harness.core.errors import InputError
+from harness.core.hostcmd import TOOL_PACKAGES
+from harness.guest.machine import MachineSpec
+from harness.kernel.recipe import load_recipe
+from harness.model import ARM64 as ARM64_PROFILE
+from harness.model import ARM64_PSEUDO_NMI
+from harness.model import RISCV64 as RISCV64_PROFILE
+from harness.model.features import BACKTRACE_ROW, Features
+from harness.scenario.parse import load as load_scenario
 
 KERNELS = ROOT / "kernels"
 
@@ -184,8 +184,8 @@ DATA = ROOT / "tests" / "data"
 def test_arm64_info_registers_from_qemu() -> None:
     """`info registers -a` as QEMU 7.2's aarch64 target printed it (captured
     with the VM stopped, 2 vCPUs, arm64-default)."""
-    from harness.qmp import parse_info_registers
-    from harness.vcpus import classify
+    from harness.guest.qmp import parse_info_registers
+    from harness.guest.vcpu_probe import classify
     cpus = parse_info_registers((DATA / "arm64" / "info-registers-a-2cpus.txt").read_text())
     assert [c.index for c in cpus] == [0, 1]
     assert cpus[0].pc == 0xffff8000801ecb38 and cpus[0]["x30"] == 0xffff80008006d100
@@ -196,7 +196,7 @@ def test_arm64_info_registers_from_qemu() -> None:
 
 
 def test_arm64_cpu_to_vcpu_map_from_the_boot_log() -> None:
-    from harness.vcpus import cpu_vcpus_arm64
+    from harness.guest.vcpu_probe import cpu_vcpus_arm64
     boot = (DATA / "arm64" / "boot-4cpus.log").read_text()
     assert cpu_vcpus_arm64(boot) == {0: 0, 1: 1, 2: 2, 3: 3}
     # MPIDR 0x100 is Aff1 1, Aff0 0: QEMU virt's vCPU 8

@@ -15,9 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-from junitparser import JUnitXml
-
 from helpers import ROOT, RVHARNESS, _processes, rvharness
+from junitparser import JUnitXml
 
 pytestmark = pytest.mark.integration
 BACKTRACE = "scenarios/backtrace-ipi.yaml"

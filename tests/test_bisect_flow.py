@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.arch import RISCV64
-from harness.bisect import Bisector, Params, exit_code
-from harness.gitbuild import BUILD_FAILED, BUILT, CommitBuild
-from harness.kbuild import BuiltKernel
-from harness.repeats import Run
+from harness.bisect.bisector import Bisector, Params
+from harness.commands.bisect import exit_code
+from harness.core.arch import RISCV64
+from harness.kernel.gitbuild import BUILD_FAILED, BUILT, CommitBuild
+from harness.kernel.kbuild import BuiltKernel
+from harness.run.repeats import Run
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = str(ROOT / "scenarios" / "backtrace-ipi.yaml")
@@ -244,7 +245,7 @@ def test_max_repeats_below_the_needed_runs_is_inconclusive(repo, tmp_path: Path)
 
 
 def test_bisect_run_exit_codes(repo, tmp_path: Path) -> None:
-    from harness.bisect import bisect_run
+    from harness.commands.bisect import bisect_run
 
     r, shas = repo
     builder = FakeBuilder(r, tmp_path)

@@ -10,10 +10,26 @@ from pathlib import Path
 
 import pytest
 
-from harness.bisect import search
-from harness.gitbuild import GitTree
-from harness.repeats import (BAD, CLEAN, GOOD, INFRA, INFRA_V, SIGNATURE, SKIP_V, SKIPPED, UNRELATED, Run,
-                             Signature, classify, confidence_of, decide, failure_rate, runs_for)
+from harness.bisect.bisector import search
+from harness.kernel.gitbuild import GitTree
+from harness.run.repeats import (
+    BAD,
+    CLEAN,
+    GOOD,
+    INFRA,
+    INFRA_V,
+    SIGNATURE,
+    SKIP_V,
+    SKIPPED,
+    UNRELATED,
+    Run,
+    Signature,
+    classify,
+    confidence_of,
+    decide,
+    failure_rate,
+    runs_for,
+)
 
 
 class Linear:
@@ -233,7 +249,7 @@ def test_checks_narrow_the_signature_by_hand() -> None:
 
 
 def test_the_step_log_survives_a_line_cut_by_a_kill(tmp_path: Path) -> None:
-    from harness.bisect import StepLog
+    from harness.bisect.bisector import StepLog
 
     log = StepLog(tmp_path / "steps.jsonl")
     log.append({"type": "step", "commit": "a"})
@@ -251,9 +267,9 @@ def test_recipe_patches_are_applied_left_out_when_contained_or_make_a_skip(tmp_p
     """TreeBuilder's patch plan on a small real repository: a patch that
     applies is applied, one the commit already contains (it applies in
     reverse) is left out, one that does neither names itself."""
-    from harness.arch import RISCV64
-    from harness.gitbuild import TreeBuilder
-    from harness.recipe import Recipe, Source
+    from harness.core.arch import RISCV64
+    from harness.kernel.gitbuild import TreeBuilder
+    from harness.kernel.recipe import Recipe, Source
 
     repo = tmp_path / "r"
     repo.mkdir()
@@ -287,7 +303,7 @@ def test_recipe_patches_are_applied_left_out_when_contained_or_make_a_skip(tmp_p
 def _result(status: str = "found") -> dict:
     from dataclasses import asdict
 
-    from harness.bisect import Params, Tested
+    from harness.bisect.bisector import Params, Tested
 
     def tc(short, verdict, clean, sig):
         return {"commit": short * 3, "short": short, "verdict": verdict, "clean": clean, "signature": sig,
@@ -315,7 +331,7 @@ def _result(status: str = "found") -> dict:
 def test_bisect_md_and_junit_from_a_result() -> None:
     from junitparser import JUnitXml
 
-    from harness import bisect_report
+    from harness.outputs import bisect_report
 
     r = _result()
     md = bisect_report.markdown(r)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import buildlog
-from harness.outputs import progress
+from harness.display import progress
+from harness.kernel import buildlog
 
 DATA = Path(__file__).resolve().parent / "data" / "build"
 OK_LOG = DATA / "tree-build.log"

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.checks import FAIL, PASS, evaluate
-from harness.observations import Observations, StepRecord
+from harness.core.yamlfile import Where
+from harness.expect.checks import FAIL, PASS, evaluate
+from harness.expect.observations import Observations, StepRecord
 from harness.parsers import interrupts
-from harness.scenario import Expectation
-from harness.yamlfile import Where
+from harness.scenario.parse import Expectation
 
 DATA = Path(__file__).parent / "data" / "interrupts"
 BEFORE = (DATA / "default-4cpus.txt").read_text()

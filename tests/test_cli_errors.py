@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from helpers import ROOT, rvharness
 
 
@@ -78,5 +77,5 @@ def test_patch_that_does_not_apply(tmp_path: Path) -> None:
     bad.write_text("--- a/Makefile\n+++ b/Makefile\n@@ -1,3 +1,3 @@\n-no such line\n+x\n context\n context\n")
     proc = rvharness("build", "kernels/default.yaml", "--patch", str(bad))
     assert_clean_error(proc, "bad.patch", "does not apply")
-    from harness.paths import cache_dir
+    from harness.core.paths import cache_dir
     assert not list((cache_dir() / "work").glob("*/*/Makefile.rej")), "patch left a reject file"

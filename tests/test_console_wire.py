@@ -9,13 +9,14 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
-
-from harness.arch import RISCV64
-from harness.console_wire import LINE_PAYLOAD, wire_lines
-from harness.errors import GuestCommandRejected
-from harness.machine import Machine, MachineSpec
 from helpers import rvharness
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness.core.arch import RISCV64
+from harness.core.errors import GuestCommandRejected
+from harness.guest.console_wire import LINE_PAYLOAD, wire_lines
+from harness.guest.machine import Machine, MachineSpec
 
 
 def decode(lines: list[str]) -> str:
@@ -166,8 +167,9 @@ def test_sentinels_survive_kernel_lines_printed_inside_them(tmp_path: Path) -> N
     # batches of the shell's output: a line can land inside a sentinel.
     # Played back by a real process through pexpect, as QEMU's console is.
     import pexpect
-    from harness.console import Console, Pending
-    from harness.transcript import Transcript
+
+    from harness.guest.console import Console, Pending
+    from harness.guest.transcript import Transcript
 
     kmsg = "[   12.345678][    C1] rcu: INFO: rcu_sched self-detected stall on CPU\r\n"
     transcript = tmp_path / "t.txt"

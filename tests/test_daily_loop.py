@@ -17,13 +17,12 @@ from pathlib import Path
 
 import pytest
 import xmlschema
-from junitparser import Error, Failure, JUnitXml
-
-from harness.outputs import junit, results
-from harness.paths import cache_dir
-
 from helpers import ROOT, qemu_children, rvharness
+from junitparser import Error, Failure, JUnitXml
 from working_copy import MARKER, NEW_FILE, SOURCE, replace_file, working_copy
+
+from harness.core.paths import cache_dir
+from harness.outputs import junit, results
 
 pytestmark = pytest.mark.integration
 
@@ -355,8 +354,9 @@ def test_kernel_image_from_a_build_directory_symbolises_probes(tree_build: TreeB
 
 def test_live_progress_on_a_terminal(default_kernel, initrd, tmp_path: Path) -> None:
     """On a TTY the run shows the scenario, its step and elapsed time live."""
-    import pexpect
     import sys
+
+    import pexpect
 
     child = pexpect.spawn(sys.executable, ["-m", "harness.cli", "run", "scenarios/backtrace-ipi.yaml",
                                            "--out", str(tmp_path / "out")],

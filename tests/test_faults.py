@@ -11,11 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
-
-from harness import scenario
-from harness.checks import ERROR, FAIL, PASS, SKIP
-from harness.runner import ScenarioResult, run_scenario
 from helpers import ROOT, qemu_children
+
+from harness.expect.checks import ERROR, FAIL, PASS, SKIP
+from harness.expect.result import ScenarioResult
+from harness.run.runner import run_scenario
+from harness.scenario import parse as scenario
 
 pytestmark = pytest.mark.integration
 
@@ -146,7 +147,7 @@ def test_qemu_killed_once_runs_again_and_passes(default_kernel, initrd, tmp_path
 
 def test_qemu_ended_by_the_harness_is_not_a_death(default_kernel, initrd, tmp_path: Path) -> None:
     """Machine.close's own SIGTERM/SIGKILL never counts as QEMU dying."""
-    from harness.machine import Machine, MachineSpec
+    from harness.guest.machine import Machine, MachineSpec
     spec = MachineSpec(default_kernel.arch, default_kernel.image, initrd, cpus=1)
     with Machine(spec, tmp_path) as m:
         m.boot()

@@ -3,7 +3,7 @@ import stat
 import subprocess
 from pathlib import Path
 
-from harness.initramfs import Entry, newc
+from harness.kernel.initramfs import Entry, newc
 
 
 def test_newc_lists_with_cpio(tmp_path: Path) -> None:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import scenario
-from harness.checks import FAIL, PASS, evaluate
-from harness.observations import Observations, StepRecord
+from harness.expect.checks import FAIL, PASS, evaluate
+from harness.expect.observations import Observations, StepRecord
 from harness.parsers import interrupts
+from harness.scenario import parse as scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data" / "ipi-types"

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness import crosscheck, scenario
-from harness.checks import FAIL, PASS
-from harness.model import Features
-from harness.observations import Observations, StepRecord
-from harness.runner import ScenarioResult, _unexpected_reports
 from test_golden import split_golden
+
+from harness.expect import crosscheck
+from harness.expect.checks import FAIL, PASS
+from harness.expect.observations import Observations, StepRecord
+from harness.expect.result import ScenarioResult
+from harness.model import Features
+from harness.run.runner import _unexpected_reports
+from harness.scenario import parse as scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"

@@ -7,11 +7,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-
-from harness import kbuild
-from harness.paths import cache_dir
-from harness.recipe import load_recipe
 from helpers import ROOT, RVHARNESS
+
+from harness.core.paths import cache_dir
+from harness.kernel import kbuild
+from harness.kernel.recipe import load_recipe
 
 pytestmark = pytest.mark.integration
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from harness.errors import InputError
+from harness.core.errors import InputError
 from harness.model import Features, predict
+from harness.model.expect import Range
 from harness.model.features import RESCHED_ROW
 from harness.model.prediction import HANG, OK, REFUSED
-from harness.scenario import as_steps
-from harness.model.expect import Range
+from harness.scenario.parse import as_steps
 
 RISCV = Features.riscv_6_12()
 

@@ -7,11 +7,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from harness import scenario, selection, usertree
-from harness.errors import InputError
-
 from helpers import ROOT, rvharness
+
+from harness.core.errors import InputError
+from harness.kernel import usertree
+from harness.scenario import parse as scenario
+from harness.scenario import selection
 
 SCENARIOS = [scenario.load(f) for f in scenario.discover([ROOT / "scenarios"])]
 

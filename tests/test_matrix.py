@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-
-from harness import matrix, scenario
 from helpers import ROOT, rvharness
+
+from harness.commands import matrix
+from harness.scenario import parse as scenario
 
 
 def test_wanted_cells() -> None:

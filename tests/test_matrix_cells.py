@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness import matrix, scenario
-from harness.checks import EXPECTATION, FAIL, MODEL, PASS, CheckResult
-from harness.runner import ScenarioResult
+from harness.commands import matrix
+from harness.expect.checks import EXPECTATION, FAIL, MODEL, PASS, CheckResult
+from harness.expect.result import ScenarioResult
+from harness.scenario import parse as scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,7 +40,8 @@ def test_the_model_must_disagree_with_the_covered_baseline() -> None:
 
 def test_old_list_form_is_refused(tmp_path: Path) -> None:
     import pytest
-    from harness.errors import InputError
+
+    from harness.core.errors import InputError
     f = tmp_path / "s.yaml"
     f.write_text("name: s\nalso_fails_without: [3908ba2e0b24]\nsteps:\n  - shell: 'true'\n")
     with pytest.raises(InputError, match="also_fails_without"):

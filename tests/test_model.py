@@ -9,13 +9,24 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.model import (BACKTRACE_ROW, CALL_ROW, KGDB_ROW, Features, Model, Range, explain,
-                           parse_available, predict, satisfies)
-from harness.scenario import as_steps as expand, make_step
+from harness.model import (
+    BACKTRACE_ROW,
+    CALL_ROW,
+    KGDB_ROW,
+    Features,
+    Model,
+    Range,
+    explain,
+    parse_available,
+    predict,
+    satisfies,
+)
 from harness.model.features import ARM64, ARM64_PSEUDO_NMI, RISCV64
-from harness.model.kdb import available_cpus
+from harness.model.kdb_cpus import available_cpus
 from harness.model.prediction import HANG, KDB_HELD, MUST, NOT_REACHED, OK, REFUSED
 from harness.parsers.backtrace import FALLBACK, FALLBACK_IDLE, FULL, IDLE
+from harness.scenario.parse import as_steps as expand
+from harness.scenario.parse import make_step
 
 RISCV = Features.riscv_6_12()
 REVERTED = Features.riscv_6_12(backtrace_ipi=False, kgdb_roundup_ipi=False, sbi_ipi_early=False)
@@ -226,7 +237,7 @@ def test_kdb_refused_go_without_go_twice_leaves_the_machine_in_kdb():
 
 
 def test_kdb_step_defaults_follow_the_harness():
-    # harness/console.py kdb_go answers a refused go with a second go; commands default to btc
+    # harness/guest/console.py kdb_go answers a refused go with a second go; commands default to btc
     steps = [hardlockup(3), {"sleep": 1}, {"snapshot": "before"},
              {"name": "debug", "kdb": {"cpu": 1}, "timeout": 60}, {"snapshot": "after"}]
     run = predict(steps, RISCV, cpus=4)

@@ -9,20 +9,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_golden import split_golden
 
-from harness import runner
-from harness.arch import RISCV64
-from harness.checks import FAIL, MODEL, NOT_COMPARED, PASS
-from harness.kbuild import BuiltKernel
-from harness.machine import MachineSpec
+from harness.core.arch import RISCV64
+from harness.expect.checks import FAIL, MODEL, NOT_COMPARED, PASS
+from harness.expect.observations import Observations, StepRecord
+from harness.guest.machine import MachineSpec
+from harness.kernel.kbuild import BuiltKernel
+from harness.kernel.recipe import load_recipe
 from harness.model import Features
 from harness.model.features import resolve_without
-from harness.observations import Observations, StepRecord
 from harness.parsers import interrupts
-from harness.recipe import load_recipe
-from harness.scenario import as_steps
-from harness import scenario as scenario_mod
-from test_golden import split_golden
+from harness.run import runner
+from harness.scenario import parse as scenario_mod
+from harness.scenario.parse import as_steps
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,7 +96,7 @@ def test_features_never_come_from_kernel_rows() -> None:
 
 
 def test_may_stall_is_not_compared(tmp_path: Path) -> None:
-    from harness import crosscheck
+    from harness.expect import crosscheck
     from harness.model import predict
     steps = as_steps([{"hotplug": {"cpu": 1, "online": False}}, {"name": "on", "hotplug": {"cpu": 1, "online": True}}], 4)
     run = predict(steps, Features.reference(None, without=["3908ba2e0b24"]), 4)

@@ -22,11 +22,10 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import ROOT, RVHARNESS, _processes, rvharness
 from junitparser import JUnitXml
 
-from harness.children import die_with_harness
-
-from helpers import RVHARNESS, ROOT, _processes, rvharness
+from harness.core.children import die_with_harness
 
 SCENARIOS = ["scenarios/backtrace-ipi.yaml", "scenarios/ipi-stop-reboot.yaml", "scenarios/kdb-roundup.yaml"]
 KERNELS = ["--kernel", "kernels/default.yaml", "--kernel", "kernels/revert-f15c21a3de1b.yaml"]

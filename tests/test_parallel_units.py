@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import repeats, scenario
-from harness.children import die_with_harness
-from harness.errors import InputError
-from harness.parallel import ledger, shard
-from harness.parallel.plan import Cell
+from harness.core.children import die_with_harness
+from harness.core.errors import InputError
+from harness.run import repeats
+from harness.run.parallel import ledger, shard
+from harness.run.parallel.plan import Cell
+from harness.scenario import parse as scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -100,8 +101,8 @@ def test_slot_display_shows_labels_as_written_and_says_above_the_table() -> None
 
     from rich.console import Console
 
-    from harness.outputs.progress import Display
-    from harness.outputs.slots import SlotsView
+    from harness.display.progress import Display
+    from harness.display.slots import SlotsView
 
     term = io.StringIO()
     term.isatty = lambda: True          # type: ignore[method-assign]

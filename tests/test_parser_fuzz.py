@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.parsers import backtrace, console_lines, kdb, observe, reports
+from harness.parsers import backtrace, console_lines, observe, reports
+from harness.parsers import kdb_session as kdb
 
 CONSOLE = Path(__file__).resolve().parent / "data" / "console"
 LOGS: dict[str, bytes] = {}

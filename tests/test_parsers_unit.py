@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.parsers import backtrace, console_lines, cpulist, kdb, klog, reports
-from harness.parsers.symbolize import Addr2Line, SystemMap, Symbolizer, has_debug_info
+from harness.parsers import backtrace, console_lines, cpulist, klog, reports
+from harness.parsers import kdb_session as kdb
+from harness.parsers.symbolize import Addr2Line, Symbolizer, SystemMap, has_debug_info
 
 DATA = Path(__file__).resolve().parent / "data"
 CONSOLE = DATA / "console"
@@ -305,7 +306,7 @@ def test_enough_golden_files() -> None:
 
 
 def test_every_report_type_can_be_expected_in_a_scenario() -> None:
-    from harness.scenario import REPORT_TYPES
+    from harness.scenario.parse import REPORT_TYPES
     assert {rule.type for rule in reports.RULES} == set(REPORT_TYPES) - {"none"}
 
 

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import hostcmd
-from harness.arch import ARCHES
-from harness.machine import MachineSpec
-from harness.paths import private_dir
-from harness.qmp import QmpClient
+from harness.core import hostcmd
+from harness.core.arch import ARCHES
+from harness.core.paths import private_dir
+from harness.guest.machine import MachineSpec
+from harness.guest.qmp import QmpClient
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "install-host-packages"

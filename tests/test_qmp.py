@@ -1,4 +1,4 @@
-"""harness.qmp against a real qemu-system-riscv64 -M virt (no kernel, -S):
+"""harness.guest.qmp against a real qemu-system-riscv64 -M virt (no kernel, -S):
 nothing here is faked. Every QEMU started is killed by a finaliser, and the
 last check makes sure none is left."""
 from __future__ import annotations
@@ -15,11 +15,19 @@ from typing import Callable, Iterator
 
 import pytest
 
-from harness import hostcmd
-from harness.errors import HarnessError, MachineError
-from harness.paths import private_dir
-from harness.qmp import (EVENTS_FILE, HmpError, QmpClient, QmpCommandNotFound,
-                         QmpCommandRefused, QmpConnectionLost, QmpTimeout, parse_info_registers)
+from harness.core import hostcmd
+from harness.core.errors import HarnessError, MachineError
+from harness.core.paths import private_dir
+from harness.guest.qmp import (
+    EVENTS_FILE,
+    HmpError,
+    QmpClient,
+    QmpCommandNotFound,
+    QmpCommandRefused,
+    QmpConnectionLost,
+    QmpTimeout,
+    parse_info_registers,
+)
 
 QEMU = "qemu-system-riscv64"
 DIR_PREFIX = "rvh-qmptest-"

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 import subprocess
 
-from harness.arch import RISCV64
-from harness.qmp_events import QMP_EVENTS
+from harness.core.arch import RISCV64
+from harness.guest.qmp_events import QMP_EVENTS
 
 
 def test_stored_event_names_match_the_installed_qemu() -> None:

@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import kconfig
-from harness.errors import InputError
-from harness.recipe import load_recipe
+from harness.core.errors import InputError
+from harness.kernel import kconfig
+from harness.kernel.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNELS = ROOT / "kernels"

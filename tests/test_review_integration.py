@@ -16,9 +16,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import xmlschema
-
 import review_series as rs
+import xmlschema
 from helpers import ROOT, rvharness
 
 pytestmark = pytest.mark.integration

@@ -18,14 +18,14 @@ import pytest
 import xmlschema
 from junitparser import Failure, JUnitXml, Skipped
 
-from harness.arch import RISCV64
-from harness.checks import FAIL, PASS
-from harness.errors import InputError
-from harness.kbuild import BuiltKernel
+from harness.core.arch import RISCV64
+from harness.core.errors import InputError
+from harness.expect.checks import FAIL, PASS
+from harness.kernel.kbuild import BuiltKernel
 from harness.outputs import patchwork, review_junit, review_mail, review_md
-from harness.repeats import Counts, Run
 from harness.review import ab, attribute, kernels, series
 from harness.review.record import Params, Review, Stats
+from harness.run.repeats import Counts, Run
 
 ROOT = Path(__file__).resolve().parent.parent
 XSD = ROOT / "tests/data/junit-10.xsd"

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import scenario
-from harness.errors import InputError
+from harness.core.errors import InputError
+from harness.scenario import parse as scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = """\
@@ -132,8 +132,8 @@ def test_expectation_errors(tmp_path: Path) -> None:
 
 
 def test_console_cpu_attribution() -> None:
-    from harness.checks import evaluate
-    from harness.observations import Observations, StepRecord
+    from harness.expect.checks import evaluate
+    from harness.expect.observations import Observations, StepRecord
     text = ("[    2.64][   T60] Sending NMI from CPU 1 to CPUs 0,2-3:\n"
             "[    2.65][    C2] NMI backtrace for cpu 2 skipped: idling at default_idle_call+0x1e/0x2a\n"
             "[    2.65][    C0] NMI backtrace for cpu 0 skipped: idling at default_idle_call+0x1e/0x2a\n")

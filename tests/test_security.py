@@ -14,13 +14,16 @@ import time
 from pathlib import Path
 
 import pytest
-
-from harness import kbuild, patchpaths, qemuargs, scenario, scenario_limits
-from harness.arch import RISCV64
-from harness.errors import InputError, MachineError
-from harness.machine import Machine, MachineSpec
-from harness.recipe import load_recipe
 from helpers import ROOT, RVHARNESS, qemu_pids_mentioning, rvharness
+
+from harness.core.arch import RISCV64
+from harness.core.errors import InputError, MachineError
+from harness.guest import qemuargs
+from harness.guest.machine import Machine, MachineSpec
+from harness.kernel import kbuild, patchpaths
+from harness.kernel.recipe import load_recipe
+from harness.scenario import limits as scenario_limits
+from harness.scenario import parse as scenario
 
 # ------------------------------------------------------------------ patches
 
@@ -393,7 +396,7 @@ def _wait_gone(pids: list[int], seconds: float) -> list[int]:
 # hog process while the starved vCPU threads sit at SCHED_IDLE on it.
 HOG_SCRIPT = """
 import sys, time
-from harness import faults
+from harness.guest import faults
 target = int(sys.argv[1])
 with faults._idle_priority(target, [target], []):
     print("hog running", flush=True)
@@ -427,7 +430,7 @@ def test_preexec_refuses_to_run_when_parent_already_gone() -> None:
     # The race the helper closes: the parent dies between fork and prctl.
     # The preexec function carries the pid it was made in; run in a child
     # whose parent is another process, it must exit instead of running.
-    from harness.children import die_with_harness
+    from harness.core.children import die_with_harness
     hook = die_with_harness()
     pid = os.fork()
     if pid == 0:                # child: its parent is this test, as expected
@@ -449,7 +452,8 @@ def test_preexec_refuses_to_run_when_parent_already_gone() -> None:
 
 BUG_SCRIPT = """
 import sys
-from harness import cli, preflight
+from harness import cli
+from harness.scenario import preflight
 def load_scenarios(paths):
     raise KeyError("a bug the harness did not expect")
 preflight.load_scenarios = load_scenarios
@@ -527,10 +531,10 @@ def test_sigkill_harness_kills_qemu(default_kernel, tmp_path: Path) -> None:
 FORKED_HOLDER = """
 import os, sys, time
 from pathlib import Path
-from harness import initramfs, kbuild
-from harness.arch import RISCV64
-from harness.machine import Machine, MachineSpec
-from harness.recipe import load_recipe
+from harness.kernel import initramfs, kbuild
+from harness.core.arch import RISCV64
+from harness.guest.machine import Machine, MachineSpec
+from harness.kernel.recipe import load_recipe
 k = kbuild.build(load_recipe(Path("kernels/default.yaml")))
 m = Machine(MachineSpec(RISCV64, k.image, initramfs.build(RISCV64), cpus=1), Path(sys.argv[1])).start()
 m.boot()

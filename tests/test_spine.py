@@ -13,12 +13,12 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
-from harness import kbuild
-from harness.arch import RISCV64
-from harness.machine import Machine, MachineSpec
-from harness.recipe import load_recipe
 from helpers import ROOT, RVHARNESS, qemu_pids_mentioning, rvharness
+
+from harness.core.arch import RISCV64
+from harness.guest.machine import Machine, MachineSpec
+from harness.kernel import kbuild
+from harness.kernel.recipe import load_recipe
 
 pytestmark = pytest.mark.integration
 

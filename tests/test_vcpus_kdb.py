@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.arch import RISCV64
+from harness.core.arch import RISCV64
+from harness.guest.vcpu_probe import KDB, KERNEL, KGDB_ROUNDUP, classify
 from harness.parsers.symbolize import SystemMap
-from harness.vcpus import KDB, KERNEL, KGDB_ROUNDUP, classify
 
 # The functions around those PCs, placed so that the offsets are the run's.
 MAP = SystemMap.parse("""\

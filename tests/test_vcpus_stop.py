@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.arch import RISCV64
+from harness.core.arch import RISCV64
+from harness.guest.vcpu_probe import ALL_LOCATIONS, CPU_STOP, IDLE, KERNEL, PANIC, classify
 from harness.parsers.symbolize import SystemMap
-from harness.vcpus import ALL_LOCATIONS, CPU_STOP, IDLE, KERNEL, PANIC, classify
 
 # The default kernel's System.map around those functions (6.12.117).
 MAP = SystemMap.parse("""\

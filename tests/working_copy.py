@@ -11,10 +11,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from harness import hostcmd, kbuild
-from harness.debs import file_lock
-from harness.paths import cache_dir
-from harness.recipe import load_recipe
+from harness.core import hostcmd
+from harness.core.paths import cache_dir
+from harness.kernel import kbuild
+from harness.kernel.debs import file_lock
+from harness.kernel.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKER = "rvharness-tree-test: built from a working copy"

@@ -19,14 +19,15 @@ from pathlib import Path
 # The harness of this checkout, not whatever `pip install -e` points at.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from harness import faults, initramfs, kbuild, vcpus
-from harness.arch import RISCV64
-from harness.console import KDB_GO_AGAIN, KDB_PROMPT
-from harness.errors import ConsoleTimeout, QemuExited
-from harness.machine import Machine, MachineSpec
+from harness.guest import faults, vcpu_probe as vcpus
+from harness.kernel import initramfs, kbuild
+from harness.core.arch import RISCV64
+from harness.guest.console import KDB_GO_AGAIN, KDB_PROMPT
+from harness.core.errors import ConsoleTimeout, QemuExited
+from harness.guest.machine import Machine, MachineSpec
 from harness.parsers.symbolize import SystemMap
-from harness.qmp import QmpClient, QmpError, QmpTimeout
-from harness.recipe import load_recipe
+from harness.guest.qmp import QmpClient, QmpError, QmpTimeout
+from harness.kernel.recipe import load_recipe
 
 MODES = ("panic", "reboot", "poweroff", "halt", "sysrq-c")
 

@@ -7,34 +7,34 @@ scenario steps, what /proc/interrupts, the console and kdb should show.
     for claim_id, description, expected in run.claims(): ...
 
 docs/model.md lists every assumption with the kernel function behind it."""
-from .detectors import Event
-from .engine import Model, predict
-from .timeline import Run
-from .expect import Range, one_of, satisfies
-from .explain import explain
-from .features import (
-                       ARM64,
-                       ARM64_PSEUDO_NMI,
-                       BACKTRACE_ROW,
-                       CALL_ROW,
-                       EXACT_ROWS,
-                       KGDB_ROW,
-                       NOISY_ROWS,
-                       RISCV64,
-                       ArchProfile,
-                       Features,
+from harness.model.detectors import Event
+from harness.model.engine import Model, predict
+from harness.model.expect import Range, one_of, satisfies
+from harness.model.features import (
+    ARM64,
+    ARM64_PSEUDO_NMI,
+    BACKTRACE_ROW,
+    CALL_ROW,
+    EXACT_ROWS,
+    KGDB_ROW,
+    NOISY_ROWS,
+    RISCV64,
+    ArchProfile,
+    Features,
 )
-from .kdb import available_cpus, parse_available
-from .prediction import (
-                       BacktracePrediction,
-                       Claim,
-                       HotplugPrediction,
-                       KdbPrediction,
-                       Prediction,
-                       PredictedLine,
-                       SnapshotPrediction,
+from harness.model.kdb_cpus import available_cpus, parse_available
+from harness.model.narrate import explain
+from harness.model.prediction import (
+    BacktracePrediction,
+    Claim,
+    HotplugPrediction,
+    KdbPrediction,
+    PredictedLine,
+    Prediction,
+    SnapshotPrediction,
 )
-from .state import Activity, MachineState, Span
+from harness.model.state import Activity, MachineState, Span
+from harness.model.timeline import Run
 
 __all__ = [
     "ARM64", "ARM64_PSEUDO_NMI", "Activity", "ArchProfile", "BACKTRACE_ROW", "BacktracePrediction",

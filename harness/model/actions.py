@@ -6,12 +6,10 @@ import itertools
 import math
 import re
 
-from .. import vcpus as loc
-from ..parsers import cpulist
-from ..parsers.backtrace import FALLBACK, FALLBACK_IDLE, FULL
-from . import kdb as kdbfmt
-from .expect import Range
-from .features import (
+from harness.guest import vcpu_probe as loc
+from harness.model import kdb_cpus as kdbfmt
+from harness.model.expect import Range
+from harness.model.features import (
     BACKTRACE_ROW,
     CALL_ROW,
     EXACT_ROWS,
@@ -20,7 +18,7 @@ from .features import (
     NMI_KGDB_ROUNDUP,
     NMI_STOP,
 )
-from .prediction import (
+from harness.model.prediction import (
     KDB_HELD,
     MAY,
     MUST,
@@ -33,8 +31,8 @@ from .prediction import (
     KdbPrediction,
     Prediction,
 )
-from .state import Activity, Load, Span
-from .timing import (
+from harness.model.state import Activity, Load, Span
+from harness.model.timing import (
     CSD_DUMP_WAIT,
     CSD_TIMEOUT,
     DUR_BACKGROUND,
@@ -44,6 +42,8 @@ from .timing import (
     DUR_SYSRQ,
     SLACK,
 )
+from harness.parsers import cpulist
+from harness.parsers.backtrace import FALLBACK, FALLBACK_IDLE, FULL
 
 
 class Actions:

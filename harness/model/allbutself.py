@@ -21,9 +21,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..parsers import cpulist
-from .expect import Range
-from .features import BACKTRACE_ROW, Features
+from harness.model.expect import Range
+from harness.model.features import BACKTRACE_ROW, Features
+from harness.parsers import cpulist
 
 
 def _round(ev: Any, sender: int, targets: list[int], certain: bool) -> None:

@@ -5,20 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..steps.base import Step
-from . import allbutself
-from .expect import Range
-from .features import (
-    BACKTRACE_ROW,
-    NMI_BACKTRACE,
-)
-from .prediction import (
-    MAY,
-    MUST,
-    Prediction,
-)
-from .state import Activity, Cpu, Span
-from .timing import CSD_TIMEOUT, DUR_BT_WAIT, INF, SLACK
+from harness.model import allbutself
+from harness.model.expect import Range
+from harness.model.features import BACKTRACE_ROW, NMI_BACKTRACE
+from harness.model.prediction import MAY, MUST, Prediction
+from harness.model.state import Activity, Cpu, Span
+from harness.model.timing import CSD_TIMEOUT, DUR_BT_WAIT, INF, SLACK
+from harness.scenario.types import Step
 
 
 @dataclass

@@ -7,26 +7,16 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from ..steps.base import Step
-from .actions import Actions
-from .detectors import Detectors
-from .expect import Range
-from .features import (
-    EXACT_ROWS,
-    ROW_IPI,
-    Features,
-)
-from .prediction import (
-    HANG,
-    NO_EFFECT,
-    NOT_REACHED,
-    REFUSED,
-    UNMODELLED,
-    Prediction,
-)
-from .state import Activity, Cpu, MachineState, Span
-from .timeline import Run, Timeline
-from .timing import SLACK
+from harness.model.actions import Actions
+from harness.model.detectors import Detectors
+from harness.model.expect import Range
+from harness.model.features import EXACT_ROWS, ROW_IPI, Features
+from harness.model.kinds import KINDS, expand
+from harness.model.prediction import HANG, NO_EFFECT, NOT_REACHED, REFUSED, UNMODELLED, Prediction
+from harness.model.state import Activity, Cpu, MachineState, Span
+from harness.model.timeline import Run, Timeline
+from harness.model.timing import SLACK
+from harness.scenario.types import Step
 
 
 class Model(Actions, Detectors, Timeline):
@@ -46,18 +36,13 @@ class Model(Actions, Detectors, Timeline):
         self.awaiting: str | None = None     # the event a wait_for step ends with
 
     def run(self, steps: Iterable[Any]) -> "Run":
-        from ..scenario import (
-            as_steps,  # the scenario loader imports the model's step types
-        )
-        for step in as_steps(steps, self.state.ncpus):
+        for step in expand(steps, self.state.ncpus):
             self.step(step)
         return Run(self.features, self.state.ncpus, list(self.predictions), self.state)
 
     def step(self, raw: Any) -> Prediction:
-        from ..scenario import as_steps
-        from ..steps.registry import STEP_TYPES  # the step modules import the model
-        step = raw if isinstance(raw, Step) else as_steps([raw], self.state.ncpus, first=len(self.predictions))[0]
-        args = {**STEP_TYPES[step.kind].defaults(), **step.args} if step.kind in STEP_TYPES else dict(step.args)
+        step = raw if isinstance(raw, Step) else expand([raw], self.state.ncpus, first=len(self.predictions))[0]
+        args = {**KINDS[step.kind].defaults(), **step.args} if step.kind in KINDS else dict(step.args)
         st = self.state
         start = st.clock
         self._index = len(self.predictions)
@@ -70,12 +55,12 @@ class Model(Actions, Detectors, Timeline):
             p.note(f"not reached: {st.wedged}")
             self.predictions.append(p)
             return p
-        if step.kind not in STEP_TYPES:
+        if step.kind not in KINDS:
             p.outcome = {UNMODELLED}
             p.note(f"the model does not know step kind '{step.kind}'")
             duration = Span(0.0, step.timeout)
         else:
-            duration = STEP_TYPES[step.kind].transition(self, p, args, step)
+            duration = KINDS[step.kind].transition(self, p, args, step)
         st = self.state                      # a handler may have replaced it (branches)
         if HANG in p.outcome and len(p.outcome) == 1:
             duration = Span(step.timeout, step.timeout + SLACK)

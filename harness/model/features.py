@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Iterable, Mapping, Sequence
 
-from ..parsers.backtrace import FULL, IDLE
+from harness.parsers.backtrace import FULL, IDLE
 
 # /proc/interrupts IPI rows, in the order the kernel prints them.
 # arch/riscv/kernel/smp.c ipi_names[] (enum ipi_message_type order).

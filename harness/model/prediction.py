@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from .expect import Range, one_of
-from .state import Span
+from harness.model.expect import Range, one_of
+from harness.model.state import Span
 
 # Step outcomes.
 OK = "ok"                       # the step completes

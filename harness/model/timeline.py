@@ -6,21 +6,11 @@ import copy
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..parsers import cpulist
-from .expect import Range, one_of
-from .features import (
-    EXACT_ROWS,
-    Features,
-)
-from .prediction import (
-    MAY,
-    NEVER,
-    MUST,
-    Claim,
-    Prediction,
-    PredictedLine,
-)
-from .state import MachineState, Span
+from harness.model.expect import Range, one_of
+from harness.model.features import EXACT_ROWS, Features
+from harness.model.prediction import MAY, MUST, NEVER, Claim, PredictedLine, Prediction
+from harness.model.state import MachineState, Span
+from harness.parsers import cpulist
 
 
 class Timeline:

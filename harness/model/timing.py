@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import math
 
-from ..steps.fields import LKDTM_BACKGROUND  # noqa: F401 - the model's background crash points
-from .state import Span
+from harness.model.state import Span
 
 # crash types whose effect does not depend on the CPU they run on
 LKDTM_ANYWHERE = ("WARNING", "WARNING_MESSAGE", "PANIC", "BUG", "EXCEPTION", "HUNG_TASK")

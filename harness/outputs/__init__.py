@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.outputs import html, junit, results
+
 
 def write_all(out: Path, junit_path: Path) -> None:
     """junit.xml and report.html of the run (or matrix) whose summary.json is in out."""
-    from . import html, junit, results
 
     runs = results.load(out)
     junit_path.parent.mkdir(parents=True, exist_ok=True)

@@ -18,10 +18,11 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from ..errors import HarnessError
-from . import plots
-from .results import EXPECTATION, MODEL, Run, load, matrix_cells, origin
-from .terminal import origin_counts, summary_line
+from harness.core.errors import HarnessError
+from harness.outputs import plots
+from harness.outputs.lines import origin_counts, summary_line
+from harness.outputs.results import EXPECTATION, MODEL, Run, load, matrix_cells, origin
+from harness.scenario.parse import load as load_scenario
 
 TEMPLATES = Path(__file__).with_name("templates")
 ARTIFACTS = ("console.log", "observations.json", "verdicts.json", "expectations.json",
@@ -41,7 +42,6 @@ def _rel(path: Path, base: Path) -> str:
 def _expectations(run: Run, kind: str) -> list[dict[str, Any]]:
     """The args of the scenario's expectations of one kind, from its file
     (gone or changed since the run: none)."""
-    from ..scenario import load as load_scenario
 
     try:
         scn = load_scenario(Path(run.file))

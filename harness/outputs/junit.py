@@ -20,9 +20,9 @@ import re
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 from junitparser.junitparser import SystemOut
 
-from ..checks import ERROR, FAIL, SKIP
-from .results import EXPECTATION, MODEL, Run
-from .terminal import origin_counts
+from harness.expect.checks import ERROR, FAIL, SKIP
+from harness.outputs.lines import origin_counts
+from harness.outputs.results import EXPECTATION, MODEL, Run
 
 # The console tails of the failed runs share this many characters; no run
 # gets more than CONSOLE_MAX. A passing run's log is only attached.

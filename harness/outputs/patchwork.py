@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..review.ab import FIXED, NEW
-from ..review.record import Review
+from harness.review.ab import FIXED, NEW
+from harness.review.record import Review
 
 CONTEXT = "rvharness"
 DESCRIPTION_MAX = 255     # patchwork's description is a short line

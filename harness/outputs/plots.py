@@ -13,7 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .results import Run  # noqa: E402
+from harness.outputs.results import Run  # noqa: E402
 
 plt.rcParams.update({"font.size": 9, "svg.fonttype": "none", "figure.dpi": 96})
 _TS = re.compile(r"^\[\s*(\d+\.\d+)\]")

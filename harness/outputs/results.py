@@ -9,10 +9,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InputError
+from harness.core.errors import InputError
+from harness.outputs.excerpt import locate
 
 if TYPE_CHECKING:
-    from ..runner import ScenarioResult
+    from harness.expect.result import ScenarioResult
 
 SUMMARY = "summary.json"
 MODEL_PREFIX = "model: "
@@ -95,7 +96,6 @@ class Run:
 
     def locate(self, check: dict[str, Any]):
         """Where check shows in the console (outputs/excerpt.py)."""
-        from .excerpt import locate
         return locate(self.console, check, self.observations, self.raw_console)
 
     @cached_property

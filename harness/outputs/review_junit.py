@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from junitparser import Failure, JUnitXml, Skipped, TestCase, TestSuite
 
-from ..review.ab import FLAKY, NEW, STILL
-from ..review.record import Review
-from .junit import _clean, _ident
+from harness.outputs.junit import _clean, _ident
+from harness.review.ab import FLAKY, NEW, STILL
+from harness.review.record import Review
 
 
 def _suite(name: str, case: TestCase, props: dict[str, str]) -> TestSuite:

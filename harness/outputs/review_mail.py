@@ -9,8 +9,8 @@ import email.policy
 import email.utils
 from email.message import EmailMessage
 
-from ..review.record import IDENTITY, Review
-from . import review_md
+from harness.outputs import review_md
+from harness.review.record import IDENTITY, Review
 
 
 def subject(rv: Review) -> str:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import textwrap
 from collections import defaultdict
 
-from ..review.ab import FIXED, FLAKY, NEW, STILL, UNCHANGED, CheckDelta
-from ..review.record import Review
+from harness.review.ab import FIXED, FLAKY, NEW, STILL, UNCHANGED, CheckDelta
+from harness.review.record import Review
 
 WIDTH = 76
 

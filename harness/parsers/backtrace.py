@@ -16,9 +16,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from . import klog
-from .console_lines import Line
-from .klog import Frame
+from harness.parsers import klog
+from harness.parsers.console_lines import Line
+from harness.parsers.klog import Frame
 
 __all__ = ["FULL", "IDLE", "FALLBACK", "FALLBACK_IDLE", "Frame", "CpuBacktrace",
            "BacktraceReport", "parse", "parse_all"]

@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from . import console_lines, cpulist
-from .console_lines import Line
+from harness.parsers import console_lines, cpulist
+from harness.parsers.console_lines import Line
 
 # printk caps a record at 1024 bytes; anything much longer is not a kernel
 # line, and skipping it keeps the per-line work bounded.

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import backtrace, kdb, klog, reports
-from .symbolize import SystemMap
+from harness.parsers import backtrace, klog, reports
+from harness.parsers import kdb_session as kdb
+from harness.parsers.symbolize import SystemMap
 
 FORMAT = 1
 
@@ -15,7 +16,7 @@ def observe(text: str, cpus: int | None = None, system_map: Path | str | SystemM
     """Backtrace rounds, kdb sessions and kernel reports in text. cpus: the
     guest's CPU count (kdb leaves trailing offline CPUs out). system_map:
     improves guilty frames. found: the reports of text, when the caller
-    parsed them already (harness/observations.py). Never raises on any text."""
+    parsed them already (harness/expect/observations.py). Never raises on any text."""
     symbols = system_map if isinstance(system_map, SystemMap) else SystemMap.load(system_map)
     lines = klog.split(text)
     truncated = klog.cut_off(text, lines)

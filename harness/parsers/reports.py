@@ -17,12 +17,12 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
-from . import cpulist, klog
-from .console_lines import Line
-from .klog import Frame
+from harness.parsers import cpulist, klog
+from harness.parsers.console_lines import Line
+from harness.parsers.klog import Frame
 
 if TYPE_CHECKING:
-    from .symbolize import SystemMap
+    from harness.parsers.symbolize import SystemMap
 
 PANIC = "panic"
 OOPS = "oops"

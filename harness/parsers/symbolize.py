@@ -16,7 +16,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..children import die_with_harness
+from harness.core.children import die_with_harness
 
 # Text symbols, as kallsyms keeps them by default (t/T, weak w/W).
 _TEXT_TYPES = frozenset("tTwW")

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..kbuild import BuiltKernel
-from ..repeats import Counts, Run
-from ..scenario import Scenario
+from harness.kernel.kbuild import BuiltKernel
+from harness.run.repeats import Counts, Run
+from harness.scenario.types import Scenario
 
 NEW, FIXED, STILL, FLAKY, UNCHANGED = "new failure", "fixed", "still failing", "flaky", "unchanged"
 # A new report title on B is a finding whatever check it hit.
@@ -35,7 +35,7 @@ def classify(a: tuple[int, int], b: tuple[int, int]) -> str:
 def fisher_p(a: tuple[int, int], b: tuple[int, int], cls: str) -> float | None:
     """One-sided p-value under 'no change': the chance that runs of one and
     the same kernel split at least this lopsidedly between A and B."""
-    from scipy.stats import fisher_exact
+    from scipy.stats import fisher_exact  # heavy: scipy loads in about 0.5 s, only review needs it
     (ap, af), (bp, bf) = a, b
     if cls == NEW:
         alternative = "greater"       # B fails more: odds (ap*bf)/(af*bp) > 1

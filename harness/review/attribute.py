@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..checks import ERROR, FAIL, PASS
-from ..repeats import Run, failure_rate, runs_for
-from ..scenario import Scenario
-from .ab import FIXED, NEW, NEW_TITLE, CheckDelta, Comparison, TitleDelta
-from .kernels import Builder
+from harness.expect.checks import ERROR, FAIL, PASS
+from harness.review.ab import FIXED, NEW, NEW_TITLE, CheckDelta, Comparison, TitleDelta
+from harness.review.kernels import Builder
+from harness.run.repeats import Run, failure_rate, runs_for
+from harness.scenario.types import Scenario
 
 CONFIDENCE = 0.95
 

@@ -21,12 +21,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Protocol
 
-from .. import kbuild, patchpaths
-from ..children import die_with_harness
-from ..errors import CommandFailed, ConfigError, InputError, PatchError
-from ..gitbuild import BUILT, GitTree, TreeBuilder, image_digest
-from ..recipe import Recipe
-from .series import Series
+from harness.core.children import die_with_harness
+from harness.core.errors import CommandFailed, ConfigError, InputError, PatchError
+from harness.kernel import kbuild, patchpaths
+from harness.kernel.gitbuild import BUILT, GitTree, TreeBuilder, image_digest
+from harness.kernel.recipe import Recipe
+from harness.review.series import Series
 
 
 @dataclass

@@ -6,8 +6,8 @@ import shlex
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .ab import FIXED, FLAKY, NEW, STILL, UNCHANGED, Comparison
-from .series import Series
+from harness.review.ab import FIXED, FLAKY, NEW, STILL, UNCHANGED, Comparison
+from harness.review.series import Series
 
 IDENTITY = "rvharness <rvharness@localhost>"
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
-from .. import hostcmd
-from ..errors import InputError
+from harness.core import hostcmd
+from harness.core.errors import InputError
 
 # A diff starts at the first of these lines after the commit message.
 _DIFF_START = re.compile(r"^(diff --git |--- a/|--- /dev/null|Index: )", re.M)
@@ -28,7 +28,7 @@ _FOOTERS = re.compile(r"\n(?:\n(?:base-commit|prerequisite-patch-id|change-id): 
 
 
 def _b4():
-    import b4
+    import b4  # heavy: b4 (and its git config reads) only for review
     # No network: trailers come from the mbox only (no code-review lookups,
     # no DKIM key fetches), and b4's log lines stay out of the output.
     b4.can_network = False

@@ -8,29 +8,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from ..arch import Arch
-from ..yamlfile import Where
+from harness.core.arch import Arch
+from harness.core.yamlfile import Where
+from harness.model.kinds import Transition
+from harness.scenario.types import Step
 
 if TYPE_CHECKING:
-    from ..console import Console
-    from ..faults import FaultContext
-    from ..model.engine import Model
-    from ..model.prediction import Prediction
-    from ..model.state import Span
-    from ..observations import Observations, StepRecord
-    from ..parsers.symbolize import SystemMap
-    from ..qmp import QmpClient
-
-
-@dataclass(frozen=True)
-class Step:
-    """One step of a scenario, repeats already expanded, arguments complete
-    (every field of its type present, defaults filled in)."""
-    kind: str
-    name: str
-    timeout: float
-    args: dict[str, Any]
-    where: Where
+    from harness.expect.observations import Observations, StepRecord
+    from harness.guest.console import Console
+    from harness.guest.faults import FaultContext
+    from harness.guest.qmp import QmpClient
+    from harness.parsers.symbolize import SystemMap
 
 
 @dataclass
@@ -54,7 +42,6 @@ class StepContext:
 # Validators take (value, where, ctx) and raise where.error(...).
 FieldSpec = tuple[Any, bool, Any, "Callable[[Any, Where, Any], None] | None"]
 Executor = Callable[[StepContext, Step, "StepRecord", "Observations", set[int]], None]
-Transition = Callable[["Model", "Prediction", dict, Step], "Span"]
 
 
 def _nothing(args: Mapping[str, Any]) -> frozenset[str]:

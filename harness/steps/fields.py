@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from .. import scenario_limits
-from ..yamlfile import Where
+from harness.core.yamlfile import Where
+from harness.guest.vcpu_probe import ALL_LOCATIONS
+from harness.scenario import limits as scenario_limits
 
 if TYPE_CHECKING:
-    from ..scenario import Ctx
+    from harness.scenario.parse import Ctx
 
 _MEMORY = re.compile(r"^\d+[MG]$")
 
@@ -75,7 +76,6 @@ def balloon_target(value: Any, where: Where, ctx: "Ctx") -> None:
 
 
 def locations(value: Any, where: Where, ctx: "Ctx") -> None:
-    from ..vcpus import ALL_LOCATIONS
     for loc in value:
         if loc not in ALL_LOCATIONS:
             raise where.error(f"unknown vCPU location {loc!r} (expected one of: {', '.join(ALL_LOCATIONS)})")

@@ -4,7 +4,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from ..model.prediction import (
+from harness.expect.observations import Observations, StepRecord
+from harness.model.prediction import (
     HANG,
     MAY,
     MUST,
@@ -14,22 +15,22 @@ from ..model.prediction import (
     HotplugPrediction,
     Prediction,
 )
-from ..model.state import Activity, Span
-from ..model.timing import (
+from harness.model.state import Activity, Span
+from harness.model.timing import (
     DUR_CONSOLE,
     DUR_OFFLINE,
     DUR_ONLINE_FAST,
     DUR_ONLINE_STALL,
     FAST_ONLINE_MS,
 )
-from ..observations import Observations, StepRecord
-from . import fields as v
-from .base import Step, StepContext, StepType
+from harness.scenario.types import Step
+from harness.steps import fields as v
+from harness.steps.base import StepContext, StepType
 
 _UPTIME = re.compile(r"hotplug-uptime (\d+\.\d+) (\d+\.\d+)")
 
 if TYPE_CHECKING:
-    from ..model.engine import Model
+    from harness.model.engine import Model
 
 
 def execute(live: StepContext, step: Step, rec: StepRecord, obs: Observations, online: set[int]) -> None:

@@ -17,17 +17,18 @@ import re
 import shlex
 from typing import TYPE_CHECKING
 
-from ..model.expect import Range
-from ..model.features import RESCHED_ROW
-from ..model.prediction import REFUSED, Prediction
-from ..model.state import Load, Span
-from ..model.timing import DUR_BACKGROUND
-from ..observations import Observations, StepRecord
-from . import fields as v
-from .base import Step, StepContext, StepType
+from harness.expect.observations import Observations, StepRecord
+from harness.model.expect import Range
+from harness.model.features import RESCHED_ROW
+from harness.model.prediction import REFUSED, Prediction
+from harness.model.state import Load, Span
+from harness.model.timing import DUR_BACKGROUND
+from harness.scenario.types import Step
+from harness.steps import fields as v
+from harness.steps.base import StepContext, StepType
 
 if TYPE_CHECKING:
-    from ..model.engine import Model
+    from harness.model.engine import Model
 
 MAX_COUNT = 1000
 # Reschedules on a CPU that runs a busy loop, per console command, besides

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .. import faults
-from ..model.prediction import UNSUPPORTED, Prediction
-from ..model.state import Span
-from ..observations import Observations, StepRecord
-from .base import Step, StepContext, StepType
+from harness.expect.observations import Observations, StepRecord
+from harness.guest import faults
+from harness.model.prediction import UNSUPPORTED, Prediction
+from harness.model.state import Span
+from harness.scenario.types import Step
+from harness.steps.base import StepContext, StepType
 
 if TYPE_CHECKING:
-    from ..model.engine import Model
+    from harness.model.engine import Model
 
 
 def execute(live: StepContext, step: Step, rec: StepRecord, obs: Observations, online: set[int]) -> None:

@@ -3,15 +3,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .. import faults
-from ..model.prediction import ABORTED, Prediction
-from ..model.state import MachineState, Span
-from ..observations import Observations, StepRecord
-from . import fields as v
-from .base import Step, StepContext, StepType
+from harness.expect.observations import Observations, StepRecord
+from harness.guest import faults
+from harness.model.prediction import ABORTED, Prediction
+from harness.model.state import MachineState, Span
+from harness.scenario.types import Step
+from harness.steps import fields as v
+from harness.steps.base import StepContext, StepType
 
 if TYPE_CHECKING:
-    from ..model.engine import Model
+    from harness.model.engine import Model
 
 
 def execute(live: StepContext, step: Step, rec: StepRecord, obs: Observations, online: set[int]) -> None:

@@ -3,16 +3,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..model.features import EXACT_ROWS
-from ..model.prediction import Prediction, SnapshotPrediction
-from ..model.state import Span
-from ..model.timing import DUR_SNAPSHOT
-from ..observations import Observations, StepRecord
-from ..parsers import interrupts
-from .base import Step, StepContext, StepType
+from harness.expect.observations import Observations, StepRecord
+from harness.model.features import EXACT_ROWS
+from harness.model.prediction import Prediction, SnapshotPrediction
+from harness.model.state import Span
+from harness.model.timing import DUR_SNAPSHOT
+from harness.parsers import interrupts
+from harness.scenario.types import Step
+from harness.steps.base import StepContext, StepType
 
 if TYPE_CHECKING:
-    from ..model.engine import Model
+    from harness.model.engine import Model
 
 
 def execute(live: StepContext, step: Step, rec: StepRecord, obs: Observations, online: set[int]) -> None:

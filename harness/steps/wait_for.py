@@ -4,15 +4,16 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from ..errors import ConsoleTimeout
-from ..model.prediction import Prediction
-from ..model.state import Span
-from ..observations import Observations, StepRecord
-from . import fields as v
-from .base import Step, StepContext, StepType
+from harness.core.errors import ConsoleTimeout
+from harness.expect.observations import Observations, StepRecord
+from harness.model.prediction import Prediction
+from harness.model.state import Span
+from harness.scenario.types import Step
+from harness.steps import fields as v
+from harness.steps.base import StepContext, StepType
 
 if TYPE_CHECKING:
-    from ..model.engine import Model
+    from harness.model.engine import Model
 
 
 def execute(live: StepContext, step: Step, rec: StepRecord, obs: Observations, online: set[int]) -> None:

@@ -38,11 +38,11 @@ from typing import Callable
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from harness import initramfs  # noqa: E402
-from harness.arch import RISCV64  # noqa: E402
-from harness.console import Console  # noqa: E402
-from harness.errors import HarnessError  # noqa: E402
-from harness.machine import Machine, MachineSpec  # noqa: E402
+from harness.core.arch import RISCV64  # noqa: E402
+from harness.core.errors import HarnessError  # noqa: E402
+from harness.guest.console import Console  # noqa: E402
+from harness.guest.machine import Machine, MachineSpec  # noqa: E402
+from harness.kernel import initramfs  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "console"
 DEFAULT_IMAGE = Path("/tmp/kb/arch/riscv/boot/Image")
@@ -505,6 +505,7 @@ def make_map(kernel: str, full: Path) -> None:
     for return addresses past a noreturn call), the symbols at and after
     it, so sizes come out as kallsyms computes them."""
     import bisect
+
     import yaml
     entries = []
     for line in full.read_text().splitlines():

@@ -26,11 +26,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from capture_console import build_id, write_golden  # noqa: E402
-from harness import initramfs, kbuild  # noqa: E402
-from harness.errors import HarnessError  # noqa: E402
-from harness.machine import Machine, MachineSpec  # noqa: E402
+
+from harness.core.errors import HarnessError  # noqa: E402
+from harness.guest.machine import Machine, MachineSpec  # noqa: E402
+from harness.kernel import initramfs, kbuild  # noqa: E402
+from harness.kernel.recipe import load_recipe  # noqa: E402
 from harness.parsers import reports  # noqa: E402
-from harness.recipe import load_recipe  # noqa: E402
 
 DIRECT = "/sys/kernel/debug/provoke-crash/DIRECT"
 # Short detector timeouts so that lockups and hung tasks report within the

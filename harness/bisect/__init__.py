@@ -1,0 +1,1 @@
+"""rvharness bisect: the search over commits and the step judge."""

@@ -1,0 +1,2 @@
+"""Live terminal output: the progress lines, the VM slots, --follow and the
+final summary."""

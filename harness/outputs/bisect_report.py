@@ -1,0 +1,123 @@
+"""bisect.md (plain text that reads well pasted into a mail) and JUnit
+(one testcase per tested commit) from the bisect result document."""
+from __future__ import annotations
+
+import textwrap
+
+from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
+from junitparser.junitparser import SystemOut
+
+from harness.run.repeats import BAD, GOOD, INFRA_V, SKIP_V
+
+
+def _runs(c: dict | None) -> str:
+    if c is None:
+        return "not run"
+    if c["verdict"] in (SKIP_V, INFRA_V) and c["runs"] == 0:
+        return f"{c['verdict']}: {c['reason']}"
+    return f"{c['signature']}/{c['runs']} runs failed with the signature, {c['clean']}/{c['runs']} clean" + \
+        (f", {c['unrelated']} unrelated" if c["unrelated"] else "") + \
+        (f", {c['infra']} infra" if c["infra"] else "")
+
+
+def markdown(r: dict) -> str:
+    rev = r.get("params", {}).get("reverse", False)
+    what = "fixed" if rev else "first bad"
+    lines: list[str] = []
+    status = r.get("status")
+    culprit = r.get("culprit")
+    if status == "found" and culprit:
+        lines.append(f"rvharness bisect: {culprit['short']} (\"{culprit['subject']}\") is the {what} commit")
+    elif status == "inconclusive":
+        lines.append(f"rvharness bisect: inconclusive: {r.get('message', '')}")
+    else:
+        lines.append(f"rvharness bisect: stopped: {r.get('message', '')}")
+    lines.append("")
+    if culprit:
+        lines += [f"commit {culprit['id']}", f"Author: {culprit['author']}", f"Date:   {culprit['date']}", "",
+                  f"    {culprit['subject']}", ""]
+        if culprit.get("diffstat"):
+            lines += [culprit["diffstat"].rstrip(), ""]
+    conf = r.get("confidence")
+    if conf is not None:
+        lines.append(f"Confidence: {conf:.3f} (target {r['params']['confidence']:g}). Failure rate per run "
+                     f"on the failing endpoint p = {r['failure_rate']:.2f} (Laplace estimate); a passing "
+                     f"verdict needs k = {r['runs_per_good']} clean runs, (1-p)^k = "
+                     f"{(1 - r['failure_rate']) ** r['runs_per_good']:.3f}.")
+        lines.append("")
+    if r.get("flags"):
+        lines += ["Flags:"] + [f"  - {f}" for f in r["flags"]] + [""]
+    ver = r.get("verification")
+    if ver:
+        want = ("passes", "fails", "fails") if rev else ("fails", "passes", "passes")
+        lines.append(f"Verification (N = {ver['n']} runs each):")
+        for (key, label), w in zip((("culprit", "culprit"), ("parent", "its parent"),
+                                    ("revert", "its revert on top of --bad")), want):
+            ok = "ok" if ver["checks"][key] else "NOT VERIFIED"
+            c = ver[key]
+            who = f" {c['short']}" if c and key != "revert" else ""
+            lines.append(f"  - {label}{who} {w} N/N: {ok}: {_runs(c)}")
+        if ver.get("revert_note"):
+            lines.append(f"  - {ver['revert_note']}")
+        lines.append("")
+    cands = r.get("candidates") or []
+    if len(cands) > 1:
+        lines.append(f"Candidates ({len(cands)}), the {what} commit is one of:")
+        lines += [f"  - {c['short']} {c['subject']}" for c in cands]
+        lines.append("")
+    sig = r.get("signature")
+    if sig:
+        lines.append("Signature (what failed on the failing endpoint" +
+                     (", narrowed by --checks" if sig["narrowed"] else "") + "):")
+        lines += [f"  - {c}" for c in sig["checks"]] + [f"  - report: {t}" for t in sig["titles"]]
+        lines.append("")
+    lines += ["Reproduce:", "", textwrap.indent(r.get("command", ""), "    "), ""]
+    tested = r.get("tested") or []
+    if tested:
+        lines.append("Tested commits (runs: clean/signature/other/infra):")
+        lines.append("")
+        lines.append("| # | commit | role | verdict | runs | build | reason |")
+        lines.append("|---|---|---|---|---|---|---|")
+        for t in tested:
+            build = t["build"] + (" (cached)" if t["build_cached"] else f" {t['build_seconds']:.0f}s")
+            reason = t["reason"].replace("|", "/")[:120]
+            subject = t["subject"][:40].replace("|", "/")     # a '|' would end the cell
+            lines.append(f"| {t['step']} | {t['short'][:12]} {subject} | {t['role']} | "
+                         f"{t['verdict']} | {t['clean']}/{t['signature']}/{t['unrelated']}/{t['infra']} | "
+                         f"{build} | {reason} |")
+        lines.append("")
+    st = r.get("stats")
+    if st:
+        wait = st.get("build_wait_seconds", 0)
+        lines.append(f"{st['steps']} steps, {st['builds']} builds ({st['build_seconds']:.0f} s"
+                     + (f", plus {wait:.0f} s waiting for other builds" if wait >= 1 else "") + "), "
+                     f"{st['boots']} boots ({st['boot_seconds']:.0f} s), {st['wall_seconds']:.0f} s in all"
+                     + (f" over {st['sessions']} sessions (resumed)." if st.get("sessions", 1) > 1 else "."))
+    return "\n".join(lines) + "\n"
+
+
+def junit(r: dict) -> str:
+    """One testcase per tested commit (junitparser, as harness/outputs/junit.py)."""
+    suite = TestSuite("rvharness bisect")
+    for t in r.get("tested") or []:
+        tc = TestCase(f"{t['step']:02d} {t['short']} {t['subject']}", f"bisect.{t['role'].replace(' ', '-')}",
+                      t["seconds"])
+        tc.append(SystemOut(f"verdict: {t['verdict']}\nreason: {t['reason']}\n"
+                            f"runs clean/signature/other/infra: {t['clean']}/{t['signature']}/"
+                            f"{t['unrelated']}/{t['infra']}\nimage sha256: {t['image']}\n"
+                            f"build: {t['build']} key {t['key']}"))
+        if t["verdict"] == BAD:
+            tc.result = [Failure(f"bad: {t['reason']}")]
+        elif t["verdict"] == SKIP_V:
+            tc.result = [Skipped(t["reason"])]
+        elif t["verdict"] == INFRA_V:
+            tc.result = [Error(f"infra: {t['reason']}")]
+        elif t["verdict"] != GOOD:
+            tc.result = [Error(t["verdict"])]
+        suite.add_testcase(tc)
+    suite.update_statistics()
+    xml = JUnitXml("rvharness bisect")
+    xml.add_testsuite(suite)
+    xml.update_statistics()
+    text = xml.tostring()
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + (text.decode() if isinstance(text, bytes) else text) + "\n"
