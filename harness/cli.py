@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from harness.commands.bisect import cmd_bisect, cmd_bisect_run
 from harness.commands.common import out_dir
@@ -26,47 +26,47 @@ if TYPE_CHECKING:
     pass
 
 
+Subparsers = Any   # argparse's _SubParsersAction is private
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rvharness", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
 
-    def verbosity(sp: argparse.ArgumentParser) -> None:
-        g = sp.add_mutually_exclusive_group()
-        g.add_argument("-q", "--quiet", action="store_true", help="results and errors only")
-        g.add_argument("-v", "--verbose", action="store_true", help="also one line per step")
+def verbosity(sp: argparse.ArgumentParser) -> None:
+    g = sp.add_mutually_exclusive_group()
+    g.add_argument("-q", "--quiet", action="store_true", help="results and errors only")
+    g.add_argument("-v", "--verbose", action="store_true", help="also one line per step")
 
-    def tree_opt(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--tree", metavar="DIR",
-                        help="build this kernel working copy (uncommitted and untracked changes "
-                             "included) out of tree with the recipe's config and patches")
+def tree_opt(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--tree", metavar="DIR",
+                    help="build this kernel working copy (uncommitted and untracked changes "
+                         "included) out of tree with the recipe's config and patches")
 
-    def kernel_opts(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--kernel", action="append", default=[], metavar="RECIPE",
-                        help="kernel recipe YAML (repeatable; default kernels/default.yaml)")
-        sp.add_argument("--kernel-image", metavar="IMAGE", help="a prebuilt kernel Image (see --arch)")
-        sp.add_argument("--arch", choices=sorted(ARCHES), default="riscv64",
-                        help="architecture of --kernel-image (default riscv64)")
-        sp.add_argument("--build-dir", metavar="DIR",
-                        help="with --kernel-image: the directory it was built in (System.map, "
-                             "vmlinux, .config)")
-        sp.add_argument("--patch", action="append", default=[], metavar="FILE",
-                        help="extra patch applied on top of the recipe's (repeatable)")
-        tree_opt(sp)
+def kernel_opts(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--kernel", action="append", default=[], metavar="RECIPE",
+                    help="kernel recipe YAML (repeatable; default kernels/default.yaml)")
+    sp.add_argument("--kernel-image", metavar="IMAGE", help="a prebuilt kernel Image (see --arch)")
+    sp.add_argument("--arch", choices=sorted(ARCHES), default="riscv64",
+                    help="architecture of --kernel-image (default riscv64)")
+    sp.add_argument("--build-dir", metavar="DIR",
+                    help="with --kernel-image: the directory it was built in (System.map, "
+                         "vmlinux, .config)")
+    sp.add_argument("--patch", action="append", default=[], metavar="FILE",
+                    help="extra patch applied on top of the recipe's (repeatable)")
+    tree_opt(sp)
 
-    def parallel_opts(sp: argparse.ArgumentParser) -> None:
-        g = sp.add_argument_group("many VMs at once (docs/ci.md)")
-        g.add_argument("-j", "--jobs", type=int, nargs="?", const=0, default=None, metavar="N",
-                       help="N VMs at once in an in-process Dask LocalCluster (-j alone: from the "
-                            "host's cores and the scenarios' vCPUs)")
-        g.add_argument("--cluster", metavar="tcp://HOST:PORT", help="use this Dask scheduler's workers "
-                       "(`rvharness worker`)")
-        g.add_argument("--scheduler-file", metavar="FILE", help="the Dask scheduler named by this file")
-        g.add_argument("--shard", metavar="K/N", help="run the K-th of N parts (whole kernels each); "
-                       "'auto' reads GitLab's CI_NODE_INDEX/CI_NODE_TOTAL; `rvharness merge` joins them")
-        g.add_argument("--resume", metavar="OUT", help="run only the cells of the run in OUT that have no "
-                       "verdict (after a killed client or scheduler); its other arguments come from OUT")
+def parallel_opts(sp: argparse.ArgumentParser) -> None:
+    g = sp.add_argument_group("many VMs at once (docs/ci.md)")
+    g.add_argument("-j", "--jobs", type=int, nargs="?", const=0, default=None, metavar="N",
+                   help="N VMs at once in an in-process Dask LocalCluster (-j alone: from the "
+                        "host's cores and the scenarios' vCPUs)")
+    g.add_argument("--cluster", metavar="tcp://HOST:PORT", help="use this Dask scheduler's workers "
+                   "(`rvharness worker`)")
+    g.add_argument("--scheduler-file", metavar="FILE", help="the Dask scheduler named by this file")
+    g.add_argument("--shard", metavar="K/N", help="run the K-th of N parts (whole kernels each); "
+                   "'auto' reads GitLab's CI_NODE_INDEX/CI_NODE_TOTAL; `rvharness merge` joins them")
+    g.add_argument("--resume", metavar="OUT", help="run only the cells of the run in OUT that have no "
+                   "verdict (after a killed client or scheduler); its other arguments come from OUT")
 
+
+def _add_run(sub: Subparsers) -> None:
     r = sub.add_parser("run", help="run scenarios on one or more kernels")
     r.add_argument("paths", nargs="*", help="scenario files or directories (default scenarios/)")
     kernel_opts(r)
@@ -83,6 +83,8 @@ def parser() -> argparse.ArgumentParser:
     verbosity(r)
     r.set_defaults(func=cmd_run)
 
+
+def _add_build(sub: Subparsers) -> None:
     b = sub.add_parser("build", help="build a kernel recipe and print the Image path")
     b.add_argument("recipe")
     b.add_argument("--patch", action="append", default=[], metavar="FILE")
@@ -90,11 +92,15 @@ def parser() -> argparse.ArgumentParser:
     verbosity(b)
     b.set_defaults(func=cmd_build)
 
+
+def _add_show(sub: Subparsers) -> None:
     sh = sub.add_parser("show", help="print the summary of an earlier run or matrix again")
     sh.add_argument("out", metavar="OUT", help="its artifact directory")
     sh.add_argument("--html", action="store_true", help="open its report.html")
     sh.set_defaults(func=cmd_show)
 
+
+def _add_check(sub: Subparsers) -> None:
     c = sub.add_parser("check", help="validate scenario files (and recipes, patches) without booting")
     c.add_argument("paths", nargs="+")
     c.add_argument("--kernel", action="append", default=[], metavar="RECIPE",
@@ -103,6 +109,8 @@ def parser() -> argparse.ArgumentParser:
                    help="also validate this extra patch, on top of each --kernel (repeatable)")
     c.set_defaults(func=cmd_check)
 
+
+def _add_matrix(sub: Subparsers) -> None:
     mx = sub.add_parser("matrix", help="seed scenarios x patched and reverted kernels")
     mx.add_argument("paths", nargs="*", default=["scenarios/"])
     mx.add_argument("--out", metavar="DIR")
@@ -114,6 +122,8 @@ def parser() -> argparse.ArgumentParser:
     verbosity(mx)
     mx.set_defaults(func=cmd_matrix)
 
+
+def _add_explain(sub: Subparsers) -> None:
     e = sub.add_parser("explain", help="print the reference model's predictions, step by step, without booting")
     e.add_argument("scenario")
     e.add_argument("--without", action="append", default=[], metavar="COMMIT",
@@ -124,6 +134,8 @@ def parser() -> argparse.ArgumentParser:
                         "side by side)")
     e.set_defaults(func=cmd_explain)
 
+
+def _add_bisect(sub: Subparsers) -> None:
     bs = sub.add_parser("bisect", help="find the commit that broke (or, --reverse, fixed) the scenarios")
     bs.add_argument("scenarios", nargs="*", metavar="SCENARIO")
     bs.add_argument("--tree", metavar="DIR", help="the kernel git tree (never modified)")
@@ -142,6 +154,8 @@ def parser() -> argparse.ArgumentParser:
     bs.add_argument("--resume", metavar="DIR", help="continue a killed bisect from its output directory")
     bs.set_defaults(func=cmd_bisect)
 
+
+def _add_bisect_run(sub: Subparsers) -> None:
     br = sub.add_parser("bisect-run", help="test HEAD of --tree with git-bisect-run exit codes "
                                            "(0 good, 1 bad, 125 skip, 128 abort)")
     br.add_argument("scenarios", nargs="+", metavar="SCENARIO")
@@ -152,6 +166,8 @@ def parser() -> argparse.ArgumentParser:
     br.add_argument("--out", metavar="DIR")
     br.set_defaults(func=cmd_bisect_run)
 
+
+def _add_review(sub: Subparsers) -> None:
     rv = sub.add_parser("review", help="test a patch series against its base, A/B with repeats, and say "
                                        "which patch changes what (exit 0 nothing new fails, 1 something does)")
     rv.add_argument("series", metavar="SERIES",
@@ -172,6 +188,8 @@ def parser() -> argparse.ArgumentParser:
     rv.add_argument("--out", metavar="DIR")
     rv.set_defaults(func=cmd_review)
 
+
+def _add_worker(sub: Subparsers) -> None:
     w = sub.add_parser("worker", help="a Dask worker for --cluster: VM slots and one kernel build at a time")
     w.add_argument("scheduler", nargs="?", metavar="tcp://HOST:PORT")
     w.add_argument("--scheduler-file", metavar="FILE")
@@ -182,14 +200,26 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--host", metavar="ADDR", help="address to listen on (e.g. 127.0.0.1)")
     w.set_defaults(func=cmd_worker)
 
+
+def _add_merge(sub: Subparsers) -> None:
     mg = sub.add_parser("merge", help="merge the output directories of --shard runs into one")
     mg.add_argument("outs", nargs="+", metavar="OUT")
     mg.add_argument("--out", required=True, metavar="DIR")
     mg.set_defaults(func=cmd_merge)
 
+
+def _add_fetch(sub: Subparsers) -> None:
     f = sub.add_parser("fetch", help="download the kernel source and every arch's busybox package")
     verbosity(f)
     f.set_defaults(func=cmd_fetch)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rvharness", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    for add in (_add_run, _add_build, _add_show, _add_check, _add_matrix, _add_explain, _add_bisect,
+                _add_bisect_run, _add_review, _add_worker, _add_merge, _add_fetch):
+        add(sub)
     return p
 
 

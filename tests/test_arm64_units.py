@@ -184,7 +184,7 @@ DATA = ROOT / "tests" / "data"
 def test_arm64_info_registers_from_qemu() -> None:
     """`info registers -a` as QEMU 7.2's aarch64 target printed it (captured
     with the VM stopped, 2 vCPUs, arm64-default)."""
-    from harness.guest.qmp import parse_info_registers
+    from harness.guest.info_registers import parse_info_registers
     from harness.guest.vcpu_probe import classify
     cpus = parse_info_registers((DATA / "arm64" / "info-registers-a-2cpus.txt").read_text())
     assert [c.index for c in cpus] == [0, 1]

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.bisect.bisector import Bisector, Params
+from harness.bisect.bisector import Bisector, BisectParams
 from harness.commands.bisect import exit_code
 from harness.core.arch import RISCV64
 from harness.kernel.gitbuild import BUILD_FAILED, BUILT, CommitBuild
 from harness.kernel.kbuild import BuiltKernel
-from harness.run.repeats import Run
+from harness.run.repeats import SuiteRun
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = str(ROOT / "scenarios" / "backtrace-ipi.yaml")
@@ -95,23 +95,23 @@ class FakeRun:
         self.calls = 0
         self.labels: list[str] = []
 
-    def __call__(self, scenarios, kernel, initrd, out, index, label=None, on_boot=None) -> Run:
+    def __call__(self, scenarios, kernel, initrd, out, index, label=None, on_boot=None) -> SuiteRun:
         self.calls += 1
         if self.stop_after is not None and self.calls > self.stop_after:
             raise KeyboardInterrupt
         self.labels.append(label)
         if self.calls in self.infra_on:
-            return Run(index, infra="backtrace-ipi: QEMU exited (killed) in step 'trigger'")
+            return SuiteRun(index, infra="backtrace-ipi: QEMU exited (killed) in step 'trigger'")
         buggy = "bug" in self.b.content[kernel.key]
         fails = buggy and (self.fail_on is None or self.calls in self.fail_on)
-        return Run(index, {CHECK: "fail" if fails else "pass", "backtrace-ipi: model: x": "pass"})
+        return SuiteRun(index, {CHECK: "fail" if fails else "pass", "backtrace-ipi: model: x": "pass"})
 
 
 def _bisect(repo: Path, shas: dict, out: Path, good="c0", bad="c8-code", **kw):
     builder = kw.pop("builder", None) or FakeBuilder(repo, out.parent)
     runner = kw.pop("runner", None) or FakeRun(builder)
     said: list[str] = []
-    p = Params(str(repo), shas[good], shas[bad], [SCENARIO], **kw)
+    p = BisectParams(str(repo), shas[good], shas[bad], [SCENARIO], **kw)
     b = Bisector(p, out, say=said.append, builder=builder, run_once=runner)
     return b, builder, runner, said
 
@@ -202,7 +202,7 @@ def test_resume_after_a_kill_redoes_no_finished_step(repo, tmp_path: Path) -> No
     assert len(steps_before) >= 2
     said: list[str] = []
     runner2 = FakeRun(builder)
-    again = Bisector(Params(**__import__("json").loads((out / "params.json").read_text())), out, resume=True,
+    again = Bisector(BisectParams(**__import__("json").loads((out / "params.json").read_text())), out, resume=True,
                      say=said.append, builder=builder, run_once=runner2)
     res = again.run()
     assert res["status"] == "found" and res["culprit"]["id"] == shas["c6-regression"]

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.bisect.bisector import search
-from harness.kernel.gitbuild import GitTree
-from harness.run.repeats import (
+from harness.bisect.search import search
+from harness.decide.bisect_step import (
     BAD,
     CLEAN,
     GOOD,
@@ -22,7 +21,6 @@ from harness.run.repeats import (
     SKIP_V,
     SKIPPED,
     UNRELATED,
-    Run,
     Signature,
     classify,
     confidence_of,
@@ -30,6 +28,8 @@ from harness.run.repeats import (
     failure_rate,
     runs_for,
 )
+from harness.kernel.gitbuild import GitTree
+from harness.run.repeats import SuiteRun
 
 
 class Linear:
@@ -203,10 +203,10 @@ def test_failure_rate_and_runs_for_a_confidence() -> None:
 
 # ------------------------------------------------------------ signatures
 
-def _run(failed=(), titles=(), infra="", skipped="") -> Run:
+def _run(failed=(), titles=(), infra="", skipped="") -> SuiteRun:
     checks = {c: "fail" for c in failed}
     checks["s: always passes"] = "pass"
-    return Run(1, checks, list(titles), infra, skipped)
+    return SuiteRun(1, checks, list(titles), infra, skipped)
 
 
 def test_signature_is_the_union_of_the_failing_runs() -> None:
@@ -228,7 +228,7 @@ def test_classify_against_a_signature() -> None:
     cls, why = classify(_run(["s: c"]), sig)
     assert cls == UNRELATED and "s: c" in why
     # After a hang the signature's checks are errors (not evaluated): not the signature.
-    hung = Run(1, {"s: a": "error", "s: b": "error", "s: guest responded": "fail"})
+    hung = SuiteRun(1, {"s: a": "error", "s: b": "error", "s: guest responded": "fail"})
     cls, why = classify(hung, sig)
     assert cls == UNRELATED and "s: guest responded" in why
     cls, why = classify(_run(["s: a"], ["Oops in g"]), sig)
@@ -249,7 +249,7 @@ def test_checks_narrow_the_signature_by_hand() -> None:
 
 
 def test_the_step_log_survives_a_line_cut_by_a_kill(tmp_path: Path) -> None:
-    from harness.bisect.bisector import StepLog
+    from harness.bisect.steplog import StepLog
 
     log = StepLog(tmp_path / "steps.jsonl")
     log.append({"type": "step", "commit": "a"})
@@ -303,7 +303,8 @@ def test_recipe_patches_are_applied_left_out_when_contained_or_make_a_skip(tmp_p
 def _result(status: str = "found") -> dict:
     from dataclasses import asdict
 
-    from harness.bisect.bisector import Params, Tested
+    from harness.bisect.bisector import BisectParams
+    from harness.bisect.steplog import Tested
 
     def tc(short, verdict, clean, sig):
         return {"commit": short * 3, "short": short, "verdict": verdict, "clean": clean, "signature": sig,
@@ -314,8 +315,8 @@ def _result(status: str = "found") -> dict:
                      image="i0", build="built", build_cached=True, clean=2),
               Tested(3, "c" * 40, "c" * 12, "docs | only", "bisect", GOOD, "same Image as aaaaaaaaaaaa: 2/2 runs clean",
                      image="i0", build="built", same_image_as="a" * 12, clean=2)]
-    return {"status": status, "message": "m", "params": asdict(Params("/t", "a", "b", ["s.yaml"])),
-            "command": Params("/t", "a", "b", ["s.yaml"]).command(),
+    return {"status": status, "message": "m", "params": asdict(BisectParams("/t", "a", "b", ["s.yaml"])),
+            "command": BisectParams("/t", "a", "b", ["s.yaml"]).command(),
             "culprit": {"id": "d" * 40, "short": "d" * 12, "subject": "Revert x", "author": "A <a@b>",
                         "date": "2026-01-01", "diffstat": " f.c | 2 +-\n 1 file changed", "parents": ["c" * 40]},
             "confidence": 0.96, "flags": [], "failure_rate": 0.8, "runs_per_good": 2,

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, rvharness
+from helpers import rvharness
 
 
 def assert_clean_error(proc, *fragments: str) -> None:

@@ -181,7 +181,7 @@ def test_junit_of_a_matrix_sized_suite_stays_under_200_kb(loop_run: Done) -> Non
     them failing, made of this run's real results: the console budget is
     shared, so the file stays small however many runs there are."""
     runs = results.load(loop_run.out)
-    many = [results.Run(f"{r.scenario}-{i}", f"kernel{i % 5}", r.verdict, r.reason, r.seconds, r.artifacts,
+    many = [results.SavedRun(f"{r.scenario}-{i}", f"kernel{i % 5}", r.verdict, r.reason, r.seconds, r.artifacts,
                         r.checks, r.file, r.covers) for i in range(27) for r in runs][:80]
     assert sum(r.verdict == "fail" for r in many) >= 26
     text = junit.render(many)

@@ -15,7 +15,7 @@ from harness.expect.checks import FAIL, PASS
 from harness.expect.observations import Observations, StepRecord
 from harness.expect.result import ScenarioResult
 from harness.model import Features
-from harness.run.runner import _unexpected_reports
+from harness.run.scenario_verdict import unexpected_reports as _unexpected_reports
 from harness.scenario import parse as scenario
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,17 +16,17 @@ from harness.core.children import die_with_harness
 from harness.core.errors import InputError
 from harness.run import repeats
 from harness.run.parallel import ledger, shard
-from harness.run.parallel.plan import Cell
+from harness.run.parallel.plan import PlanCell
 from harness.scenario import parse as scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _cells(kernels: dict[str, int]) -> list[Cell]:
-    out: list[Cell] = []
+def _cells(kernels: dict[str, int]) -> list[PlanCell]:
+    out: list[PlanCell] = []
     for k, n in kernels.items():
         for i in range(n):
-            out.append(Cell(len(out), k, "riscv64", f"s{i}"))
+            out.append(PlanCell(len(out), k, "riscv64", f"s{i}"))
     return out
 
 

@@ -18,15 +18,15 @@ import pytest
 from harness.core import hostcmd
 from harness.core.errors import HarnessError, MachineError
 from harness.core.paths import private_dir
-from harness.guest.qmp import (
-    EVENTS_FILE,
+from harness.guest.info_registers import parse_info_registers
+from harness.guest.qmp import QmpClient
+from harness.guest.qmp_link import EVENTS_FILE
+from harness.guest.qmp_types import (
     HmpError,
-    QmpClient,
     QmpCommandNotFound,
     QmpCommandRefused,
     QmpConnectionLost,
     QmpTimeout,
-    parse_info_registers,
 )
 
 QEMU = "qemu-system-riscv64"

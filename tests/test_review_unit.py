@@ -20,12 +20,13 @@ from junitparser import Failure, JUnitXml, Skipped
 
 from harness.core.arch import RISCV64
 from harness.core.errors import InputError
+from harness.decide import ab_counts
 from harness.expect.checks import FAIL, PASS
 from harness.kernel.kbuild import BuiltKernel
 from harness.outputs import patchwork, review_junit, review_mail, review_md
 from harness.review import ab, attribute, kernels, series
-from harness.review.record import Params, Review, Stats
-from harness.run.repeats import Counts, Run
+from harness.review.record import Review, ReviewParams, Stats
+from harness.run.repeats import Counts, SuiteRun
 
 ROOT = Path(__file__).resolve().parent.parent
 XSD = ROOT / "tests/data/junit-10.xsd"
@@ -34,39 +35,39 @@ XSD = ROOT / "tests/data/junit-10.xsd"
 # ------------------------------------------------------------------ classification
 
 @pytest.mark.parametrize("a,b,cls", [
-    ((3, 0), (3, 0), ab.UNCHANGED),
-    ((3, 0), (0, 3), ab.NEW),
-    ((3, 0), (2, 1), ab.NEW),
-    ((0, 3), (3, 0), ab.FIXED),
-    ((0, 3), (1, 2), ab.FIXED),
-    ((0, 3), (0, 3), ab.STILL),
-    ((2, 1), (0, 3), ab.FLAKY),
-    ((1, 2), (3, 0), ab.FLAKY),
-    ((0, 0), (0, 3), ab.NEW),         # the check did not run on A at all
-    ((0, 0), (3, 0), ab.UNCHANGED),
+    ((3, 0), (3, 0), ab_counts.UNCHANGED),
+    ((3, 0), (0, 3), ab_counts.NEW),
+    ((3, 0), (2, 1), ab_counts.NEW),
+    ((0, 3), (3, 0), ab_counts.FIXED),
+    ((0, 3), (1, 2), ab_counts.FIXED),
+    ((0, 3), (0, 3), ab_counts.STILL),
+    ((2, 1), (0, 3), ab_counts.FLAKY),
+    ((1, 2), (3, 0), ab_counts.FLAKY),
+    ((0, 0), (0, 3), ab_counts.NEW),         # the check did not run on A at all
+    ((0, 0), (3, 0), ab_counts.UNCHANGED),
 ])
 def test_classify(a, b, cls) -> None:
-    assert ab.classify(a, b) == cls
+    assert ab_counts.classify(a, b) == cls
 
 
 def test_fisher_significance() -> None:
-    assert ab.fisher_p((3, 0), (0, 3), ab.NEW) == pytest.approx(1 / 20)
-    assert ab.fisher_p((2, 0), (0, 2), ab.NEW) == pytest.approx(1 / 6)
-    assert ab.fisher_p((0, 3), (3, 0), ab.FIXED) == pytest.approx(1 / 20)
-    assert ab.fisher_p((3, 0), (2, 1), ab.NEW) == pytest.approx(0.5)
-    assert ab.fisher_p((3, 0), (3, 0), ab.UNCHANGED) is None
-    text = ab.significance_text((3, 0), (0, 3), ab.NEW, 0.05)
+    assert ab_counts.fisher_p((3, 0), (0, 3), ab_counts.NEW) == pytest.approx(1 / 20)
+    assert ab_counts.fisher_p((2, 0), (0, 2), ab_counts.NEW) == pytest.approx(1 / 6)
+    assert ab_counts.fisher_p((0, 3), (3, 0), ab_counts.FIXED) == pytest.approx(1 / 20)
+    assert ab_counts.fisher_p((3, 0), (2, 1), ab_counts.NEW) == pytest.approx(0.5)
+    assert ab_counts.fisher_p((3, 0), (3, 0), ab_counts.UNCHANGED) is None
+    text = ab_counts.significance_text((3, 0), (0, 3), ab_counts.NEW, 0.05)
     assert "failed in 3/3 runs with the series and 0/3 on the base" in text
     assert "probability 0.05 (1 in 20; Fisher's exact test, one-sided), significant at 5%" in text
-    p3 = ab.fisher_p((3, 0), (0, 3), ab.NEW)
-    assert ab.significance_text((3, 0), (0, 3), ab.NEW, p3).endswith("significant at 5%")
-    weak = ab.significance_text((2, 0), (0, 2), ab.NEW, 1 / 6)
+    p3 = ab_counts.fisher_p((3, 0), (0, 3), ab_counts.NEW)
+    assert ab_counts.significance_text((3, 0), (0, 3), ab_counts.NEW, p3).endswith("significant at 5%")
+    weak = ab_counts.significance_text((2, 0), (0, 2), ab_counts.NEW, 1 / 6)
     assert "1 in 6" in weak and "not significant at 5%: more repeats would tell" in weak
-    assert "passed in 3/3 runs with the series" in ab.significance_text((0, 3), (3, 0), ab.FIXED, 0.05)
+    assert "passed in 3/3 runs with the series" in ab_counts.significance_text((0, 3), (3, 0), ab_counts.FIXED, 0.05)
 
 
-def _run(i: int, checks: dict[str, str], titles=(), infra: str = "") -> Run:
-    return Run(i, dict(checks), list(titles), infra)
+def _run(i: int, checks: dict[str, str], titles=(), infra: str = "") -> SuiteRun:
+    return SuiteRun(i, dict(checks), list(titles), infra)
 
 
 def test_compare_counts_titles_and_base_failures() -> None:
@@ -81,9 +82,9 @@ def test_compare_counts_titles_and_base_failures() -> None:
         r.checks["s: kernel did not crash"] = FAIL
     cmp = ab.compare(a, b)
     cls = {c.name: c.cls for c in cmp.checks}
-    assert cls == {"s: ok": ab.UNCHANGED, "s: broken": ab.NEW, "s: old": ab.STILL, "s: flaky": ab.FLAKY,
-                   "s: kernel did not crash": ab.FIXED}
-    fixed = next(c for c in cmp.checks if c.cls == ab.FIXED)
+    assert cls == {"s: ok": ab_counts.UNCHANGED, "s: broken": ab_counts.NEW, "s: old": ab_counts.STILL, "s: flaky": ab_counts.FLAKY,
+                   "s: kernel did not crash": ab_counts.FIXED}
+    fixed = next(c for c in cmp.checks if c.cls == ab_counts.FIXED)
     assert (fixed.a, fixed.b) == ((0, 3), (3, 0))
     assert [(t.title, t.cls, t.b, t.scenarios) for t in cmp.titles] == [
         ("WARNING: at foo", ab.NEW_TITLE, 3, ("s",))]
@@ -143,7 +144,7 @@ def test_attribution_with_injected_build_and_runs() -> None:
     run in two), z is fixed by patch 8. Runs and builds are shared."""
     runs: list[tuple[int, str]] = []
 
-    def run_once(scns, kernel, initrd, out, index, label=None, on_boot=None) -> Run:
+    def run_once(scns, kernel, initrd, out, index, label=None, on_boot=None) -> SuiteRun:
         k = int(kernel.recipe_name.removeprefix("prefix"))
         (scn,) = scns
         runs.append((k, scn.name))
@@ -152,10 +153,10 @@ def test_attribution_with_injected_build_and_runs() -> None:
                   "s3: z": PASS if k >= 8 else FAIL}
         return _run(index, {n: v for n, v in checks.items() if n.startswith(scn.name + ":")})
 
-    cmp = ab.Comparison(checks=[ab.CheckDelta("s1: x", (3, 0), (0, 3), ab.NEW),
-                                ab.CheckDelta("s2: y", (3, 0), (2, 1), ab.NEW),
-                                ab.CheckDelta("s3: z", (0, 3), (3, 0), ab.FIXED),
-                                ab.CheckDelta("s1: w", (3, 0), (3, 0), ab.UNCHANGED)])
+    cmp = ab.Comparison(checks=[ab.CheckDelta("s1: x", (3, 0), (0, 3), ab_counts.NEW),
+                                ab.CheckDelta("s2: y", (3, 0), (2, 1), ab_counts.NEW),
+                                ab.CheckDelta("s3: z", (0, 3), (3, 0), ab_counts.FIXED),
+                                ab.CheckDelta("s1: w", (3, 0), (3, 0), ab_counts.UNCHANGED)])
     builder = FakeBuilder()
     judge = attribute.PrefixJudge(builder, [_scn("s1"), _scn("s2"), _scn("s3")], Path("/dev/null"),
                                   Path("/nonexistent"), run_once)
@@ -169,16 +170,16 @@ def test_attribution_with_injected_build_and_runs() -> None:
 
 
 def test_attribution_single_patch_builds_nothing() -> None:
-    cmp = ab.Comparison(checks=[ab.CheckDelta("s: x", (2, 0), (0, 2), ab.NEW)])
+    cmp = ab.Comparison(checks=[ab.CheckDelta("s: x", (2, 0), (0, 2), ab_counts.NEW)])
     assert attribute.attribute(cmp, 1, None, 2) == []
     assert cmp.checks[0].patch == 1
 
 
 def test_attribution_around_a_prefix_that_does_not_build() -> None:
-    def run_once(scns, kernel, initrd, out, index, label=None, on_boot=None) -> Run:
+    def run_once(scns, kernel, initrd, out, index, label=None, on_boot=None) -> SuiteRun:
         k = int(kernel.recipe_name.removeprefix("prefix"))
         return _run(index, {"s1: x": FAIL if k >= 4 else PASS})
-    cmp = ab.Comparison(checks=[ab.CheckDelta("s1: x", (2, 0), (0, 2), ab.NEW)])
+    cmp = ab.Comparison(checks=[ab.CheckDelta("s1: x", (2, 0), (0, 2), ab_counts.NEW)])
     judge = attribute.PrefixJudge(FakeBuilder(broken=(3,)), [_scn("s1")], Path("/dev/null"), Path("/x"),
                                   run_once)
     attribute.attribute(cmp, 4, judge, repeats=2)
@@ -294,16 +295,16 @@ def _review(tmp_path: Path, checks: list[ab.CheckDelta], titles=(), cover: bool 
                         "cover@example.org" if cover else "", ("cover@example.org", "p1@example.org"),
                         ("v1cover@example.org",) if cover else (), "abc123")
     cmp = ab.Comparison(checks=checks, titles=list(titles), a_runs=3, b_runs=3, a_judged=3, b_judged=3)
-    return Review(Params("s.mbox", ("scenarios/x.yaml",), repeats=3, email=True), ser, tmp_path, "default",
+    return Review(ReviewParams("s.mbox", ("scenarios/x.yaml",), repeats=3, email=True), ser, tmp_path, "default",
                   "riscv64", "gcc 14", "aaaa", "bbbb", ["x"], cmp, Stats())
 
 
 def _new(name: str, patch: int) -> ab.CheckDelta:
-    return ab.CheckDelta(name, (3, 0), (0, 3), ab.NEW, 0.05, patch, "bisected")
+    return ab.CheckDelta(name, (3, 0), (0, 3), ab_counts.NEW, 0.05, patch, "bisected")
 
 
 def test_mail_reply_headers_and_tags(tmp_path: Path) -> None:
-    ok = _review(tmp_path, [ab.CheckDelta("x: a", (3, 0), (3, 0), ab.UNCHANGED)])
+    ok = _review(tmp_path, [ab.CheckDelta("x: a", (3, 0), (3, 0), ab_counts.UNCHANGED)])
     msg = email.message_from_bytes(review_mail.render(ok), policy=email.policy.default)
     assert msg["Subject"] == "Re: [PATCH v2 0/2] sub: two changes"
     assert msg["In-Reply-To"] == "<cover@example.org>"
@@ -320,7 +321,7 @@ def test_mail_reply_headers_and_tags(tmp_path: Path) -> None:
 
 
 def test_patchwork_checks_per_patch(tmp_path: Path) -> None:
-    rv = _review(tmp_path, [_new("x: a", 2), ab.CheckDelta("x: b", (0, 3), (3, 0), ab.FIXED, 0.05, 1)])
+    rv = _review(tmp_path, [_new("x: a", 2), ab.CheckDelta("x: b", (0, 3), (3, 0), ab_counts.FIXED, 0.05, 1)])
     written = patchwork.write(rv, tmp_path / "pw")
     one, two = (json.loads((tmp_path / "pw" / f).read_text()) for f in ("0001.json", "0002.json"))
     assert set(one) == {"state", "target_url", "context", "description"}
@@ -330,14 +331,14 @@ def test_patchwork_checks_per_patch(tmp_path: Path) -> None:
     assert one["target_url"] == (tmp_path / "review.md").resolve().as_uri()
     index = json.loads((tmp_path / "pw" / "index.json").read_text())
     assert index["0002.json"]["msgid"] == "p2@example.org" and len(written) == 3
-    unplaced = _review(tmp_path, [ab.CheckDelta("x: a", (3, 0), (0, 3), ab.NEW, 0.05, None)])
+    unplaced = _review(tmp_path, [ab.CheckDelta("x: a", (3, 0), (0, 3), ab_counts.NEW, 0.05, None)])
     assert {patchwork.check_for(unplaced, k)["state"] for k in (1, 2)} == {"warning"}
 
 
 def test_junit_one_testcase_per_check_only_new_failures_fail(tmp_path: Path) -> None:
-    rv = _review(tmp_path, [_new("x: a", 2), ab.CheckDelta("x: b", (0, 3), (0, 3), ab.STILL),
-                            ab.CheckDelta("x: model: c", (3, 0), (3, 0), ab.UNCHANGED),
-                            ab.CheckDelta("x: d", (0, 3), (3, 0), ab.FIXED, 0.05, 1)],
+    rv = _review(tmp_path, [_new("x: a", 2), ab.CheckDelta("x: b", (0, 3), (0, 3), ab_counts.STILL),
+                            ab.CheckDelta("x: model: c", (3, 0), (3, 0), ab_counts.UNCHANGED),
+                            ab.CheckDelta("x: d", (0, 3), (3, 0), ab_counts.FIXED, 0.05, 1)],
                  titles=[ab.TitleDelta("BUG: oops", 0, 2, ab.NEW_TITLE, ("x",), 2)])
     path = tmp_path / "junit.xml"
     path.write_text(review_junit.render(rv))
@@ -354,8 +355,8 @@ def test_junit_one_testcase_per_check_only_new_failures_fail(tmp_path: Path) -> 
 
 
 def test_review_md_delta_first(tmp_path: Path) -> None:
-    rv = _review(tmp_path, [ab.CheckDelta("x: ok", (3, 0), (3, 0), ab.UNCHANGED), _new("x: a", 2),
-                            ab.CheckDelta("x: old", (0, 3), (0, 3), ab.STILL)])
+    rv = _review(tmp_path, [ab.CheckDelta("x: ok", (3, 0), (3, 0), ab_counts.UNCHANGED), _new("x: a", 2),
+                            ab.CheckDelta("x: old", (0, 3), (0, 3), ab_counts.STILL)])
     text = review_md.render(rv)
     lines = text.splitlines()
     assert lines[0] == 'rvharness review of "sub: two changes" (v2, 2 patches): 1 new failure, 0 fixed.'
@@ -367,6 +368,6 @@ def test_review_md_delta_first(tmp_path: Path) -> None:
 
 
 def test_reproduce_command_keeps_jobs(tmp_path: Path) -> None:
-    from harness.review.record import Params
-    assert "--repeats 2 -j 3 a.yaml --out" in Params("s.mbox", ("a.yaml",), repeats=2, jobs=3).command(tmp_path)
-    assert " -j " not in Params("s.mbox", ("a.yaml",)).command(tmp_path)
+    from harness.review.record import ReviewParams
+    assert "--repeats 2 -j 3 a.yaml --out" in ReviewParams("s.mbox", ("a.yaml",), repeats=2, jobs=3).command(tmp_path)
+    assert " -j " not in ReviewParams("s.mbox", ("a.yaml",)).command(tmp_path)

@@ -4,10 +4,8 @@ interrupts end quickly and leave no QEMU behind."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path

@@ -26,7 +26,8 @@ from harness.guest.console import KDB_GO_AGAIN, KDB_PROMPT
 from harness.core.errors import ConsoleTimeout, QemuExited
 from harness.guest.machine import Machine, MachineSpec
 from harness.parsers.symbolize import SystemMap
-from harness.guest.qmp import QmpClient, QmpError, QmpTimeout
+from harness.guest.qmp import QmpClient
+from harness.guest.qmp_types import QmpError, QmpTimeout
 from harness.kernel.recipe import load_recipe
 
 MODES = ("panic", "reboot", "poweroff", "halt", "sysrq-c")

@@ -10,14 +10,15 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from harness.bisect.bisector import DEFAULT_RECIPE, EXIT_ERROR, EXIT_FOUND, EXIT_INCONCLUSIVE, Bisector, Params
+from harness.bisect.bisector import DEFAULT_RECIPE, EXIT_ERROR, EXIT_FOUND, EXIT_INCONCLUSIVE, Bisector, BisectParams
 from harness.commands.common import out_dir
 from harness.core.errors import HarnessError, InputError
+from harness.decide import bisect_step
 from harness.kernel import initramfs
 from harness.kernel.gitbuild import GitTree, TreeBuilder, check_recipe_source
 from harness.kernel.recipe import load_recipe
 from harness.run import repeats
-from harness.run.repeats import Run
+from harness.run.repeats import SuiteRun
 from harness.scenario import parse as scenario
 
 
@@ -32,7 +33,7 @@ def cmd_bisect(args: argparse.Namespace) -> int:
                               ("SCENARIO", args.scenarios)) if not v]
     if missing:
         raise InputError(None, f"bisect: missing {', '.join(missing)}")
-    params = Params(tree=args.tree, good=args.good, bad=args.bad, scenarios=args.scenarios,
+    params = BisectParams(tree=args.tree, good=args.good, bad=args.bad, scenarios=args.scenarios,
                     recipe=args.kernel, checks=args.checks or [], confidence=args.confidence,
                     max_repeats=args.max_repeats, reverse=args.reverse, jobs=args.jobs or 1)
     return main_bisect(params, out_dir(args), resume=False)
@@ -48,14 +49,14 @@ def exit_code(result: dict) -> int:
     return {"found": EXIT_FOUND, "inconclusive": EXIT_INCONCLUSIVE}.get(result["status"], EXIT_ERROR)
 
 
-def load_params(out: Path) -> Params:
+def load_params(out: Path) -> BisectParams:
     f = out / "params.json"
     if not f.exists():
         raise InputError(out, "--resume: no params.json here (not a bisect output directory)")
-    return Params(**json.loads(f.read_text()))
+    return BisectParams(**json.loads(f.read_text()))
 
 
-def main_bisect(params: Params | None, out: Path, resume: bool, say=None) -> int:
+def main_bisect(params: BisectParams | None, out: Path, resume: bool, say=None) -> int:
     if resume:
         params = load_params(out)
     assert params is not None
@@ -77,7 +78,7 @@ RUN_GOOD, RUN_BAD, RUN_SKIP, RUN_ABORT = 0, 1, 125, 128
 
 def bisect_run(tree_path: Path, scenarios: Sequence[str], recipe: str | None, checks: Sequence[str],
                repeats_n: int, out: Path, say=None, builder: TreeBuilder | None = None,
-               run_once: Callable[..., Run] | None = None) -> int:
+               run_once: Callable[..., SuiteRun] | None = None) -> int:
     """Test the tree's HEAD once (or repeats_n times) for `git bisect run`:
     0 good, 1 bad, 125 skip (no build, a recipe patch that does not apply,
     a scenario that cannot run), 128 abort (bad input, infrastructure)."""
@@ -102,7 +103,7 @@ def bisect_run(tree_path: Path, scenarios: Sequence[str], recipe: str | None, ch
             run = run_fn(scns, built.kernel, initrd, out / "runs", i + 1 + infra, label=head[:12])
             if run.infra:
                 infra += 1
-                if infra > repeats.INFRA_RETRIES:
+                if infra > bisect_step.INFRA_RETRIES:
                     say(f"bisect-run: {head[:12]}: abort: infrastructure failed twice: {run.infra}")
                     return RUN_ABORT
                 continue

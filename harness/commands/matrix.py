@@ -71,7 +71,7 @@ def _same(commit: str, label: str) -> bool:
 
 
 @dataclass
-class Cell:
+class MatrixCell:
     scenario: str
     kernel: str
     verdict: str         # the scenario's own expectations (and the implicit checks)
@@ -142,19 +142,19 @@ def _expectation_verdict(r: ScenarioResult) -> str:
     return PASS
 
 
-def cells(results: list[ScenarioResult]) -> list[Cell]:
+def cells(results: list[ScenarioResult]) -> list[MatrixCell]:
     out = []
     for r in results:
         want, named = wanted(r.scenario, r.kernel)
         failed = tuple(c.name for c in r.checks if c.origin == EXPECTATION and c.verdict == FAIL)
-        out.append(Cell(r.scenario.name, r.kernel, _expectation_verdict(r), want,
+        out.append(MatrixCell(r.scenario.name, r.kernel, _expectation_verdict(r), want,
                         r.reason or "; ".join(f"{c.name}: {c.observed.splitlines()[0] if c.observed else ''}"
                                               for c in r.failures())[:300],
                         failed, named, _model_verdict(r), model_wanted(r.scenario, r.kernel), r.model_only))
     return out
 
 
-def table(all_cells: list[Cell]) -> str:
+def table(all_cells: list[MatrixCell]) -> str:
     kernels = list(dict.fromkeys(c.kernel for c in all_cells))
     scenarios = list(dict.fromkeys(c.scenario for c in all_cells))
     by = {(c.scenario, c.kernel): c for c in all_cells}
@@ -185,7 +185,7 @@ def table(all_cells: list[Cell]) -> str:
     return "\n".join([head, rule, *rows])
 
 
-def write(all_cells: list[Cell], out: Path) -> None:
+def write(all_cells: list[MatrixCell], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "matrix.json").write_text(json.dumps([c.__dict__ | {"holds": c.holds, "model_holds": c.model_holds}
                                                  for c in all_cells], indent=2))
@@ -195,7 +195,7 @@ def write(all_cells: list[Cell], out: Path) -> None:
         ("The matrix holds.\n" if holds else "The matrix does NOT hold: see the cells marked 'want'.\n"))
 
 
-def holds(all_cells: list[Cell]) -> bool:
+def holds(all_cells: list[MatrixCell]) -> bool:
     return all(c.holds for c in all_cells) and not any(c.verdict == SKIP and c.wanted == FAIL
                                                         for c in all_cells)
 

@@ -61,7 +61,7 @@ def execute(args, command: str, scenarios: list[Scenario], sources: list[Recipe 
                     f"{len(todo)} to run")
     scn_by = {s.name: s for s in scenarios}
     jobs = args.jobs if args.jobs else default_jobs(scenarios, len(todo)) if args.jobs == 0 else 1
-    where = cluster.Where(jobs, args.cluster, args.scheduler_file)
+    where = cluster.ClusterTarget(jobs, args.cluster, args.scheduler_file)
     if where.local and todo:
         display.say(f"{jobs} VM{'s' if jobs > 1 else ''} at once (in-process Dask LocalCluster)")
     got = engine.run(where, by_name, scn_by, todo, out, display, getattr(args, "model_only", False),

@@ -14,13 +14,14 @@ from typing import Callable
 
 from harness.core.errors import HarnessError, InputError
 from harness.core.paths import REPO_ROOT
+from harness.decide import ab_counts
 from harness.kernel import initramfs, kbuild
 from harness.kernel.gitbuild import GitTree, check_recipe_source
 from harness.kernel.recipe import load_recipe
 from harness.outputs import patchwork, review_junit, review_mail, review_md
 from harness.review import ab, attribute, kernels
 from harness.review import series as series_mod
-from harness.review.record import Params, Review, Stats
+from harness.review.record import Review, ReviewParams, Stats
 from harness.run import repeats
 from harness.scenario import archskip, preflight
 
@@ -47,7 +48,7 @@ def _config_hash(kernel: kbuild.BuiltKernel) -> str:
     return hashlib.sha256(cfg.read_bytes()).hexdigest()[:12] if cfg.exists() else "unknown"
 
 
-def plan(params: Params, out: Path, say: Callable[[str], None]) -> Plan:
+def plan(params: ReviewParams, out: Path, say: Callable[[str], None]) -> Plan:
     if params.repeats < 1:
         raise InputError(None, f"--repeats {params.repeats}: expected at least 1")
     if params.jobs < 1:
@@ -94,8 +95,8 @@ def plan(params: Params, out: Path, say: Callable[[str], None]) -> Plan:
     return Plan(ser, builder, recipe.arch.name, mine, files)
 
 
-def review(params: Params, out: Path, say: Callable[[str], None] = print,
-           run_once: Callable[..., repeats.Run] | None = None) -> Review:
+def review(params: ReviewParams, out: Path, say: Callable[[str], None] = print,
+           run_once: Callable[..., repeats.SuiteRun] | None = None) -> Review:
     """The whole review; run_once replaces the real runs (unit tests)."""
     t0 = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
@@ -119,7 +120,7 @@ def review(params: Params, out: Path, say: Callable[[str], None] = print,
     if a.kernel is None:
         raise BaseBroken(f"the base does not build ({builder.base_text()}): {a.reason}")
     b = build(n, "tip")
-    compiler = kbuild._toolchain(builder.recipe.arch)
+    compiler = kbuild.toolchain(builder.recipe.arch)
     run = run_once or functools.partial(repeats.run_once, jobs=params.jobs)
     counted = _counting(run, stats)
     if b.kernel is None:
@@ -143,7 +144,7 @@ def review(params: Params, out: Path, say: Callable[[str], None] = print,
                            f"{cmp.b_infra[0] if cmp.b_infra else '?'} (artifacts: {out / 'runs' / 'B'})")
     judge = attribute.PrefixJudge(builder=_RoleBuilder(builder, build), scenarios=p.scenarios, initrd=initrd,
                                   out=out / "runs", run_once=counted, say=say)
-    if n > 1 and (cmp.of(ab.NEW, ab.FIXED) or cmp.new_titles):
+    if n > 1 and (cmp.of(ab_counts.NEW, ab_counts.FIXED) or cmp.new_titles):
         say("attributing each change to a patch (bisecting the prefixes)…")
     stats.prefixes_asked = attribute.attribute(cmp, n, judge if n > 1 else None, params.repeats)
     (out / "runs.json").write_text(json.dumps({"A": [r.to_json() for r in ca.runs],
@@ -170,8 +171,8 @@ class _RoleBuilder:
         return self._inner.base_text()
 
 
-def _counting(run: Callable[..., repeats.Run], stats: Stats) -> Callable[..., repeats.Run]:
-    def counted(scenarios, *args, **kwargs) -> repeats.Run:
+def _counting(run: Callable[..., repeats.SuiteRun], stats: Stats) -> Callable[..., repeats.SuiteRun]:
+    def counted(scenarios, *args, **kwargs) -> repeats.SuiteRun:
         t = time.monotonic()
         r = run(scenarios, *args, **kwargs)
         stats.boots += len(scenarios)
@@ -193,7 +194,7 @@ def write_outputs(rv: Review) -> list[Path]:
     return written
 
 
-def main(params: Params, out: Path, say: Callable[[str], None] = print) -> int:
+def main(params: ReviewParams, out: Path, say: Callable[[str], None] = print) -> int:
     rv = review(params, out, say)
     write_outputs(rv)
     print(f"{'NEW FAILURES' if rv.regressed else 'no new failures'}: {rv.headline()}")
@@ -203,7 +204,7 @@ def main(params: Params, out: Path, say: Callable[[str], None] = print) -> int:
 
 def cmd_review(args: argparse.Namespace) -> int:
 
-    params = Params(series=args.series, scenarios=tuple(args.scenarios), kernel=args.kernel, tree=args.tree,
+    params = ReviewParams(series=args.series, scenarios=tuple(args.scenarios), kernel=args.kernel, tree=args.tree,
                     base=args.base, repeats=args.repeats, version=args.version, email=args.email,
                     jobs=args.jobs)
     return main(params, Path(args.out))

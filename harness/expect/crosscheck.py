@@ -11,7 +11,7 @@ from typing import Any
 
 from harness.expect.checks import FAIL, MODEL, NOT_COMPARED, PASS, CheckResult
 from harness.expect.observations import Observations
-from harness.model import Features, Run, predict, satisfies
+from harness.model import Features, ModelRun, predict, satisfies
 from harness.model import prediction as pred_
 from harness.model.timing import FAST_ONLINE_MS
 from harness.scenario.types import Scenario
@@ -28,7 +28,7 @@ OUTCOME_CLASS = {
 }
 
 
-def run_model(scn: Scenario, features: Features) -> Run:
+def run_model(scn: Scenario, features: Features) -> ModelRun:
     return predict(scn.steps, features, scn.machine.cpus, reboot=scn.machine.reboot)
 
 
@@ -145,7 +145,7 @@ def _not_compared(name: str, expected: Any, why: str, step: str | None) -> Check
     return CheckResult(name, NOT_COMPARED, json.dumps(expected), f"not compared: {why}", step, origin=MODEL)
 
 
-def crosscheck(run: Run, obs: Observations) -> list[CheckResult]:
+def crosscheck(run: ModelRun, obs: Observations) -> list[CheckResult]:
     """A check for every claim of the model: compared with the kernel's
     output (pass or fail), or not compared with the reason."""
     results: list[CheckResult] = []

@@ -17,7 +17,8 @@ from typing import Any, Iterator
 from harness.core.children import die_with_harness
 from harness.core.errors import ConsoleTimeout, MachineError
 from harness.guest.console import KDB_GO_AGAIN, KDB_PROMPT, Console, idle
-from harness.guest.qmp import QmpClient, QmpCommandNotFound, QmpCommandRefused, QmpTimeout
+from harness.guest.qmp import QmpClient
+from harness.guest.qmp_types import QmpCommandNotFound, QmpCommandRefused, QmpTimeout
 from harness.guest.vcpu_probe import cpu_harts, cpu_vcpus_arm64
 
 _UPTIME = re.compile(r"^(\d+\.\d+) ", re.M)

@@ -149,7 +149,7 @@ class TreeBuilder:
         self.tree = tree
         self.recipe = recipe
         self.say = progress or (lambda _m: None)
-        self.toolchain = kbuild._toolchain(recipe.arch)
+        self.toolchain = kbuild.toolchain(recipe.arch)
         common = tree._git("rev-parse", "--git-common-dir")
         common_dir = (tree.path / common).resolve()
         doc = [str(common_dir), recipe.arch.name, recipe.base, [p.read_text() for p in recipe.fragments]]
@@ -247,18 +247,14 @@ class TreeBuilder:
         key = self.key_for(sha, apply)
         res.key = key
         out = cache_dir() / "kernels" / key
-        name = f"{self.recipe.name}@{sha[:12]}"
         if (out / ".complete").exists():
             res.status, res.cached = BUILT, True
-            res.kernel = kbuild.BuiltKernel(key, out, name, self.recipe.arch, self.recipe.model_without,
-                                                self.recipe.cmdline)
-            res.image_sha256 = image_digest(res.kernel)
+            self._built(res, out, sha)
             res.seconds = time.monotonic() - t0
             return res
         failed = cache_dir() / "bisect-failed" / f"{key}.json"
         if failed.exists():     # a commit that did not build does not build on a second try
-            info = json.loads(failed.read_text())
-            res.status, res.reason, res.log, res.cached = BUILD_FAILED, info["reason"], info["log"], True
+            _known_failure(res, failed)
             res.seconds = time.monotonic() - t0
             return res
         for tool in ("make", "flex", "bison", "bc"):
@@ -267,7 +263,7 @@ class TreeBuilder:
         log = log_dir / f"build-{sha[:12]}.log"
         log.unlink(missing_ok=True)
         res.log = str(log)
-        env = kbuild._build_env()
+        env = kbuild.build_env()
         # scripts/setlocalversion appends "-g<sha>" (or "+") in a git tree:
         # hide the repository from make so the Image depends on the content only.
         env["GIT_DIR"] = os.devnull
@@ -276,37 +272,15 @@ class TreeBuilder:
             res.waited += time.monotonic() - w0
             if (out / ".complete").exists():      # built by another bisect while we waited
                 res.status, res.cached, res.log = BUILT, True, ""
-                res.kernel = kbuild.BuiltKernel(key, out, name, self.recipe.arch, self.recipe.model_without,
-                                                self.recipe.cmdline)
-                res.image_sha256 = image_digest(res.kernel)
+                self._built(res, out, sha)
                 res.seconds = time.monotonic() - t0 - res.waited
                 return res
             if failed.exists():
-                info = json.loads(failed.read_text())
-                res.status, res.reason, res.log, res.cached = BUILD_FAILED, info["reason"], info["log"], True
+                _known_failure(res, failed)
                 return res
-            self._ensure_worktree(sha)
-            self.build_dir.mkdir(parents=True, exist_ok=True)
-            state = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
-            try:
-                self._checkout(sha, apply, log)
-                w0 = time.monotonic()
-                with file_lock(cache_dir() / "host-build.lock"):
-                    res.waited += time.monotonic() - w0
-                    if self._needs_config(state, sha, apply):
-                        kbuild._configure(self.recipe, self.worktree, self.build_dir, env, log)
-                        state.update(configured=sha, config_recipe=self._recipe_digest(),
-                                     config_patch_files=_kconfig_files(apply))
-                        self.state_file.write_text(json.dumps(state))
-                    arch = self.recipe.arch
-                    hostcmd.run(kbuild._make_argv(arch, self.worktree, self.build_dir, arch.image_target,
-                                                  jobs=(os.cpu_count() or 1) + 1),
-                                f"building {sha[:12]}", env=env, log=log)
-            except (CommandFailed, ConfigError) as exc:
-                state.pop("configured", None)       # a failed configure leaves .config unknown
-                self.state_file.write_text(json.dumps(state))
-                res.status = BUILD_FAILED
-                res.reason = _first_error(log) or str(exc).splitlines()[0]
+            reason = self._compile(sha, apply, env, log, res)
+            if reason is not None:
+                res.status, res.reason = BUILD_FAILED, reason
                 res.seconds = time.monotonic() - t0 - res.waited
                 failed.parent.mkdir(parents=True, exist_ok=True)
                 failed.write_text(json.dumps({"reason": res.reason, "log": str(log)}))
@@ -317,14 +291,53 @@ class TreeBuilder:
                 "fragments": [str(p) for p in self.recipe.fragments],
                 "build_seconds": round(time.monotonic() - t0, 1)})
         res.status = BUILT
-        res.kernel = kbuild.BuiltKernel(key, out, name, self.recipe.arch, self.recipe.model_without,
-                                                self.recipe.cmdline)
-        res.image_sha256 = image_digest(res.kernel)
+        self._built(res, out, sha)
         res.seconds = time.monotonic() - t0 - res.waited
         return res
 
+    def _compile(self, sha: str, apply: list[Path], env: dict[str, str], log: Path,
+                 res: CommitBuild) -> str | None:
+        """Check sha out in the worktree with the patches in apply, configure
+        it when needed and make the Image, under the host-wide build lock
+        (its wait goes into res.waited). None when it built, else why not.
+        The caller holds the slot's lock."""
+        self._ensure_worktree(sha)
+        self.build_dir.mkdir(parents=True, exist_ok=True)
+        state = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
+        try:
+            self._checkout(sha, apply, log)
+            w0 = time.monotonic()
+            with file_lock(cache_dir() / "host-build.lock"):
+                res.waited += time.monotonic() - w0
+                if self._needs_config(state, sha, apply):
+                    kbuild.configure(self.recipe, self.worktree, self.build_dir, env, log)
+                    state.update(configured=sha, config_recipe=self._recipe_digest(),
+                                 config_patch_files=_kconfig_files(apply))
+                    self.state_file.write_text(json.dumps(state))
+                arch = self.recipe.arch
+                hostcmd.run(kbuild.make_argv(arch, self.worktree, self.build_dir, arch.image_target,
+                                             jobs=(os.cpu_count() or 1) + 1),
+                            f"building {sha[:12]}", env=env, log=log)
+        except (CommandFailed, ConfigError) as exc:
+            state.pop("configured", None)       # a failed configure leaves .config unknown
+            self.state_file.write_text(json.dumps(state))
+            return _first_error(log) or str(exc).splitlines()[0]
+        return None
+
+    def _built(self, res: CommitBuild, out: Path, sha: str) -> None:
+        """res's kernel: the cache entry out, built from sha."""
+        res.kernel = kbuild.BuiltKernel(res.key, out, f"{self.recipe.name}@{sha[:12]}", self.recipe.arch,
+                                        self.recipe.model_without, self.recipe.cmdline)
+        res.image_sha256 = image_digest(res.kernel)
+
     def tree_path_str(self) -> str:
         return str(self.tree.path)
+
+
+def _known_failure(res: CommitBuild, failed: Path) -> None:
+    """res from the record of an earlier failed build of the same key."""
+    info = json.loads(failed.read_text())
+    res.status, res.reason, res.log, res.cached = BUILD_FAILED, info["reason"], info["log"], True
 
 
 def _kconfig_files(patches: list[Path]) -> list[str]:

@@ -63,7 +63,9 @@ class ResolvedSource:
     root: Path      # a kernel tree ready for `make O=...`
 
 
-def _toolchain(arch: Arch) -> str:
+def toolchain(arch: Arch) -> str:
+    """The cross compiler's version line (`gcc --version`, first line): part
+    of every cache key, so a new compiler builds anew."""
     gcc = arch.cross_compile + "gcc"
     hostcmd.require_tool(gcc)
     return hostcmd.run([gcc, "--version"], f"{gcc} --version").splitlines()[0]
@@ -240,7 +242,9 @@ def cache_key(recipe: Recipe, resolved: ResolvedSource, toolchain: str) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
-def _make_argv(arch: Arch, tree: Path, build: Path, *targets: str, jobs: int | None = None) -> list[str]:
+def make_argv(arch: Arch, tree: Path, build: Path, *targets: str, jobs: int | None = None) -> list[str]:
+    """The make command line that builds targets of tree out of tree in build,
+    with the cross compiler (through ccache when it is installed)."""
     argv = ["make", "-C", str(tree), f"O={build}", f"ARCH={arch.kernel_arch}",
             f"CROSS_COMPILE={arch.cross_compile}"]
     if jobs:
@@ -250,7 +254,9 @@ def _make_argv(arch: Arch, tree: Path, build: Path, *targets: str, jobs: int | N
     return argv + list(targets)
 
 
-def _build_env() -> dict[str, str]:
+def build_env() -> dict[str, str]:
+    """The environment every kernel build runs in: ccache settings shared by
+    all builds, and a fixed build identity so the Image is reproducible."""
     env = dict(os.environ)
     root = cache_dir()
     env.setdefault("CCACHE_DIR", str(root / "ccache"))
@@ -270,18 +276,20 @@ def _build_env() -> dict[str, str]:
     return env
 
 
-def _configure(recipe: Recipe, tree: Path, build: Path, env: dict[str, str], log: Path) -> None:
+def configure(recipe: Recipe, tree: Path, build: Path, env: dict[str, str], log: Path) -> None:
+    """Make build/.config from recipe's base config and fragments; raises
+    ConfigError when a fragment's option did not survive olddefconfig."""
     arch = recipe.arch
     cfg = build / ".config"
     previous = cfg.read_bytes() if cfg.exists() else None
     prev_stat = cfg.stat() if cfg.exists() else None
-    hostcmd.run(_make_argv(arch, tree, build, recipe.base), f"make {recipe.base}", env=env, log=log)
+    hostcmd.run(make_argv(arch, tree, build, recipe.base), f"make {recipe.base}", env=env, log=log)
     if recipe.fragments:
         hostcmd.run([str(tree / "scripts/kconfig/merge_config.sh"), "-m", "-O", str(build),
                      str(cfg), *map(str, recipe.fragments)], "merging config fragments",
                     cwd=tree, env={**env, "ARCH": arch.kernel_arch,
                                    "CROSS_COMPILE": arch.cross_compile}, log=log)
-    hostcmd.run(_make_argv(arch, tree, build, "olddefconfig"), "make olddefconfig", env=env, log=log)
+    hostcmd.run(make_argv(arch, tree, build, "olddefconfig"), "make olddefconfig", env=env, log=log)
     final = kconfig.read(cfg)
     for frag in recipe.fragments:
         lost = kconfig.missing(kconfig.read(frag), final)
@@ -294,7 +302,7 @@ def _configure(recipe: Recipe, tree: Path, build: Path, env: dict[str, str], log
 
 def key_of(recipe: Recipe) -> str:
     """The cache key recipe would be built under (no build)."""
-    return cache_key(recipe, resolve_source(recipe.source), _toolchain(recipe.arch))
+    return cache_key(recipe, resolve_source(recipe.source), toolchain(recipe.arch))
 
 
 def lookup(recipe: Recipe) -> BuiltKernel | None:
@@ -311,9 +319,9 @@ def build(recipe: Recipe, *, log_dir: Path | None = None, jobs: int | None = Non
     steps; monitor (a live progress display) watches the compile."""
     say = progress or (lambda _msg: None)
     arch = recipe.arch
-    toolchain = _toolchain(arch)
+    compiler = toolchain(arch)
     resolved = resolve_source(recipe.source)
-    key = cache_key(recipe, resolved, toolchain)
+    key = cache_key(recipe, resolved, compiler)
     kernels = cache_dir() / "kernels"
     out = kernels / key
     if (out / ".complete").exists():
@@ -325,7 +333,7 @@ def build(recipe: Recipe, *, log_dir: Path | None = None, jobs: int | None = Non
     log = logs / f"build-{recipe.name}-{key[:12]}.log"
     if log.exists():
         log.unlink()
-    env = _build_env()
+    env = build_env()
     immutable = recipe.source.kind in ("debian", "tarball")
     # One slot per source and configuration: its build directory (and, for
     # unpacked sources, its work tree) is reused by every patch set, so a
@@ -350,13 +358,13 @@ def build(recipe: Recipe, *, log_dir: Path | None = None, jobs: int | None = Non
         # One kernel build per host at a time: each uses every core, and two
         # at once only make both slower (and starve any VM being timed).
         with file_lock(cache_dir() / "host-build.lock"):
-            _configure(recipe, tree, build_dir, env, log)
+            configure(recipe, tree, build_dir, env, log)
             with buildlog.watched(monitor, recipe.name, log, slot):
-                hostcmd.run(_make_argv(arch, tree, build_dir, arch.image_target,
+                hostcmd.run(make_argv(arch, tree, build_dir, arch.image_target,
                                        jobs=jobs or (os.cpu_count() or 1) + 1),
                             f"building {recipe.name}", env=env, log=log)
         store(key, build_dir, arch, {
-            "recipe": recipe.name, "source": resolved.identity, "toolchain": toolchain,
+            "recipe": recipe.name, "source": resolved.identity, "toolchain": compiler,
             "patches": [str(p) for p in recipe.patches],
             "fragments": [str(p) for p in recipe.fragments],
             "build_seconds": round(time.monotonic() - start, 1)})

@@ -86,25 +86,7 @@ def load_recipe(path: Path, _seen: tuple[Path, ...] = ()) -> Recipe:
     if arch_name not in ARCHES:
         raise f.at("arch").error(f"unknown arch '{arch_name}' (expected one of: {', '.join(ARCHES)})")
 
-    if "source" in f.value:
-        sf = Fields(path, f.value["source"], "source", f.at("source"))
-        sf.reject_unknown(SOURCE_KINDS)
-        if len(sf.value) != 1:
-            raise sf.where.error(f"expected exactly one of: {', '.join(SOURCE_KINDS)}")
-        kind = next(iter(sf.value))
-        value = sf.get(kind, str, required=True)
-        if kind in ("tarball", "tree"):
-            p = Path(value).expanduser()
-            if not p.is_absolute():
-                p = base_dir / p
-            if not p.exists():
-                raise sf.at(kind).error(f"'{value}' does not exist")
-            value = str(p.resolve())
-        source = Source(kind, value)
-    elif parent is not None:
-        source = parent.source
-    else:
-        raise f.where.error("missing required key 'source'")
+    source = _source(f, parent)
 
     base = f.get("base", str, parent.base if parent else "tinyconfig")
     if base not in BASE_CONFIGS:
@@ -122,16 +104,7 @@ def load_recipe(path: Path, _seen: tuple[Path, ...] = ()) -> Recipe:
                 patchpaths.check(p)     # before anything records or applies it
         return inherited + found
 
-    model_without = parent.model_without if parent else ()
-    if "model" in f.value:
-        mf = Fields(path, f.value["model"], "model", f.at("model"))
-        mf.reject_unknown(MODEL_KEYS)
-        absent = mf.str_list("without")
-        try:
-            model_without = tuple(resolve_without(absent))
-        except ValueError as exc:
-            raise mf.at("without").error(str(exc)) from None
-
+    model_without = _model_without(f, parent)
     name = f.get("name", str, path.stem)
     if problem := names.problem(name):      # it names the kernel's artifact directory
         raise (f.at("name") if "name" in f.value else f.where).error(problem)
@@ -149,6 +122,42 @@ def load_recipe(path: Path, _seen: tuple[Path, ...] = ()) -> Recipe:
         # model) take the last value of a repeated parameter.
         cmdline=(parent.cmdline if parent else ()) + tuple(_cmdline_words(f)),
     )
+
+
+def _source(f: Fields, parent: Recipe | None) -> Source:
+    """The recipe's `source` (a tarball or tree path resolved against the
+    recipe's directory, and checked to exist), else its parent's."""
+    if "source" in f.value:
+        sf = Fields(f.path, f.value["source"], "source", f.at("source"))
+        sf.reject_unknown(SOURCE_KINDS)
+        if len(sf.value) != 1:
+            raise sf.where.error(f"expected exactly one of: {', '.join(SOURCE_KINDS)}")
+        kind = next(iter(sf.value))
+        value = sf.get(kind, str, required=True)
+        if kind in ("tarball", "tree"):
+            p = Path(value).expanduser()
+            if not p.is_absolute():
+                p = f.path.parent / p
+            if not p.exists():
+                raise sf.at(kind).error(f"'{value}' does not exist")
+            value = str(p.resolve())
+        return Source(kind, value)
+    if parent is not None:
+        return parent.source
+    raise f.where.error("missing required key 'source'")
+
+
+def _model_without(f: Fields, parent: Recipe | None) -> tuple[str, ...]:
+    """`model: {without: [...]}`, resolved to seed commit names, else the parent's."""
+    if "model" not in f.value:
+        return parent.model_without if parent else ()
+    mf = Fields(f.path, f.value["model"], "model", f.at("model"))
+    mf.reject_unknown(MODEL_KEYS)
+    absent = mf.str_list("without")
+    try:
+        return tuple(resolve_without(absent))
+    except ValueError as exc:
+        raise mf.at("without").error(str(exc)) from None
 
 
 def _cmdline_words(f: Fields) -> list[str]:

@@ -34,12 +34,12 @@ from harness.model.prediction import (
     SnapshotPrediction,
 )
 from harness.model.state import Activity, MachineState, Span
-from harness.model.timeline import Run
+from harness.model.timeline import ModelRun
 
 __all__ = [
     "ARM64", "ARM64_PSEUDO_NMI", "Activity", "ArchProfile", "BACKTRACE_ROW", "BacktracePrediction",
     "CALL_ROW", "Claim", "EXACT_ROWS", "Event", "Features", "HotplugPrediction", "KGDB_ROW",
     "KdbPrediction", "MachineState", "Model", "NOISY_ROWS", "Prediction", "RISCV64", "Range",
-    "PredictedLine", "Run", "SnapshotPrediction", "Span", "available_cpus", "explain", "one_of",
+    "PredictedLine", "ModelRun", "SnapshotPrediction", "Span", "available_cpus", "explain", "one_of",
     "parse_available", "predict", "satisfies",
 ]

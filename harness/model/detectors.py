@@ -47,77 +47,104 @@ class Detectors:
         for cpu in st.cpus:
             if not cpu.stuck or cpu.since is None:
                 continue
-            n, t0 = cpu.n, cpu.since
             stalls.append(cpu)
-            # -- hard lockup: kernel/watchdog.c watchdog_hardlockup_check via
-            # kernel/watchdog_buddy.c (the previous CPU checks every 3rd
-            # hrtimer sample, sample period 2*thresh/5).
-            if cpu.irqs_off and f.hardlockup_detector and T > 0:
-                perf = f.arch.hardlockup_detector == "perf"
-                buddy = n if perf else st.watchdog_buddy(n)
-                if buddy is not None and (perf or not st.cpus[buddy].irqs_off):
-                    base = t0.hi
-                    if st.last_hotplug is not None and st.last_hotplug.hi > t0.lo:
-                        base = max(base, st.last_hotplug.hi)
-                    base += sum(d for s0, d in st.blackouts if s0 + d >= t0.lo)
-                    ev = Event(f"hardlockup:cpu{n}:{cpu.episode}",
-                               rf"Watchdog detected hard LOCKUP on cpu {n}\b",
-                               t0.lo + 0.8 * T, base + 2.4 * T + SLACK,
-                               f"CPU {n} has interrupts off; {'its perf NMI' if perf else f'CPU {buddy} (buddy)'}"
-                               " sees its hrtimer count stand still")
-                    if f.backtrace_ipi and not perf:
-                        # trigger_single_cpu_backtrace(cpu) from the buddy's hrtimer;
-                        # skipped when another backtrace holds backtrace_flag
-                        ev.extra_may.append((f"hardlockup-bt:cpu{n}:{cpu.episode}",
-                                             rf"Sending NMI from CPU {buddy} to CPUs {n}:"))
-                        if f.arch.reaches_irqs_off(NMI_BACKTRACE):
-                            ev.answers = n
-                            ev.extra_may.append((f"hardlockup-bt-answer:cpu{n}:{cpu.episode}",
-                                                 rf"NMI backtrace for cpu {n}\b"))
-                        else:
-                            ev.busy = (ev.earliest, ev.latest + DUR_BT_WAIT.hi)
-                            ev.irqs_off_cpu = buddy
-                    allbutself.hardlockup(ev, f, st, n, buddy, perf)
-                    out.append(ev)
-            # -- soft lockup: kernel/watchdog.c watchdog_timer_fn, 2*thresh
-            if cpu.activity is Activity.SOFTLOCKUP and f.softlockup_detector and T > 0:
-                ref = cpu.touch or t0
-                ev = Event(f"softlockup:cpu{n}:{cpu.episode}:{ref.lo:.2f}",
-                           rf"BUG: soft lockup - CPU#{n} stuck for \d+s!",
-                           ref.lo + 2 * T, ref.hi + 2.4 * T + SLACK,
-                           f"CPU {n} runs with preemption off ({cpu.cause})")
-                allbutself.softlockup(ev, f, st, n)
-                out.append(ev)
-            # -- csd lock: kernel/smp.c csd_lock_wait_toolong
-            if cpu.csd_target is not None and f.csd_lock_debug:
-                t = cpu.csd_target
-                func = re.escape(cpu.csd_func or "")
-                ev = Event(f"csd:cpu{n}:{cpu.episode}",
-                           rf"csd: Detected non-responsive CSD lock \(#\d+\) on CPU#{n}, waiting \d+ ns "
-                           rf"for CPU#{t:02d} {func}\+",
-                           t0.lo + CSD_TIMEOUT, t0.hi + CSD_TIMEOUT + SLACK,
-                           f"CPU {n} waits for CPU {t} to run {cpu.csd_func}")
-                if st.cpus[t].in_hardirq and st.cpus[t].cause.startswith("in " + (cpu.csd_func or "?")):
-                    ev.extra.append((f"csd-handling:cpu{n}:{cpu.episode}",
-                                     r"csd: CSD lock \(#\d+\) handling this request\."))
-                else:
-                    ev.extra.append((f"csd-unresponsive:cpu{n}:{cpu.episode}",
-                                     r"csd: CSD lock \(#\d+\) unresponsive\."))
-                    ev.extra.append((f"csd-resend:cpu{n}:{cpu.episode}",
-                                     rf"csd: Re-sending CSD lock \(#\d+\) IPI from CPU#{n:02d} to CPU#{t:02d}"))
-                # dump_cpu_task(t): trigger_single_cpu_backtrace or a task dump
-                if f.backtrace_ipi:
-                    ev.extra_may.append((f"csd-bt:cpu{n}:{cpu.episode}",
-                                         rf"Sending NMI from CPU {n} to CPUs {t}:"))
-                    if st.cpus[t].irqs_off and not f.arch.reaches_irqs_off(NMI_BACKTRACE):
-                        ev.busy = (ev.earliest, ev.latest + DUR_BT_WAIT.hi)
-                    else:
-                        ev.answers = t
-                else:
-                    ev.extra.append((f"csd-task:cpu{n}:{cpu.episode}", rf"Task dump for CPU {t}:"))
-                out.append(ev)
+            found = (self._hardlockup_event(cpu, T), self._softlockup_event(cpu, T), self._csd_event(cpu))
+            out.extend(ev for ev in found if ev is not None)
         for key, pattern, lo, hi, why in st.timers:
             out.append(Event(key, pattern, lo, hi, why))
+        out.extend(self._rcu_stall_events(stalls))
+        return out
+
+    def _hardlockup_event(self, cpu: Cpu, T: float) -> Event | None:
+        """The hard-lockup report for stuck CPU cpu, if a detector sees it."""
+        f, st = self.features, self.state
+        n, t0 = cpu.n, cpu.since
+        # -- hard lockup: kernel/watchdog.c watchdog_hardlockup_check via
+        # kernel/watchdog_buddy.c (the previous CPU checks every 3rd
+        # hrtimer sample, sample period 2*thresh/5).
+        if not (cpu.irqs_off and f.hardlockup_detector and T > 0):
+            return None
+        perf = f.arch.hardlockup_detector == "perf"
+        buddy = n if perf else st.watchdog_buddy(n)
+        if buddy is None or (not perf and st.cpus[buddy].irqs_off):
+            return None
+        base = t0.hi
+        if st.last_hotplug is not None and st.last_hotplug.hi > t0.lo:
+            base = max(base, st.last_hotplug.hi)
+        base += sum(d for s0, d in st.blackouts if s0 + d >= t0.lo)
+        ev = Event(f"hardlockup:cpu{n}:{cpu.episode}",
+                   rf"Watchdog detected hard LOCKUP on cpu {n}\b",
+                   t0.lo + 0.8 * T, base + 2.4 * T + SLACK,
+                   f"CPU {n} has interrupts off; {'its perf NMI' if perf else f'CPU {buddy} (buddy)'}"
+                   " sees its hrtimer count stand still")
+        if f.backtrace_ipi and not perf:
+            # trigger_single_cpu_backtrace(cpu) from the buddy's hrtimer;
+            # skipped when another backtrace holds backtrace_flag
+            ev.extra_may.append((f"hardlockup-bt:cpu{n}:{cpu.episode}",
+                                 rf"Sending NMI from CPU {buddy} to CPUs {n}:"))
+            if f.arch.reaches_irqs_off(NMI_BACKTRACE):
+                ev.answers = n
+                ev.extra_may.append((f"hardlockup-bt-answer:cpu{n}:{cpu.episode}",
+                                     rf"NMI backtrace for cpu {n}\b"))
+            else:
+                ev.busy = (ev.earliest, ev.latest + DUR_BT_WAIT.hi)
+                ev.irqs_off_cpu = buddy
+        allbutself.hardlockup(ev, f, st, n, buddy, perf)
+        return ev
+
+    def _softlockup_event(self, cpu: Cpu, T: float) -> Event | None:
+        """The soft-lockup report for stuck CPU cpu, if it runs with preemption off."""
+        f, st = self.features, self.state
+        n, t0 = cpu.n, cpu.since
+        # -- soft lockup: kernel/watchdog.c watchdog_timer_fn, 2*thresh
+        if not (cpu.activity is Activity.SOFTLOCKUP and f.softlockup_detector and T > 0):
+            return None
+        ref = cpu.touch or t0
+        ev = Event(f"softlockup:cpu{n}:{cpu.episode}:{ref.lo:.2f}",
+                   rf"BUG: soft lockup - CPU#{n} stuck for \d+s!",
+                   ref.lo + 2 * T, ref.hi + 2.4 * T + SLACK,
+                   f"CPU {n} runs with preemption off ({cpu.cause})")
+        allbutself.softlockup(ev, f, st, n)
+        return ev
+
+    def _csd_event(self, cpu: Cpu) -> Event | None:
+        """The csd-lock report for stuck CPU cpu, if it waits on another CPU's csd."""
+        f, st = self.features, self.state
+        n, t0 = cpu.n, cpu.since
+        # -- csd lock: kernel/smp.c csd_lock_wait_toolong
+        if cpu.csd_target is None or not f.csd_lock_debug:
+            return None
+        t = cpu.csd_target
+        func = re.escape(cpu.csd_func or "")
+        ev = Event(f"csd:cpu{n}:{cpu.episode}",
+                   rf"csd: Detected non-responsive CSD lock \(#\d+\) on CPU#{n}, waiting \d+ ns "
+                   rf"for CPU#{t:02d} {func}\+",
+                   t0.lo + CSD_TIMEOUT, t0.hi + CSD_TIMEOUT + SLACK,
+                   f"CPU {n} waits for CPU {t} to run {cpu.csd_func}")
+        if st.cpus[t].in_hardirq and st.cpus[t].cause.startswith("in " + (cpu.csd_func or "?")):
+            ev.extra.append((f"csd-handling:cpu{n}:{cpu.episode}",
+                             r"csd: CSD lock \(#\d+\) handling this request\."))
+        else:
+            ev.extra.append((f"csd-unresponsive:cpu{n}:{cpu.episode}",
+                             r"csd: CSD lock \(#\d+\) unresponsive\."))
+            ev.extra.append((f"csd-resend:cpu{n}:{cpu.episode}",
+                             rf"csd: Re-sending CSD lock \(#\d+\) IPI from CPU#{n:02d} to CPU#{t:02d}"))
+        # dump_cpu_task(t): trigger_single_cpu_backtrace or a task dump
+        if f.backtrace_ipi:
+            ev.extra_may.append((f"csd-bt:cpu{n}:{cpu.episode}",
+                                 rf"Sending NMI from CPU {n} to CPUs {t}:"))
+            if st.cpus[t].irqs_off and not f.arch.reaches_irqs_off(NMI_BACKTRACE):
+                ev.busy = (ev.earliest, ev.latest + DUR_BT_WAIT.hi)
+            else:
+                ev.answers = t
+        else:
+            ev.extra.append((f"csd-task:cpu{n}:{cpu.episode}", rf"Task dump for CPU {t}:"))
+        return ev
+
+    def _rcu_stall_events(self, stalls: list[Cpu]) -> list[Event]:
+        """The RCU stall report and its backtraces of the stuck CPUs."""
+        f = self.features
+        out: list[Event] = []
         # -- RCU CPU stall: kernel/rcu/tree_stall.h; needs a grace period in
         # flight, so it may appear, never must. It dumps the stalled CPUs
         # with trigger_single_cpu_backtrace (rcu_dump_cpu_stacks -> dump_cpu_task).

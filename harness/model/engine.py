@@ -14,7 +14,7 @@ from harness.model.features import EXACT_ROWS, ROW_IPI, Features
 from harness.model.kinds import KINDS, expand
 from harness.model.prediction import HANG, NO_EFFECT, NOT_REACHED, REFUSED, UNMODELLED, Prediction
 from harness.model.state import Activity, Cpu, MachineState, Span
-from harness.model.timeline import Run, Timeline
+from harness.model.timeline import ModelRun, Timeline
 from harness.model.timing import SLACK
 from harness.scenario.types import Step
 
@@ -35,10 +35,10 @@ class Model(Actions, Detectors, Timeline):
         self._index = 0
         self.awaiting: str | None = None     # the event a wait_for step ends with
 
-    def run(self, steps: Iterable[Any]) -> "Run":
+    def run(self, steps: Iterable[Any]) -> "ModelRun":
         for step in expand(steps, self.state.ncpus):
             self.step(step)
-        return Run(self.features, self.state.ncpus, list(self.predictions), self.state)
+        return ModelRun(self.features, self.state.ncpus, list(self.predictions), self.state)
 
     def step(self, raw: Any) -> Prediction:
         step = raw if isinstance(raw, Step) else expand([raw], self.state.ncpus, first=len(self.predictions))[0]
@@ -153,6 +153,6 @@ class Model(Actions, Detectors, Timeline):
 
 
 def predict(steps: Iterable[Any], features: Features | None = None, cpus: int = 4,
-            reboot: bool = False) -> Run:
+            reboot: bool = False) -> ModelRun:
     """Run the model over steps (repeat steps are expanded)."""
     return Model(features, cpus, reboot=reboot).run(steps)

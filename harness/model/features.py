@@ -157,6 +157,24 @@ def resolve_without(names: Iterable[str]) -> list[str]:
     return out
 
 
+def _reference_profile(arch: str, cfg: Mapping[str, str] | None, cmd: Sequence[str],
+                       absent: set[str]) -> ArchProfile:
+    """The ArchProfile Features.reference() starts from: arm64 takes
+    pseudo-NMIs only when configured, booted with them and not reverted;
+    riscv64's hard-lockup detector is perf's when the config says so."""
+    if arch == "arm64":
+        nmi = ((cfg is None or _on(cfg, "CONFIG_ARM64_PSEUDO_NMI"))
+               and _param(cmd, "irqchip.gicv3_pseudo_nmi") == "1"
+               and SEED_ARM64_BACKTRACE not in absent)
+        return ARM64_PSEUDO_NMI if nmi else ARM64
+    if arch == "riscv64":
+        profile = RISCV64
+        if cfg is not None and _on(cfg, "CONFIG_HARDLOCKUP_DETECTOR_PERF"):
+            profile = replace(profile, hardlockup_detector="perf")
+        return profile
+    raise ValueError(f"the model has no profile for arch {arch!r} (known: riscv64, arm64)")
+
+
 @dataclass(frozen=True)
 class Features:
     """The kernel being modelled. Defaults: Linux 6.12 on RISC-V with the
@@ -225,16 +243,7 @@ class Features:
         def on(name: str, default: bool) -> bool:
             return default if cfg is None else _on(cfg, name)
 
-        if arch == "arm64":
-            nmi = (on("CONFIG_ARM64_PSEUDO_NMI", True) and _param(cmd, "irqchip.gicv3_pseudo_nmi") == "1"
-                   and SEED_ARM64_BACKTRACE not in absent)
-            profile = ARM64_PSEUDO_NMI if nmi else ARM64
-        elif arch == "riscv64":
-            profile = RISCV64
-            if cfg is not None and _on(cfg, "CONFIG_HARDLOCKUP_DETECTOR_PERF"):
-                profile = replace(profile, hardlockup_detector="perf")
-        else:
-            raise ValueError(f"the model has no profile for arch {arch!r} (known: riscv64, arm64)")
+        profile = _reference_profile(arch, cfg, cmd, absent)
 
         kgdb = on("CONFIG_KGDB", True) and on("CONFIG_KGDB_KDB", True)
         kgdboc = (_param(cmd, "kgdboc") is not None) if explicit_cmdline else True

@@ -108,7 +108,7 @@ def _merge_into(p: Prediction, branches: list[Prediction]) -> None:
 
 
 @dataclass
-class Run:
+class ModelRun:
     features: Features
     cpus: int
     predictions: list[Prediction]

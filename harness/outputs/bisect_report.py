@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import textwrap
 
-from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
-from junitparser.junitparser import SystemOut
-
-from harness.run.repeats import BAD, GOOD, INFRA_V, SKIP_V
+from harness.decide.bisect_step import BAD, GOOD, INFRA_V, SKIP_V
+from harness.outputs.junit import Result, document, error, failure, skipped, testcase, testsuite
 
 
 def _runs(c: dict | None) -> str:
@@ -97,27 +95,23 @@ def markdown(r: dict) -> str:
 
 
 def junit(r: dict) -> str:
-    """One testcase per tested commit (junitparser, as harness/outputs/junit.py)."""
-    suite = TestSuite("rvharness bisect")
+    """One testcase per tested commit (written by harness/outputs/junit.py)."""
+    cases = []
     for t in r.get("tested") or []:
-        tc = TestCase(f"{t['step']:02d} {t['short']} {t['subject']}", f"bisect.{t['role'].replace(' ', '-')}",
-                      t["seconds"])
-        tc.append(SystemOut(f"verdict: {t['verdict']}\nreason: {t['reason']}\n"
-                            f"runs clean/signature/other/infra: {t['clean']}/{t['signature']}/"
-                            f"{t['unrelated']}/{t['infra']}\nimage sha256: {t['image']}\n"
-                            f"build: {t['build']} key {t['key']}"))
+        res: Result | None = None
         if t["verdict"] == BAD:
-            tc.result = [Failure(f"bad: {t['reason']}")]
+            res = failure(f"bad: {t['reason']}")
         elif t["verdict"] == SKIP_V:
-            tc.result = [Skipped(t["reason"])]
+            res = skipped(t["reason"])
         elif t["verdict"] == INFRA_V:
-            tc.result = [Error(f"infra: {t['reason']}")]
+            res = error(f"infra: {t['reason']}")
         elif t["verdict"] != GOOD:
-            tc.result = [Error(t["verdict"])]
-        suite.add_testcase(tc)
-    suite.update_statistics()
-    xml = JUnitXml("rvharness bisect")
-    xml.add_testsuite(suite)
-    xml.update_statistics()
-    text = xml.tostring()
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + (text.decode() if isinstance(text, bytes) else text) + "\n"
+            res = error(t["verdict"])
+        cases.append(testcase(f"{t['step']:02d} {t['short']} {t['subject']}", f"bisect.{t['role'].replace(' ', '-')}",
+                              t["seconds"], res,
+                              system_out=f"verdict: {t['verdict']}\nreason: {t['reason']}\n"
+                                         f"runs clean/signature/other/infra: {t['clean']}/{t['signature']}/"
+                                         f"{t['unrelated']}/{t['infra']}\nimage sha256: {t['image']}\n"
+                                         f"build: {t['build']} key {t['key']}"))
+    # Unlike run and review, bisect's junit.xml has always kept the total skipped count on <testsuites>.
+    return document("rvharness bisect", [testsuite("rvharness bisect", cases)], skipped_total=True)

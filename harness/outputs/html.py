@@ -21,7 +21,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from harness.core.errors import HarnessError
 from harness.outputs import plots
 from harness.outputs.lines import origin_counts, summary_line
-from harness.outputs.results import EXPECTATION, MODEL, Run, load, matrix_cells, origin
+from harness.outputs.results import EXPECTATION, MODEL, SavedRun, load, matrix_cells, origin
 from harness.scenario.parse import load as load_scenario
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -39,7 +39,7 @@ def _rel(path: Path, base: Path) -> str:
     return Path(os.path.relpath(path.resolve(), base.resolve())).as_posix()
 
 
-def _expectations(run: Run, kind: str) -> list[dict[str, Any]]:
+def _expectations(run: SavedRun, kind: str) -> list[dict[str, Any]]:
     """The args of the scenario's expectations of one kind, from its file
     (gone or changed since the run: none)."""
 
@@ -50,13 +50,13 @@ def _expectations(run: Run, kind: str) -> list[dict[str, Any]]:
     return [e.args for e in scn.expect if e.kind == kind]
 
 
-def _latency_bound(run: Run) -> float | None:
+def _latency_bound(run: SavedRun) -> float | None:
     """max_ms of the scenario's latency expectation."""
     bounds = [a.get("max_ms") for a in _expectations(run, "latency")]
     return next((float(b) for b in bounds if b is not None), None)
 
 
-def _check_rows(run: Run, rid: str, lines: list[str], marks: dict[int, str]) -> list[dict[str, Any]]:
+def _check_rows(run: SavedRun, rid: str, lines: list[str], marks: dict[int, str]) -> list[dict[str, Any]]:
     rows = []
     for i, c in enumerate(run.checks):
         anchor = None
@@ -72,7 +72,7 @@ def _check_rows(run: Run, rid: str, lines: list[str], marks: dict[int, str]) -> 
     return rows
 
 
-def _backtraces(run: Run) -> list[dict[str, Any]]:
+def _backtraces(run: SavedRun) -> list[dict[str, Any]]:
     rounds = ((run.observations.get("console") or {}).get("backtraces")) or []
     out = []
     for r in rounds:
@@ -82,7 +82,7 @@ def _backtraces(run: Run) -> list[dict[str, Any]]:
     return out
 
 
-def _run_view(run: Run, i: int, out: Path) -> dict[str, Any]:
+def _run_view(run: SavedRun, i: int, out: Path) -> dict[str, Any]:
     rid = f"r{i}"
     lines = [_ANSI.sub("", l) for l in run.console.split("\n")] if run.console else []
     while lines and not lines[-1].strip():
@@ -110,7 +110,7 @@ def _run_view(run: Run, i: int, out: Path) -> dict[str, Any]:
     }
 
 
-def _latency_figures(runs: list[Run]) -> list[dict[str, str]]:
+def _latency_figures(runs: list[SavedRun]) -> list[dict[str, str]]:
     by_scenario: dict[str, dict[str, list[float]]] = defaultdict(dict)
     bound: dict[str, float | None] = {}
     for r in runs:
@@ -122,7 +122,7 @@ def _latency_figures(runs: list[Run]) -> list[dict[str, str]]:
             for s, series in by_scenario.items()]
 
 
-def render(out: Path, runs: list[Run]) -> str:
+def render(out: Path, runs: list[SavedRun]) -> str:
     views = [_run_view(r, i, out) for i, r in enumerate(runs)]
     kernels = list(dict.fromkeys(r.kernel for r in runs))
     scenarios = list(dict.fromkeys(r.scenario for r in runs))
@@ -138,7 +138,7 @@ def render(out: Path, runs: list[Run]) -> str:
         latency=_latency_figures(runs))
 
 
-def write(out: Path, runs: list[Run] | None = None) -> Path:
+def write(out: Path, runs: list[SavedRun] | None = None) -> Path:
     path = out / "report.html"
     path.write_text(render(out, runs if runs is not None else load(out)))
     return path

@@ -12,17 +12,22 @@ the lines around what failed. The classname keeps the check's origin apart:
 
 The output validates against the JUnit schema Jenkins' xunit plugin
 publishes (tests/data/junit-10.xsd), which has no per-testcase properties:
-the suite's <properties> hold the verdict and the counts."""
+the suite's <properties> hold the verdict and the counts.
+
+This module is the one writer of JUnit XML: the review's (review_junit.py)
+and the bisect's (bisect_report.py) are built with its public functions
+(clean, ident, failure, error, skipped, testcase, testsuite, document)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 from junitparser.junitparser import SystemOut
 
 from harness.expect.checks import ERROR, FAIL, SKIP
 from harness.outputs.lines import origin_counts
-from harness.outputs.results import EXPECTATION, MODEL, Run
+from harness.outputs.results import EXPECTATION, MODEL, SavedRun
 
 # The console tails of the failed runs share this many characters; no run
 # gets more than CONSOLE_MAX. A passing run's log is only attached.
@@ -37,25 +42,98 @@ FAILURE_MIN = 400
 MODEL_CASE = "model: every claim holds"
 LISTED_CLAIMS = 40
 LINE_MAX = 200
+
+
+# ------------------------------------------------------------ the writer
+
 # XML 1.0 cannot carry most control characters (a console may hold any).
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+Result = Failure | Error | Skipped
 
 
-def _clean(text: str) -> str:
+def clean(text: str) -> str:
+    """text with what XML 1.0 cannot carry replaced by '?'."""
     return _NOT_XML.sub("?", text)
 
 
-def _ident(name: str) -> str:
+def ident(name: str) -> str:
     # Jenkins splits a classname at its dots into package and class.
     return re.sub(r"[^A-Za-z0-9_+-]", "_", name)
 
 
-def attachment(run: Run) -> str:
+def failure(message: str, text: str | None = None) -> Failure:
+    """A <failure>: the check ran and did not hold. An empty message is left out."""
+    res = Failure(message)
+    if text is not None:
+        res.text = text
+    return res
+
+
+def error(message: str, text: str | None = None) -> Error:
+    """An <error>: the check could not be judged."""
+    res = Error(message)
+    if text is not None:
+        res.text = text
+    return res
+
+
+def skipped(message: str) -> Skipped:
+    return Skipped(message)
+
+
+def testcase(name: str, classname: str, time: float | None = None, result: Result | None = None,
+             system_out: str | None = None) -> TestCase:
+    """A <testcase>, passed unless result says otherwise; its <system-out>
+    (if any) comes before the result. Without time it has no time attribute."""
+    tc = TestCase(name, classname, time)
+    if system_out is not None:
+        tc.append(SystemOut(system_out))
+    if result is not None:
+        tc.result = [result]
+    return tc
+
+
+def testsuite(name: str, cases: Iterable[TestCase], properties: Mapping[str, str] | None = None,
+              file: str = "", system_out: str | None = None) -> TestSuite:
+    """A <testsuite> of cases, its <properties> first (the xunit schema has
+    properties on a suite only) and its <system-out> last; counts and time
+    are those of its cases."""
+    suite = TestSuite(name)
+    if file:
+        suite._elem.set("file", file)
+    for k, v in (properties or {}).items():
+        suite.add_property(k, v)
+    suite.add_testcases(list(cases))
+    if system_out is not None:
+        suite.append(SystemOut(system_out))
+    suite.update_statistics()
+    return suite
+
+
+def document(name: str, suites: Iterable[TestSuite], skipped_total: bool = False) -> str:
+    """The <testsuites> document of suites, as text with its XML declaration.
+    The xunit plugin's schema allows no 'skipped' count on <testsuites>
+    (only on each <testsuite>), where junitparser puts one: it is dropped
+    unless skipped_total."""
+    xml = JUnitXml(name)
+    for suite in suites:
+        xml.add_testsuite(suite)
+    xml.update_statistics()
+    if not skipped_total:
+        xml._elem.attrib.pop("skipped", None)
+    text = xml.tostring()
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + (text.decode() if isinstance(text, bytes) else text) + "\n"
+
+
+# ------------------------------------------------------- a run or a matrix
+
+
+def attachment(run: SavedRun) -> str:
     log = run.console_log
     return f"[[ATTACHMENT|{log.resolve()}]]" if log is not None else "(no console log was kept)"
 
 
-def _console_tail(run: Run, chars: int) -> str:
+def _console_tail(run: SavedRun, chars: int) -> str:
     text = run.console
     if len(text) <= chars:
         return text
@@ -64,7 +142,7 @@ def _console_tail(run: Run, chars: int) -> str:
     return f"[... {len(text) - len(cut)} earlier characters in the attached console.log ...]\n{cut}"
 
 
-def _failure_text(run: Run, check: dict, limit: int) -> str:
+def _failure_text(run: SavedRun, check: dict, limit: int) -> str:
     """expected, observed, the console lines around what failed (marked
     '>'), and the log's attachment, in at most about limit characters:
     fewer lines of context first, then a shorter quote."""
@@ -86,7 +164,7 @@ def _failure_text(run: Run, check: dict, limit: int) -> str:
     return head + quote + tail
 
 
-def _model_case(run: Run, base: str, limit: int) -> TestCase | None:
+def _model_case(run: SavedRun, base: str, limit: int) -> TestCase | None:
     """The model's claims as one testcase: a run holds 50 or more of them,
     and one testcase each made a matrix's JUnit 500 KB. Failing claims are
     listed in its failure, the first with its console lines; every claim,
@@ -94,84 +172,72 @@ def _model_case(run: Run, base: str, limit: int) -> TestCase | None:
     claims = run.by_origin(MODEL)
     if not claims:
         return None
-    tc = TestCase(MODEL_CASE, f"{base}.model", 0.0)
     bad = [c for c in claims if c["verdict"] in (FAIL, ERROR)]
-    if bad:
-        parts = [f"--- {bad[0]['name']}\n" + _failure_text(run, bad[0], limit // 2)]
-        used = len(parts[0])
-        for c in bad[1:LISTED_CLAIMS]:
-            part = f"--- {c['name']}\n{c['observed']}"[:300]
-            if used + len(part) > limit:
-                break
-            parts.append(part)
-            used += len(part)
-        if len(parts) < len(bad):
-            parts.append(f"... {len(bad) - len(parts)} more in verdicts.json")
-        res = (Failure if any(c["verdict"] == FAIL for c in bad) else Error)(
-            _clean(f"{len(bad)} of {len(claims)} model claims disagree with the kernel: "
-                   + "; ".join(c["name"] for c in bad[:3]))[:500])
-        res.text = _clean("\n\n".join(parts))
-        tc.result = [res]
-    return tc
+    if not bad:
+        return testcase(MODEL_CASE, f"{base}.model", 0.0)
+    parts = [f"--- {bad[0]['name']}\n" + _failure_text(run, bad[0], limit // 2)]
+    used = len(parts[0])
+    for c in bad[1:LISTED_CLAIMS]:
+        part = f"--- {c['name']}\n{c['observed']}"[:300]
+        if used + len(part) > limit:
+            break
+        parts.append(part)
+        used += len(part)
+    if len(parts) < len(bad):
+        parts.append(f"... {len(bad) - len(parts)} more in verdicts.json")
+    res = (failure if any(c["verdict"] == FAIL for c in bad) else error)(
+        clean(f"{len(bad)} of {len(claims)} model claims disagree with the kernel: "
+              + "; ".join(c["name"] for c in bad[:3]))[:500],
+        clean("\n\n".join(parts)))
+    return testcase(MODEL_CASE, f"{base}.model", 0.0, res)
 
 
-def _suite(run: Run, console_chars: int, failure_chars: int) -> TestSuite:
-    suite = TestSuite(f"{run.kernel}/{run.scenario}")
-    if run.file:
-        suite._elem.set("file", run.file)
-    suite.add_property("verdict", run.verdict)
-    suite.add_property("checks", origin_counts(run.checks))
+def _scenario_case(run: SavedRun, base: str) -> TestCase:
+    """The one testcase of a run without checks: skipped, or an error before
+    any check could run."""
+    res: Result | None = None
+    if run.verdict == SKIP:
+        res = skipped(clean(run.reason or "skipped"))
+    elif run.verdict in (ERROR, FAIL):
+        res = (error if run.verdict == ERROR else failure)(clean((run.reason or run.verdict).splitlines()[0]),
+                                                           clean(f"{run.reason}\n{attachment(run)}"))
+    return testcase("scenario", f"{base}.expectations", run.seconds, res)
+
+
+def _expectation_case(run: SavedRun, c: dict, base: str, seconds: float, failure_chars: int) -> TestCase:
+    res: Result | None = None
+    if c["verdict"] in (FAIL, ERROR):
+        first = c["observed"].splitlines()[0] if c["observed"] else ""
+        res = (failure if c["verdict"] == FAIL else error)(
+            clean(f"expected {c['expected']}; observed {first}"[:500]),
+            clean(_failure_text(run, c, failure_chars)))
+    elif c["verdict"] == SKIP:
+        res = skipped(clean(c["observed"][:500]))
+    return testcase(clean(c["name"]), f"{base}.expectations", seconds, res)
+
+
+def _suite(run: SavedRun, console_chars: int, failure_chars: int) -> TestSuite:
+    props = {"verdict": run.verdict, "checks": origin_counts(run.checks)}
     if run.boot_retries:
-        suite.add_property("boot", f"boot retried {run.boot_retries}x: {run.reason}")
-    base = f"{_ident(run.kernel)}.{_ident(run.scenario)}"
-    cases = []
-    if not run.checks:
-        # Skipped, or an error before any check could run.
-        tc = TestCase("scenario", f"{base}.expectations", run.seconds)
-        if run.verdict == SKIP:
-            tc.result = [Skipped(_clean(run.reason or "skipped"))]
-        elif run.verdict in (ERROR, FAIL):
-            res = (Error if run.verdict == ERROR else Failure)(_clean((run.reason or run.verdict).splitlines()[0]))
-            res.text = _clean(f"{run.reason}\n{attachment(run)}")
-            tc.result = [res]
-        cases.append(tc)
+        props["boot"] = f"boot retried {run.boot_retries}x: {run.reason}"
+    base = f"{ident(run.kernel)}.{ident(run.scenario)}"
+    cases = [] if run.checks else [_scenario_case(run, base)]
     own = run.by_origin(EXPECTATION)
-    for c in own:
-        tc = TestCase(_clean(c["name"]), f"{base}.expectations", round(run.seconds / max(1, len(own)), 3))
-        if c["verdict"] in (FAIL, ERROR):
-            first = c["observed"].splitlines()[0] if c["observed"] else ""
-            res = (Failure if c["verdict"] == FAIL else Error)(
-                _clean(f"expected {c['expected']}; observed {first}"[:500]))
-            res.text = _clean(_failure_text(run, c, failure_chars))
-            tc.result = [res]
-        elif c["verdict"] == SKIP:
-            tc.result = [Skipped(_clean(c["observed"][:500]))]
-        cases.append(tc)
+    cases += [_expectation_case(run, c, base, round(run.seconds / max(1, len(own)), 3), failure_chars)
+              for c in own]
     model = _model_case(run, base, failure_chars)
     if model is not None:
         cases.append(model)
-    suite.add_testcases(cases)
-    suite.time = round(run.seconds, 3)
     out = attachment(run)
     if run.verdict in (FAIL, ERROR) and run.console:
         out += "\n" + _console_tail(run, console_chars)
-    suite.append(SystemOut(_clean(out)))
-    suite.update_statistics()
-    return suite
+    return testsuite(f"{run.kernel}/{run.scenario}", cases, props, file=run.file, system_out=clean(out))
 
 
-def render(runs: list[Run]) -> str:
+def render(runs: list[SavedRun]) -> str:
     failed = sum(r.verdict in (FAIL, ERROR) for r in runs)
     per_run = min(CONSOLE_MAX, CONSOLE_BUDGET // max(1, failed))
     texts = sum(len([c for c in r.by_origin(EXPECTATION) if c["verdict"] in (FAIL, ERROR)])
                 + any(c["verdict"] in (FAIL, ERROR) for c in r.by_origin(MODEL)) for r in runs)
     per_failure = max(FAILURE_MIN, min(FAILURE_MAX, FAILURE_BUDGET // max(1, texts)))
-    xml = JUnitXml("rvharness")
-    for run in runs:
-        xml.add_testsuite(_suite(run, per_run, per_failure))
-    xml.update_statistics()
-    # The xunit plugin's schema allows no 'skipped' count on <testsuites>
-    # (only on each <testsuite>), where junitparser puts one.
-    xml._elem.attrib.pop("skipped", None)
-    text = xml.tostring()
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + (text.decode() if isinstance(text, bytes) else text) + "\n"
+    return document("rvharness", [_suite(run, per_run, per_failure) for run in runs])

@@ -6,7 +6,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Iterable, TextIO
 
 from harness.expect.checks import ERROR, FAIL, PASS, SKIP
-from harness.outputs.results import EXPECTATION, MODEL, Run, origin
+from harness.outputs.results import EXPECTATION, MODEL, SavedRun, origin
 
 if TYPE_CHECKING:
     from harness.expect.result import ScenarioResult
@@ -15,11 +15,11 @@ _LABEL = {PASS: "PASS", FAIL: "FAIL", SKIP: "SKIP", ERROR: "ERROR"}
 NOT_COMPARED = "not-compared"     # a model claim the kernel's output cannot settle
 
 
-def _checks(r: "ScenarioResult | Run") -> list[dict]:
+def _checks(r: "ScenarioResult | SavedRun") -> list[dict]:
     return [c if isinstance(c, dict) else c.to_json() for c in r.checks]
 
 
-def _name(r: "ScenarioResult | Run") -> str:
+def _name(r: "ScenarioResult | SavedRun") -> str:
     return r.scenario if isinstance(r.scenario, str) else r.scenario.name
 
 
@@ -35,7 +35,7 @@ def origin_counts(checks: list[dict]) -> str:
     return text + (f" ({nc} not compared)" if nc else "")
 
 
-def _counts(r: "ScenarioResult | Run") -> str:
+def _counts(r: "ScenarioResult | SavedRun") -> str:
     summary = getattr(r, "summary", None)
     if callable(summary):
         return summary()          # ScenarioResult says it all (retries, unexpected reports)
@@ -44,14 +44,14 @@ def _counts(r: "ScenarioResult | Run") -> str:
     return text + (f", boot retried {retries}x" if retries else "")
 
 
-def scenario_line(r: "ScenarioResult | Run") -> str:
+def scenario_line(r: "ScenarioResult | SavedRun") -> str:
     line = f"{_LABEL[r.verdict]:5} {_name(r)} [{r.kernel}] {_counts(r)} {r.seconds:.1f}s"
     if r.reason:
         line += f" - {r.reason.splitlines()[0]}"
     return line
 
 
-def print_result(r: "ScenarioResult | Run", out: TextIO) -> None:
+def print_result(r: "ScenarioResult | SavedRun", out: TextIO) -> None:
     print(scenario_line(r), file=out)
     for c in _checks(r):
         if c["verdict"] not in (FAIL, ERROR):
@@ -65,7 +65,7 @@ def print_result(r: "ScenarioResult | Run", out: TextIO) -> None:
         print(f"      console log: {log}", file=out)
 
 
-def summary_line(results: Iterable["ScenarioResult | Run"]) -> str:
+def summary_line(results: Iterable["ScenarioResult | SavedRun"]) -> str:
     results = list(results)
     n = Counter(r.verdict for r in results)
     checks = [c for r in results for c in _checks(r)]

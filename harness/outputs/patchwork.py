@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.review.ab import FIXED, NEW
+from harness.decide.ab_counts import FIXED, NEW
 from harness.review.record import Review
 
 CONTEXT = "rvharness"

@@ -13,7 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from harness.outputs.results import Run  # noqa: E402
+from harness.outputs.results import SavedRun  # noqa: E402
 
 plt.rcParams.update({"font.size": 9, "svg.fonttype": "none", "figure.dpi": 96})
 _TS = re.compile(r"^\[\s*(\d+\.\d+)\]")
@@ -30,7 +30,7 @@ def _svg(fig) -> str:
 
 # ---------------------------------------------------------------- latency
 
-def hotplug_latencies(run: Run) -> list[float]:
+def hotplug_latencies(run: SavedRun) -> list[float]:
     """Online-write latencies measured in the guest (ms), in step order.
     Whether a step brought a CPU online is in the model's copy of its
     arguments; without predictions, in its name."""
@@ -101,7 +101,7 @@ def _scenario_ranges(counters: list[dict[str, Any]], a: str, b: str,
     return out
 
 
-def counter_pairs(run: Run, counters: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+def counter_pairs(run: SavedRun, counters: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """For each pair of consecutive snapshots: rows x CPUs, the model's
     predicted delta (a range), the scenario's own expectation where it has
     one (counters: the args of its counter expectations) and the observed
@@ -183,7 +183,7 @@ def heatmap(pair: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------- timeline
 
-def timeline_events(run: Run) -> dict[str, list]:
+def timeline_events(run: SavedRun) -> dict[str, list]:
     """Steps (start, length, name, kind) end to end after boot; kernel reports
     at their printk timestamp; QMP events at their arrival."""
     obs = run.observations
@@ -209,7 +209,7 @@ def timeline_events(run: Run) -> dict[str, list]:
     return {"steps": steps, "reports": reports, "qmp": qmp, "boot": float(obs.get("boot_seconds") or 0.0)}
 
 
-def timeline(run: Run) -> str | None:
+def timeline(run: SavedRun) -> str | None:
     ev = timeline_events(run)
     if not ev["steps"] and not ev["qmp"]:
         return None

@@ -59,7 +59,7 @@ def _read_json(path: Path) -> Any:
 
 
 @dataclass
-class Run:
+class SavedRun:
     """One scenario on one kernel, as its artifacts recorded it."""
     scenario: str
     kernel: str
@@ -113,7 +113,7 @@ class Run:
         return [c for c in self.checks if c["verdict"] in ("fail", "error")]
 
 
-def load(out: Path) -> list[Run]:
+def load(out: Path) -> list[SavedRun]:
     """The runs of an earlier `run` or `matrix`, from OUT/summary.json."""
     doc = _read_json(out / SUMMARY)
     if not isinstance(doc, list):
@@ -125,7 +125,7 @@ def load(out: Path) -> list[Run]:
             art = Path(d["artifacts"]) if d.get("artifacts") else None
             if art is not None and not art.is_absolute() and not art.exists():
                 art = out / art   # a summary written with paths relative to another cwd
-            runs.append(Run(d["scenario"], d["kernel"], d["verdict"], d.get("reason", ""),
+            runs.append(SavedRun(d["scenario"], d["kernel"], d["verdict"], d.get("reason", ""),
                             float(d.get("seconds", 0.0)), art, list(d.get("checks", [])),
                             d.get("file", ""), list(d.get("covers", [])), int(d.get("boot_retries", 0))))
         except (KeyError, TypeError, ValueError) as exc:

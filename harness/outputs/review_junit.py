@@ -7,56 +7,53 @@ testcases too (a failure each). Validates against the xunit plugin's schema
 (tests/data/junit-10.xsd), which allows properties on a testsuite only."""
 from __future__ import annotations
 
-from junitparser import Failure, JUnitXml, Skipped, TestCase, TestSuite
+from junitparser import TestCase, TestSuite
 
-from harness.outputs.junit import _clean, _ident
-from harness.review.ab import FLAKY, NEW, STILL
+from harness.decide.ab_counts import FLAKY, NEW, STILL
+from harness.outputs.junit import Result, clean, document, failure, ident, skipped, testcase, testsuite
 from harness.review.record import Review
 
 
-def _suite(name: str, case: TestCase, props: dict[str, str]) -> TestSuite:
-    suite = TestSuite(_clean(name))
-    for k, v in props.items():
-        suite.add_property(k, _clean(str(v)))
-    suite.add_testcase(case)
-    suite.update_statistics()
-    return suite
+def _suite(name: str, case: TestCase, props: dict[str, object]) -> TestSuite:
+    return testsuite(clean(name), [case], {k: clean(str(v)) for k, v in props.items()})
 
 
-def render(rv: Review) -> str:
-    xml = JUnitXml("rvharness review")
+def _check_suites(rv: Review) -> list[TestSuite]:
+    """One suite per check, its testcase a failure only if the series brought it."""
+    suites = []
     for c in rv.cmp.checks:
-        case = TestCase(_clean(c.name), f"review.{_ident(c.scenario)}.{'model' if c.model else 'expectations'}")
+        res: Result | None = None
         if c.cls == NEW:
-            res = Failure(_clean(f"new failure with {rv.patch_label(c.patch)}: {c.counts_text()}"[:500]))
-            res.text = _clean(f"{c.significance}\nattribution: {c.attribution}\nreview: {rv.out / 'review.md'}")
-            case.result = [res]
+            res = failure(clean(f"new failure with {rv.patch_label(c.patch)}: {c.counts_text()}"[:500]),
+                          clean(f"{c.significance}\nattribution: {c.attribution}\nreview: {rv.out / 'review.md'}"))
         elif c.cls in (STILL, FLAKY):
-            case.result = [Skipped(_clean(f"{'already fails' if c.cls == STILL else 'flaky'} on the base: "
-                                          f"{c.counts_text()}"))]
+            res = skipped(clean(f"{'already fails' if c.cls == STILL else 'flaky'} on the base: "
+                                f"{c.counts_text()}"))
+        case = testcase(clean(c.name), f"review.{ident(c.scenario)}.{'model' if c.model else 'expectations'}",
+                        result=res)
         props = {"class": c.cls, "A passed": c.a[0], "A failed": c.a[1], "B passed": c.b[0], "B failed": c.b[1]}
         if c.p is not None:
             props["p (Fisher, one-sided)"] = f"{c.p:.4g}"
         if c.patch is not None:
             props["patch"] = rv.patch_label(c.patch)
-        xml.add_testsuite(_suite(f"review/{c.name}", case, props))
+        suites.append(_suite(f"review/{c.name}", case, props))
+    return suites
+
+
+def render(rv: Review) -> str:
+    suites = _check_suites(rv)
     for t in rv.cmp.titles:
-        case = TestCase(_clean(f"report: {t.title}"), "review.reports")
+        res: Result | None = None
         if t.cls == "new report":
-            res = Failure(_clean(f"new kernel report with {rv.patch_label(t.patch)}"[:500]))
-            res.text = _clean(f"in {t.b} runs with the series, never on the base; scenarios: "
-                              f"{', '.join(t.scenarios)}")
-            case.result = [res]
-        xml.add_testsuite(_suite(f"review/report: {t.title}", case,
-                                 {"class": t.cls, "A runs": t.a, "B runs": t.b}))
+            res = failure(clean(f"new kernel report with {rv.patch_label(t.patch)}"[:500]),
+                          clean(f"in {t.b} runs with the series, never on the base; scenarios: "
+                                f"{', '.join(t.scenarios)}"))
+        case = testcase(clean(f"report: {t.title}"), "review.reports", result=res)
+        suites.append(_suite(f"review/report: {t.title}", case, {"class": t.cls, "A runs": t.a, "B runs": t.b}))
     if rv.build_break is not None:
         k, why = rv.build_break
-        case = TestCase("build", "review.build")
-        res = Failure(_clean(f"the build breaks at {rv.patch_label(k)}"[:500]))
-        res.text = _clean(why)
-        case.result = [res]
-        xml.add_testsuite(_suite("review/build", case, {"patch": rv.patch_label(k)}))
-    xml.update_statistics()
-    xml._elem.attrib.pop("skipped", None)    # not allowed on <testsuites> by the schema (see junit.py)
-    text = xml.tostring()
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + (text.decode() if isinstance(text, bytes) else text) + "\n"
+        case = testcase("build", "review.build",
+                        result=failure(clean(f"the build breaks at {rv.patch_label(k)}"[:500]), clean(why)))
+        suites.append(_suite("review/build", case, {"patch": rv.patch_label(k)}))
+    # No 'skipped' count on <testsuites>: the schema does not allow it (see junit.document).
+    return document("rvharness review", suites)

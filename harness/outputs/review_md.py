@@ -7,7 +7,8 @@ from __future__ import annotations
 import textwrap
 from collections import defaultdict
 
-from harness.review.ab import FIXED, FLAKY, NEW, STILL, UNCHANGED, CheckDelta
+from harness.decide.ab_counts import FIXED, FLAKY, NEW, STILL, UNCHANGED
+from harness.review.ab import CheckDelta
 from harness.review.record import Review
 
 WIDTH = 76

@@ -147,7 +147,7 @@ def _header(msg: str) -> tuple[int, str, str | None] | None:
     return None
 
 
-class _Parser:
+class _BacktraceParser:
     def __init__(self) -> None:
         self.rounds: list[BacktraceReport] = []
         self.round: BacktraceReport | None = None
@@ -308,7 +308,7 @@ class _Parser:
 def parse_all(text: str | list[Line], truncated: bool | None = None) -> list[BacktraceReport]:
     """Every backtrace round in the log, in order. truncated: whether the log
     was cut off mid-line (found from text when it is a str). Never raises."""
-    p = _Parser()
+    p = _BacktraceParser()
     lines = klog.lines_of(text)
     p.mode = klog.mode(lines)
     if truncated is None:

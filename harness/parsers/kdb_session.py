@@ -184,7 +184,7 @@ def infer_ncpus(lines: list[Line]) -> int | None:
     return None
 
 
-class _Parser:
+class _KdbParser:
     def __init__(self, ncpus: int | None) -> None:
         self.report = KdbReport(ncpus=ncpus)
         self.session: KdbSession | None = None
@@ -365,7 +365,7 @@ def parse(text: str | list[Line], ncpus: int | None = None, truncated: bool | No
     if truncated and lines:
         # "Available cpus: 0-1(-)" cut to "0-1" would read as responding.
         lines = lines[:-1]
-    p = _Parser(ncpus)
+    p = _KdbParser(ncpus)
     for line in lines:
         p.feed(line)
     return p.report

@@ -8,59 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from harness.decide.ab_counts import NEW, classify, fisher_p, significance_text
 from harness.kernel.kbuild import BuiltKernel
-from harness.run.repeats import Counts, Run
+from harness.run.repeats import Counts, SuiteRun
 from harness.scenario.types import Scenario
 
-NEW, FIXED, STILL, FLAKY, UNCHANGED = "new failure", "fixed", "still failing", "flaky", "unchanged"
 # A new report title on B is a finding whatever check it hit.
 NEW_TITLE = "new report"
 GONE_TITLE = "report gone"
 MODEL_MARK = ": model: "
-
-
-def classify(a: tuple[int, int], b: tuple[int, int]) -> str:
-    """Class of one check from its (passed, failed) counts on A and on B.
-    A mixed on A is flaky whatever B did: the base alone does not decide it."""
-    (ap, af), (bp, bf) = a, b
-    if ap and af:
-        return FLAKY
-    if af and not ap:          # A always fails
-        return FIXED if bp else STILL
-    if not af and bf:          # A never fails (or never ran the check)
-        return NEW
-    return UNCHANGED
-
-
-def fisher_p(a: tuple[int, int], b: tuple[int, int], cls: str) -> float | None:
-    """One-sided p-value under 'no change': the chance that runs of one and
-    the same kernel split at least this lopsidedly between A and B."""
-    from scipy.stats import fisher_exact  # heavy: scipy loads in about 0.5 s, only review needs it
-    (ap, af), (bp, bf) = a, b
-    if cls == NEW:
-        alternative = "greater"       # B fails more: odds (ap*bf)/(af*bp) > 1
-    elif cls == FIXED:
-        alternative = "less"
-    else:
-        return None
-    if ap + af == 0 or bp + bf == 0:
-        return None
-    return float(fisher_exact([[ap, af], [bp, bf]], alternative=alternative).pvalue)
-
-
-def significance_text(a: tuple[int, int], b: tuple[int, int], cls: str, p: float | None) -> str:
-    (ap, af), (bp, bf) = a, b
-    if p is None:
-        return ""
-    what = "failed" if cls == NEW else "passed"
-    bn, an = (bf, af) if cls == NEW else (bp, ap)
-    odds = f"1 in {1 / p:.0f}" if p > 0 else "0"
-    # 1/20 from 3 of 3 against 0 of 3 comes out as 0.05000000000000001.
-    strength = ("significant at 5%" if p <= 0.05 + 1e-12 else
-                "not significant at 5%: more repeats would tell")
-    return (f"{what} in {bn}/{bp + bf} runs with the series and {an}/{ap + af} on the base; were the "
-            f"series to change nothing, a split at least this lopsided would come with probability "
-            f"{p:.3g} ({odds}; Fisher's exact test, one-sided), {strength}")
 
 
 @dataclass
@@ -181,7 +137,7 @@ def compare(a: Counts, b: Counts) -> Comparison:
     return cmp
 
 
-RunOnce = Callable[..., Run]
+RunOnce = Callable[..., SuiteRun]
 
 
 def interleave(scenarios: Sequence[Scenario], a: BuiltKernel, b: BuiltKernel, initrd: Path, out: Path,

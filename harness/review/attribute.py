@@ -7,17 +7,19 @@ for the next change (the kernel cache keeps the builds for the next review).
 predicate); `PrefixJudge` is the real predicate: it builds prefix k and runs
 the scenario a change lives in until the change shows (once is enough) or
 its absence is established by as many clean runs as B's failure rate asks
-for (repeats.runs_for at 95 %, at most --repeats)."""
+for (bisect_step.runs_for at 95 %, at most --repeats)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from harness.decide.ab_counts import FIXED, NEW
+from harness.decide.bisect_step import failure_rate, runs_for
 from harness.expect.checks import ERROR, FAIL, PASS
-from harness.review.ab import FIXED, NEW, NEW_TITLE, CheckDelta, Comparison, TitleDelta
+from harness.review.ab import NEW_TITLE, CheckDelta, Comparison, TitleDelta
 from harness.review.kernels import Builder
-from harness.run.repeats import Run, failure_rate, runs_for
+from harness.run.repeats import SuiteRun
 from harness.scenario.types import Scenario
 
 CONFIDENCE = 0.95
@@ -55,10 +57,10 @@ class Change:
     new kernel report title."""
     key: str                          # check name, or "report: <title>"
     scenarios: tuple[str, ...]        # what to run to see it
-    b_like: Callable[[Run], bool | None]   # this run shows B's behaviour; None: not evaluated
+    b_like: Callable[[SuiteRun], bool | None]   # this run shows B's behaviour; None: not evaluated
     need_clean: int                   # A-like runs that establish it is absent
 
-    def judge(self, runs: Sequence[Run]) -> bool | None:
+    def judge(self, runs: Sequence[SuiteRun]) -> bool | None:
         """True once a run shows it; False after need_clean runs that do
         not; None: more runs needed."""
         answers = [self.b_like(r) for r in runs]
@@ -70,7 +72,7 @@ class Change:
 
 
 def change_of_check(c: CheckDelta, repeats: int) -> Change:
-    def b_like(run: Run) -> bool | None:
+    def b_like(run: SuiteRun) -> bool | None:
         v = run.checks.get(c.name)
         if v is None:
             return None
@@ -81,7 +83,7 @@ def change_of_check(c: CheckDelta, repeats: int) -> Change:
 
 
 def change_of_title(t: TitleDelta, repeats: int, b_runs: int) -> Change:
-    def b_like(run: Run) -> bool | None:
+    def b_like(run: SuiteRun) -> bool | None:
         if run.infra or run.skipped:
             return None
         return t.title in run.titles
@@ -97,11 +99,11 @@ class PrefixJudge:
     scenarios: Sequence[Scenario]
     initrd: Path
     out: Path
-    run_once: Callable[..., Run]
+    run_once: Callable[..., SuiteRun]
     say: Callable[[str], None] = lambda _m: None
     on_boot: Callable | None = None
     max_runs: int = 10                  # per change and prefix, whatever happens
-    runs: dict[tuple[int, str], list[Run]] = field(default_factory=dict)   # (k, scenario) -> runs
+    runs: dict[tuple[int, str], list[SuiteRun]] = field(default_factory=dict)   # (k, scenario) -> runs
     built: list[int] = field(default_factory=list)                          # prefixes built (or cached)
     boots: int = 0
 

@@ -6,14 +6,15 @@ import shlex
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from harness.review.ab import FIXED, FLAKY, NEW, STILL, UNCHANGED, Comparison
+from harness.decide.ab_counts import FIXED, FLAKY, NEW, STILL, UNCHANGED
+from harness.review.ab import Comparison
 from harness.review.series import Series
 
 IDENTITY = "rvharness <rvharness@localhost>"
 
 
 @dataclass(frozen=True)
-class Params:
+class ReviewParams:
     series: str
     scenarios: tuple[str, ...]
     kernel: str | None = None
@@ -55,7 +56,7 @@ class Stats:
 
 @dataclass
 class Review:
-    params: Params
+    params: ReviewParams
     series: Series
     out: Path
     base_text: str

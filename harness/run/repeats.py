@@ -10,18 +10,15 @@ reasons outside the kernel (infra). `Counts` accumulates runs: per-check
 pass/fail counts, report titles and failure signatures. Review (A/B) keeps
 one `Counts` per kernel and calls `run_once` alternately.
 
-The rest are pure functions (syzkaller pkg/bisect style) that bisect's
-logic and its unit tests use: the failure signature of a set of runs, the
-class of one run against a signature, a commit's verdict from its runs, the
-failure-rate estimate and the number of clean runs a confidence needs."""
+The pure functions that judge a commit from its runs are in
+harness/decide/bisect_step.py."""
 from __future__ import annotations
 
-import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 from harness.core.errors import HarnessError
 from harness.core.names import safe
@@ -36,16 +33,10 @@ from harness.scenario.types import Scenario
 # "Performing direct entry" lines say what a scenario asked for, not what broke.
 NOT_A_FINDING = {reports.LKDTM}
 
-# Classes of one run against a signature.
-CLEAN, SIGNATURE, UNRELATED, INFRA, SKIPPED = "clean", "signature", "unrelated", "infra", "skipped"
-# Verdicts of a tested commit.
-GOOD, BAD, SKIP_V, INFRA_V = "good", "bad", "skip", "infra"
-# Infra runs allowed per commit: the first is retried once, the second ends it.
-INFRA_RETRIES = 1
 
 
 @dataclass
-class Run:
+class SuiteRun:
     """One pass over every scenario on one kernel."""
     index: int
     checks: dict[str, str] = field(default_factory=dict)   # "scenario: check" -> pass/fail/error/skip
@@ -74,7 +65,7 @@ class Run:
                 "checks": self.checks, "reasons": self.reasons, "infra_retries": self.infra_retries}
 
     @classmethod
-    def from_json(cls, d: dict) -> "Run":
+    def from_json(cls, d: dict) -> "SuiteRun":
         return cls(d["index"], dict(d["checks"]), list(d["titles"]), d["infra"], d["skipped"],
                    d["seconds"], list(d["artifacts"]), list(d.get("reasons", [])), d.get("infra_retries", 0))
 
@@ -94,13 +85,13 @@ def _is_infra(verdict: str, checks: Sequence) -> bool:
 
 def run_once(scenarios: Sequence[Scenario], kernel: BuiltKernel, initrd: Path, out: Path,
              index: int, label: str | None = None,
-             on_boot: Callable | None = None, jobs: int | None = None) -> Run:
+             on_boot: Callable | None = None, jobs: int | None = None) -> SuiteRun:
     """Every scenario once on kernel; artifacts under out/<label>/<scenario>/run-<index>/.
     jobs > 1: the scenarios run side by side (run_many)."""
     if jobs and jobs > 1 and on_boot is None:
         return run_many(scenarios, kernel, initrd, out, [index], label, jobs)[0]
 
-    run = Run(index)
+    run = SuiteRun(index)
     t0 = time.monotonic()
     for scn in scenarios:
         where = _where(out, label, kernel, scn, index)
@@ -114,7 +105,7 @@ def run_once(scenarios: Sequence[Scenario], kernel: BuiltKernel, initrd: Path, o
 
 
 def run_many(scenarios: Sequence[Scenario], kernel: BuiltKernel, initrd: Path, out: Path,
-             indices: Sequence[int], label: str | None = None, jobs: int = 2) -> list[Run]:
+             indices: Sequence[int], label: str | None = None, jobs: int = 2) -> list[SuiteRun]:
     """Runs `indices` of every scenario, `jobs` VMs at once in an
     in-process Dask LocalCluster (harness/parallel); the same Runs, in
     the same order, as run_once for each index in turn. Bisect's and
@@ -122,9 +113,9 @@ def run_many(scenarios: Sequence[Scenario], kernel: BuiltKernel, initrd: Path, o
     from distributed import wait  # heavy: dask only with -j
 
 
-    runs = {i: Run(i) for i in indices}
+    runs = {i: SuiteRun(i) for i in indices}
     t0 = time.monotonic()
-    with cluster.client(cluster.Where(jobs)) as c:
+    with cluster.client(cluster.ClusterTarget(jobs)) as c:
         blob = c.scatter(tasks.blob_of(kernel), broadcast=True)
         futs = {}
         for i in indices:
@@ -148,7 +139,7 @@ def _where(out: Path, label: str | None, kernel: BuiltKernel, scn: Scenario, ind
     return out / safe(label or kernel.recipe_name) / safe(scn.name) / f"run-{index}"
 
 
-def _account(run: Run, scn: Scenario, where: Path, res) -> None:
+def _account(run: SuiteRun, scn: Scenario, where: Path, res) -> None:
     """Add one scenario's result (or the harness error it raised) to run."""
     run.artifacts.append(str(where))
     run.infra_retries += getattr(res, "infra_retries", 0)
@@ -172,13 +163,13 @@ def _account(run: Run, scn: Scenario, where: Path, res) -> None:
 @dataclass
 class Counts:
     """Runs of one kernel, counted check by check."""
-    runs: list[Run] = field(default_factory=list)
+    runs: list[SuiteRun] = field(default_factory=list)
 
-    def add(self, run: Run) -> None:
+    def add(self, run: SuiteRun) -> None:
         self.runs.append(run)
 
     @property
-    def judged(self) -> list[Run]:
+    def judged(self) -> list[SuiteRun]:
         """Runs that say something about the kernel (not infra, not skipped)."""
         return [r for r in self.runs if not r.infra and not r.skipped]
 
@@ -195,150 +186,9 @@ class Counts:
         """Report title -> number of failing runs it appeared in."""
         return Counter(t for r in self.judged for t in r.titles)
 
-    def signatures(self) -> Counter:
-        return Counter(Signature.of_run(r) for r in self.judged if r.failed)
 
     def to_json(self) -> dict:
         return {"runs": len(self.runs), "judged": len(self.judged),
                 "passed": sum(r.passed for r in self.runs),
                 "per_check": {k: {"passed": p, "failed": f} for k, (p, f) in self.per_check().items()},
                 "titles": dict(self.titles())}
-
-
-# ------------------------------------------------------------ signatures
-
-@dataclass(frozen=True)
-class Signature:
-    """What a failure looks like: the failed checks and the kernel report
-    titles. `narrowed`: given by hand (--checks); then only those checks
-    count, and other failures are ignored."""
-    checks: frozenset[str]
-    titles: frozenset[str] = frozenset()
-    narrowed: bool = False
-
-    @classmethod
-    def of_run(cls, run: Run) -> "Signature":
-        return cls(frozenset(run.failed), frozenset(run.titles))
-
-    @classmethod
-    def of_runs(cls, runs: Iterable[Run], only: Sequence[str] = ()) -> "Signature":
-        """The union over the failing runs; `only` narrows it to checks
-        whose name is, or ends with ': ', one of the given names."""
-        failing = [r for r in runs if r.failed and not r.infra and not r.skipped]
-        checks = {c for r in failing for c in r.failed}
-        titles = {t for r in failing for t in r.titles}
-        if only:
-            picked = {c for c in checks if any(c == n or c.endswith(": " + n) for n in only)}
-            return cls(frozenset(picked), frozenset(titles), True)
-        return cls(frozenset(checks), frozenset(titles))
-
-    def describe(self) -> list[str]:
-        return sorted(self.checks) + [f"report: {t}" for t in sorted(self.titles)]
-
-    def to_json(self) -> dict:
-        return {"checks": sorted(self.checks), "titles": sorted(self.titles), "narrowed": self.narrowed}
-
-    @classmethod
-    def from_json(cls, d: dict) -> "Signature":
-        return cls(frozenset(d["checks"]), frozenset(d["titles"]), d["narrowed"])
-
-
-def classify(run: Run, sig: Signature) -> tuple[str, str]:
-    """(class, why) of one run against the signature."""
-    if run.infra:
-        return INFRA, run.infra
-    if run.skipped:
-        return SKIPPED, run.skipped
-    failed = set(run.failed)
-    # Checks that ran and failed; ERROR ones were not evaluated (after a
-    # crash or a hang), so they cannot show the signature by themselves.
-    hard = {n for n, v in run.checks.items() if v == FAIL}
-    new_titles = sorted(set(run.titles) - sig.titles)
-    if sig.narrowed:
-        failed &= sig.checks
-    if not failed and not new_titles:
-        return CLEAN, ""
-    extra = sorted(failed - sig.checks)
-    if new_titles:       # a different crash or warning: whatever else failed, it says nothing
-        return UNRELATED, "unrelated failure: " + "; ".join([f"report: {t}" for t in new_titles] + extra)
-    shown = sorted(hard & sig.checks)
-    if not shown:
-        return UNRELATED, "unrelated failure: " + "; ".join(extra or sorted(failed))
-    # The signature failed here; other checks failing beside it (a flaky
-    # model claim, say) do not hide it.
-    return SIGNATURE, "; ".join(shown) + (f" (also failed: {'; '.join(extra)})" if extra else "")
-
-
-# ------------------------------------------------------------ verdicts
-
-def failure_rate(signature_runs: int, runs: int) -> float:
-    """The chance that one run of a bad kernel shows the failure, estimated
-    from the bad endpoint's runs by Laplace's rule of succession,
-    (x + 1) / (n + 2): 3 failures in 3 runs give 0.8, not a certainty that
-    three runs cannot establish."""
-    return (signature_runs + 1) / (runs + 2)
-
-
-def runs_for(p: float, confidence: float) -> int:
-    """Clean runs k after which "good" misses a real failure with chance
-    (1 - p)^k < 1 - confidence."""
-    if p >= 1.0:
-        return 1
-    if p <= 0.0:
-        raise ValueError("a failure rate of 0 needs infinitely many runs")
-    return max(1, math.floor(math.log(1.0 - confidence) / math.log(1.0 - p)) + 1)
-
-
-def confidence_of(clean_runs: int, p: float) -> float:
-    """Confidence that a kernel with clean_runs clean runs is really good."""
-    return 1.0 - (1.0 - p) ** clean_runs
-
-
-@dataclass
-class Decision:
-    verdict: str | None      # None: run once more
-    reason: str
-    clean: int = 0
-    signature: int = 0
-    unrelated: int = 0
-    infra: int = 0
-
-
-def decide(classes: Sequence[tuple[str, str]], need_clean: int, max_runs: int,
-           stop_on_signature: bool = True) -> Decision:
-    """A commit's verdict from its runs' classes, in order.
-
-    bad on the signature (at once, unless stop_on_signature is False, for
-    verification runs that must reach N); skip when a run fails otherwise
-    or a scenario cannot run; infra when a run broke outside the kernel and
-    its one retry broke too; good after need_clean clean runs; skip when
-    max_runs judged runs did not get there."""
-    d = Decision(None, "")
-    why_unrelated = why_infra = why_skipped = ""
-    for cls, why in classes:
-        if cls == CLEAN:
-            d.clean += 1
-        elif cls == SIGNATURE:
-            d.signature += 1
-        elif cls == UNRELATED:
-            d.unrelated += 1
-            why_unrelated = why_unrelated or why
-        elif cls == INFRA:
-            d.infra += 1
-            why_infra = why
-        elif cls == SKIPPED:
-            why_skipped = why_skipped or why
-    judged = d.clean + d.signature + d.unrelated
-    if d.signature and (stop_on_signature or judged >= need_clean):
-        d.verdict, d.reason = BAD, f"signature failed in {d.signature}/{judged} runs"
-    elif d.unrelated:
-        d.verdict, d.reason = SKIP_V, why_unrelated
-    elif why_skipped:
-        d.verdict, d.reason = SKIP_V, f"scenario skipped: {why_skipped}"
-    elif d.infra > INFRA_RETRIES:
-        d.verdict, d.reason = INFRA_V, f"infrastructure failed {d.infra} times: {why_infra}"
-    elif d.clean >= need_clean:
-        d.verdict, d.reason = GOOD, f"{d.clean}/{judged} runs clean"
-    elif judged >= max_runs:
-        d.verdict, d.reason = SKIP_V, f"only {d.clean} clean runs of {need_clean} needed within {max_runs}"
-    return d

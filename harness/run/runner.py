@@ -1,5 +1,6 @@
 """Running one scenario on one kernel: boot once, carry out the steps,
-evaluate the expectations, write the artifacts."""
+evaluate the expectations, write the artifacts (the verdict and its
+files: harness/run/scenario_verdict.py)."""
 from __future__ import annotations
 
 import contextlib
@@ -7,22 +8,13 @@ import json
 import re
 import signal
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
 from harness.core.errors import BootTimeout, ConsoleTimeout, GuestCrashed, HarnessError, QemuExited
 from harness.expect import crosscheck
-from harness.expect.checks import (
-    ERROR,
-    FAIL,
-    MODEL,
-    NOT_COMPARED,
-    PASS,
-    SKIP,
-    CheckResult,
-    evaluate,
-    expected_of,
-)
+from harness.expect.checks import ERROR, FAIL, MODEL, NOT_COMPARED, PASS, SKIP, CheckResult
 from harness.expect.observations import Observations, StepRecord
 from harness.expect.result import ScenarioResult
 from harness.guest import faults
@@ -30,15 +22,16 @@ from harness.guest import vcpu_probe as vcpus
 from harness.guest.console import CRASH_PATTERNS, Console
 from harness.guest.faults import FaultContext, ScenarioAborted
 from harness.guest.machine import Machine, MachineSpec
-from harness.guest.qmp import QmpClient, QmpConnectionLost, QmpError
+from harness.guest.qmp import QmpClient
+from harness.guest.qmp_types import QmpConnectionLost, QmpError
 from harness.kernel import kconfig
 from harness.kernel.kbuild import BuiltKernel
 from harness.model import Features
 from harness.model.prediction import NEVER
 from harness.parsers import interrupts, klog, reports
 from harness.parsers.symbolize import SystemMap
+from harness.run.scenario_verdict import judge, unexpected_reports, write_artifacts
 from harness.scenario import archskip
-from harness.scenario.parse import REPORT_TYPES
 from harness.scenario.types import Scenario, Step
 from harness.steps.base import StepContext
 from harness.steps.fields import size_bytes
@@ -137,6 +130,20 @@ def _signal_name(sig: int) -> str:
         return f"signal {sig}"
 
 
+@dataclass
+class _Progress:
+    """How far an attempt got, for the verdict of whatever ended it: the
+    step running (None before the first and after the last), the CPUs
+    online, the kernel config as far as known."""
+    online: set[int]
+    config: dict[str, str] | None
+    current: Step | None = None
+    step_start: int = 0                 # console position where current began
+    skipped: list[str] = field(default_factory=list)
+    hang_vcpus: str = ""                # the vCPU probe's summary after a console timeout
+    live: StepContext | None = None
+
+
 def _attempt(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
              on_boot: Callable[[Machine, QmpClient], None] | None, model_only: bool,
              on_step: Callable[[Step], None] | None, carried: Observations,
@@ -146,130 +153,181 @@ def _attempt(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
     result = ScenarioResult(scn, kernel.recipe_name, PASS, artifacts=out, started_at=started[0])
     t0 = started[1]
     config = kernel.config
-    m = scn.machine
-    spec = MachineSpec(kernel.arch, kernel.image, initrd, cpus=m.cpus, memory=m.memory,
-                       cmdline=kernel.cmdline + m.cmdline, qemu_args=m.qemu_args, no_reboot=not m.reboot,
-                       balloon=any("balloon" in STEP_TYPES[st.kind].needs(st.args) for st in scn.steps))
+    spec = _machine_spec(scn, kernel, initrd)
     obs = Observations(system_map=kernel.system_map, boot_retries=list(carried.boot_retries),
                        qemu_spans=list(carried.qemu_spans))
-    if (reason := archskip.reason(scn, kernel.arch.name)) or \
-            (config is not None and (reason := _requires(scn, config))):
+    if reason := _unbootable(scn, kernel, config):
         # Not booted: the same artifacts as any verdict (the model still
         # says what it would have predicted).
         result.verdict, result.reason = SKIP, reason
-        _judge(result, scn, obs, _model(scn, kernel, config, spec, obs, out)[0], [], model_only)
+        judge(result, scn, obs, _model(scn, kernel, config, spec, obs, out)[0], [], model_only)
         _finished(result, obs, t0)
-        _write(result, obs)
+        write_artifacts(result, obs)
         return result, obs
 
-    online = set(range(m.cpus))
-    current: Step | None = None
-    step_start = 0
-    skipped: list[str] = []
-    hang_vcpus = ""
-    live: StepContext | None = None
+    run = _Progress(set(range(scn.machine.cpus)), config)
     try:
-        with _booted(spec, out, m.boot_timeout, obs) as (machine, qmp):
-            try:
-                con = machine.console
-                assert con is not None and machine.child is not None
-                con.watch = _panic_watch(con, qmp)
-                live = StepContext(FaultContext(con, qmp, machine.child.pid, m.reboot, m.boot_timeout,
-                                          size_bytes(m.memory)),
-                             SystemMap.load(kernel.system_map), kernel.arch)
-                if any("harts" in STEP_TYPES[st.kind].needs(st.args) for st in scn.steps):
-                    # Read now, while every CPU is online (/proc/cpuinfo lists
-                    # only online ones) and the console is not held by kdb.
-                    live.fault.known_harts = faults.read_harts(con, 20)
-                obs.kernel_release = con.kernel_release
-                obs.cpus = con.cpus
-                if on_boot is not None:
-                    on_boot(machine, qmp)
-                if con.cpus is not None and con.cpus < m.cpus:
-                    # Seen on the 3908ba2e0b24 revert: "CPUn: failed to come online".
-                    result.checks.append(CheckResult(
-                        "all CPUs came online at boot", FAIL, f"{m.cpus} CPUs online",
-                        f"{con.cpus} CPUs online", None))
-                    online = set(range(con.cpus))
-                # The IPI rows right after boot, compared with the rows the
-                # model expects of the reference kernel (model: boot:ipi_rows).
-                obs.boot_ipi_rows = interrupts.parse(con.run(["cat", "/proc/interrupts"]).output).ipi_names()
-                if config is None and scn.requires:
-                    config = _guest_config(con)
-                    if reason := _requires(scn, config):
-                        raise _Skipped(reason)
-                for step in scn.steps:
-                    current, step_start = step, con.position
-                    if on_step is not None:
-                        on_step(step)
-                    try:
-                        rec = _run_step(step, live, obs, online)
-                    except ConsoleTimeout:
-                        hang_vcpus = _hang_probe(live, obs)
-                        raise
-                    obs.steps[step.name] = rec
-                    if "skipped" in rec.detail:
-                        skipped.append(f"step '{step.name}': {rec.detail['skipped']}")
-                    if (failed := STEP_TYPES[step.kind].verify(step, rec)) is not None:
-                        result.checks.append(CheckResult(f"step {step.name}", FAIL, *failed, step.name))
-                    if "ends_scenario" in rec.detail:
-                        obs.ended = {"step": step.name, "how": _ENDED.get(step.kind, "completed"),
-                                     "detail": rec.detail["ends_scenario"]}
-                        raise ScenarioEnded(rec.detail["ends_scenario"])
-                current = None
-            finally:
-                if machine.console is not None:
-                    obs.console = machine.console.text()
-                if live is not None:
-                    obs.harts = live.fault.known_harts or {}
+        _boot_and_run(scn, kernel, spec, out, on_boot, on_step, result, obs, run)
     except _Skipped as exc:
         result.verdict, result.reason = SKIP, str(exc)
     except ScenarioEnded:
         # What the step asked for: the scenario ends here and the
         # expectations judge what happened.
-        current = None
+        run.current = None
     except GuestCrashed as exc:
-        if current is not None:
-            obs.ended = {"step": current.name, "how": "crashed", "detail": exc.title}
-        if current is not None and STEP_TYPES[current.kind].crashes(current.args):
-            # The crash the step asked for: record it, stop, and let the
-            # expectations judge the report.
-            obs.steps[current.name] = StepRecord(current.name, current.kind, step_start, len(obs.console),
-                                                 0.0, sorted(online), detail={"crashed": exc.title})
-        else:
-            where = f"in step '{current.name}'" if current else "while booting"
-            result.verdict, result.reason = FAIL, f"kernel crashed {where}: {exc.title}"
-            result.checks.append(CheckResult("kernel did not crash", FAIL, "no panic or oops",
-                                             f"{exc.title}\n{exc.text[-4000:]}",
-                                             current.name if current else None))
+        _crashed(exc, result, obs, run)
     except ConsoleTimeout as exc:
-        if current is not None:
-            obs.ended = {"step": current.name, "how": "hung", "detail": str(exc)}
-        result.verdict = FAIL
-        result.reason = f"guest hung in step '{current.name if current else '?'}': {exc}"
-        if hang_vcpus:
-            result.reason += f"; vCPUs: {hang_vcpus}"
-        result.checks.append(CheckResult("guest responded", FAIL, "every step completes",
-                                         f"{exc}\nvCPUs (QMP, after the timeout): {hang_vcpus}\n"
-                                         f"{exc.excerpt[-2000:]}",
-                                         current.name if current else None))
+        _hung(exc, result, obs, run)
     except ScenarioAborted as exc:
-        result.verdict, result.reason = ERROR, f"{exc} (in step '{current.name if current else '?'}')"
+        result.verdict, result.reason = ERROR, f"{exc} (in step '{run.current.name if run.current else '?'}')"
     except (BootTimeout, QemuExited, QmpError) as exc:
-        if current is not None:
-            obs.ended = {"step": current.name, "how": "aborted", "detail": str(exc)}
-        where = f" in step '{current.name}'" if current else ""
-        result.verdict, result.reason = ERROR, f"{exc}{where}"
-        if isinstance(exc, QmpConnectionLost) or "exited" in str(exc):
-            result.reason += f"; console log kept: {out / 'console.log'}"
+        _aborted(exc, result, obs, run, out)
     except HarnessError as exc:
         result.verdict, result.reason = ERROR, str(exc)
-    model_checks, predicted = _model(scn, kernel, config, spec, obs, out)
-    _judge(result, scn, obs, model_checks, skipped, model_only)
-    _unexpected_reports(result, scn, obs, predicted, model_only)
+    model_checks, predicted = _model(scn, kernel, run.config, spec, obs, out)
+    judge(result, scn, obs, model_checks, run.skipped, model_only)
+    unexpected_reports(result, scn, obs, predicted, model_only)
     _finished(result, obs, t0)
-    _write(result, obs)
+    write_artifacts(result, obs)
     return result, obs
+
+
+def _machine_spec(scn: Scenario, kernel: BuiltKernel, initrd: Path) -> MachineSpec:
+    m = scn.machine
+    return MachineSpec(kernel.arch, kernel.image, initrd, cpus=m.cpus, memory=m.memory,
+                       cmdline=kernel.cmdline + m.cmdline, qemu_args=m.qemu_args, no_reboot=not m.reboot,
+                       balloon=any("balloon" in STEP_TYPES[st.kind].needs(st.args) for st in scn.steps))
+
+
+def _unbootable(scn: Scenario, kernel: BuiltKernel, config: dict[str, str] | None) -> str | None:
+    """Why the scenario is skipped without booting: not for this
+    architecture, or the kernel's .config lacks what it requires."""
+    if reason := archskip.reason(scn, kernel.arch.name):
+        return reason
+    return _requires(scn, config) if config is not None else None
+
+
+def _boot_and_run(scn: Scenario, kernel: BuiltKernel, spec: MachineSpec, out: Path,
+                  on_boot: Callable[[Machine, QmpClient], None] | None,
+                  on_step: Callable[[Step], None] | None, result: ScenarioResult,
+                  obs: Observations, run: _Progress) -> None:
+    """Boot, set up, run the steps; whatever ends the run early is raised
+    (_attempt turns it into the verdict), with the console and the harts
+    kept in obs while the machine is still there."""
+    with _booted(spec, out, scn.machine.boot_timeout, obs) as (machine, qmp):
+        try:
+            _set_up(scn, kernel, machine, qmp, on_boot, result, obs, run)
+            _run_steps(scn, on_step, result, obs, run)
+        finally:
+            if machine.console is not None:
+                obs.console = machine.console.text()
+            if run.live is not None:
+                obs.harts = run.live.fault.known_harts or {}
+
+
+def _set_up(scn: Scenario, kernel: BuiltKernel, machine: Machine, qmp: QmpClient,
+            on_boot: Callable[[Machine, QmpClient], None] | None, result: ScenarioResult,
+            obs: Observations, run: _Progress) -> None:
+    """The booted guest, before the first step: the step context, what the
+    guest says of itself, every CPU online, the kernel config if the image
+    had none (_Skipped when it lacks what the scenario requires)."""
+    m = scn.machine
+    con = machine.console
+    assert con is not None and machine.child is not None
+    con.watch = _panic_watch(con, qmp)
+    run.live = StepContext(FaultContext(con, qmp, machine.child.pid, m.reboot, m.boot_timeout,
+                                        size_bytes(m.memory)),
+                           SystemMap.load(kernel.system_map), kernel.arch)
+    if any("harts" in STEP_TYPES[st.kind].needs(st.args) for st in scn.steps):
+        # Read now, while every CPU is online (/proc/cpuinfo lists
+        # only online ones) and the console is not held by kdb.
+        run.live.fault.known_harts = faults.read_harts(con, 20)
+    obs.kernel_release = con.kernel_release
+    obs.cpus = con.cpus
+    if on_boot is not None:
+        on_boot(machine, qmp)
+    if con.cpus is not None and con.cpus < m.cpus:
+        # Seen on the 3908ba2e0b24 revert: "CPUn: failed to come online".
+        result.checks.append(CheckResult(
+            "all CPUs came online at boot", FAIL, f"{m.cpus} CPUs online",
+            f"{con.cpus} CPUs online", None))
+        run.online = set(range(con.cpus))
+    # The IPI rows right after boot, compared with the rows the
+    # model expects of the reference kernel (model: boot:ipi_rows).
+    obs.boot_ipi_rows = interrupts.parse(con.run(["cat", "/proc/interrupts"]).output).ipi_names()
+    if run.config is None and scn.requires:
+        run.config = _guest_config(con)
+        if reason := _requires(scn, run.config):
+            raise _Skipped(reason)
+
+
+def _run_steps(scn: Scenario, on_step: Callable[[Step], None] | None, result: ScenarioResult,
+               obs: Observations, run: _Progress) -> None:
+    """Each step in turn, its record in obs and its own check in result;
+    ScenarioEnded when a step ends the scenario on purpose."""
+    live = run.live
+    assert live is not None
+    for step in scn.steps:
+        run.current, run.step_start = step, live.con.position
+        if on_step is not None:
+            on_step(step)
+        try:
+            rec = _run_step(step, live, obs, run.online)
+        except ConsoleTimeout:
+            run.hang_vcpus = _hang_probe(live, obs)
+            raise
+        obs.steps[step.name] = rec
+        if "skipped" in rec.detail:
+            run.skipped.append(f"step '{step.name}': {rec.detail['skipped']}")
+        if (failed := STEP_TYPES[step.kind].verify(step, rec)) is not None:
+            result.checks.append(CheckResult(f"step {step.name}", FAIL, *failed, step.name))
+        if "ends_scenario" in rec.detail:
+            obs.ended = {"step": step.name, "how": _ENDED.get(step.kind, "completed"),
+                         "detail": rec.detail["ends_scenario"]}
+            raise ScenarioEnded(rec.detail["ends_scenario"])
+    run.current = None
+
+
+def _crashed(exc: GuestCrashed, result: ScenarioResult, obs: Observations, run: _Progress) -> None:
+    current = run.current
+    if current is not None:
+        obs.ended = {"step": current.name, "how": "crashed", "detail": exc.title}
+    if current is not None and STEP_TYPES[current.kind].crashes(current.args):
+        # The crash the step asked for: record it, stop, and let the
+        # expectations judge the report.
+        obs.steps[current.name] = StepRecord(current.name, current.kind, run.step_start, len(obs.console),
+                                             0.0, sorted(run.online), detail={"crashed": exc.title})
+    else:
+        where = f"in step '{current.name}'" if current else "while booting"
+        result.verdict, result.reason = FAIL, f"kernel crashed {where}: {exc.title}"
+        result.checks.append(CheckResult("kernel did not crash", FAIL, "no panic or oops",
+                                         f"{exc.title}\n{exc.text[-4000:]}",
+                                         current.name if current else None))
+
+
+def _hung(exc: ConsoleTimeout, result: ScenarioResult, obs: Observations, run: _Progress) -> None:
+    current = run.current
+    if current is not None:
+        obs.ended = {"step": current.name, "how": "hung", "detail": str(exc)}
+    result.verdict = FAIL
+    result.reason = f"guest hung in step '{current.name if current else '?'}': {exc}"
+    if run.hang_vcpus:
+        result.reason += f"; vCPUs: {run.hang_vcpus}"
+    result.checks.append(CheckResult("guest responded", FAIL, "every step completes",
+                                     f"{exc}\nvCPUs (QMP, after the timeout): {run.hang_vcpus}\n"
+                                     f"{exc.excerpt[-2000:]}",
+                                     current.name if current else None))
+
+
+def _aborted(exc: BootTimeout | QemuExited | QmpError, result: ScenarioResult, obs: Observations,
+             run: _Progress, out: Path) -> None:
+    current = run.current
+    if current is not None:
+        obs.ended = {"step": current.name, "how": "aborted", "detail": str(exc)}
+    where = f" in step '{current.name}'" if current else ""
+    result.verdict, result.reason = ERROR, f"{exc}{where}"
+    if isinstance(exc, QmpConnectionLost) or "exited" in str(exc):
+        result.reason += f"; console log kept: {out / 'console.log'}"
 
 
 def _finished(result: ScenarioResult, obs: Observations, t0: float) -> None:
@@ -377,92 +435,3 @@ def _model(scn: Scenario, kernel: BuiltKernel, config: dict[str, str] | None, sp
                          "disagreements": [c.to_json() for c in judged if c.verdict != PASS]}
     (out / "predictions.json").write_text(json.dumps(doc, indent=2, default=str))
     return checks, [r.pattern for r in run.console_lines() if r.when != NEVER]
-
-
-def _judge(result: ScenarioResult, scn: Scenario, obs: Observations, model_checks: list[CheckResult],
-           skipped: list[str], model_only: bool) -> None:
-    """The verdict from the checks. Not-compared model claims are listed
-    but count for nothing; with model_only, only the model's claims count."""
-    wants_model = model_only or any(exp.kind == "model" for exp in scn.expect)
-    if result.verdict == PASS:
-        if not model_only:
-            result.checks.extend(evaluate(exp, obs) for exp in scn.expect if exp.kind != "model")
-    elif result.verdict == FAIL and not model_only:
-        # Checks that could not be evaluated after a crash or hang are listed
-        # as errors, so the report shows what was not verified.
-        result.checks.extend(CheckResult(e.name, ERROR, expected_of(e), "not evaluated: " + result.reason)
-                             for e in scn.expect if e.kind != "model")
-    if wants_model and result.verdict in (PASS, FAIL):
-        result.checks.extend(model_checks)
-    counted = [c for c in result.checks if c.verdict != NOT_COMPARED and (not model_only or c.origin == MODEL)]
-    if result.verdict in (PASS, FAIL) and model_only:
-        result.verdict = PASS
-    if result.verdict == PASS:
-        if any(c.verdict == FAIL for c in counted):
-            result.verdict = FAIL
-        elif any(c.verdict == ERROR for c in counted):
-            result.verdict = ERROR
-        elif skipped:
-            # A step the machine cannot do (inject-nmi on riscv) must not pass silently.
-            result.verdict, result.reason = SKIP, "; ".join(skipped)
-    if obs.boot_retries:
-        note = "boot retried: " + "; ".join(r["reason"] for r in obs.boot_retries)
-        result.reason = f"{result.reason}; {note}" if result.reason else note
-    result.boot_retries = len(obs.boot_retries)
-    result.model_only = model_only
-
-
-# Kernel reports listed when neither a scenario's expectations nor the model
-# account for them, and those that fail it (docs/scenarios.md, "Reports
-# nobody expected"). lkdtm's own "Performing direct entry" lines are the
-# steps' doing. CPU hotplug reports are listed but do not fail: under TCG a
-# descheduled vCPU makes "CPUn may not have stopped" (2 of 20 random hotplug
-# sequences at load ~5) and "failed to come online" (boot retry) without any
-# kernel fault; the hotplug scenarios name them where they matter.
-LISTED_REPORT_TYPES = frozenset(REPORT_TYPES) - {"none", "lkdtm"}
-FAILING_REPORT_TYPES = LISTED_REPORT_TYPES - {"cpu-hotplug"}
-
-
-def _unexpected_reports(result: ScenarioResult, scn: Scenario, obs: Observations,
-                        predicted: list[str], model_only: bool) -> None:
-    """List every kernel report the console holds that no expectation names
-    and the model does not predict; fail the scenario on them."""
-    if not obs.console or result.verdict not in (PASS, FAIL):
-        return
-    lines, found = obs.kernel_reports()
-    for rep in found:
-        if rep.type not in LISTED_REPORT_TYPES:
-            continue
-        text = rep.text(lines)
-        named = any(e.kind == "report" and e.args["type"] == rep.type for e in scn.expect) or any(
-            e.kind == "console" and e.args["present"] and re.search(e.args["present"], text, re.MULTILINE)
-            for e in scn.expect)
-        foreseen = any(re.search(p, text, re.MULTILINE) for p in predicted)
-        if named or foreseen:
-            continue
-        result.unexpected_reports.append(f"{rep.type} on CPU {rep.cpu}: {rep.title}")
-    failing = [r for r in result.unexpected_reports if r.split(" on CPU", 1)[0] in FAILING_REPORT_TYPES]
-    if failing and not model_only:
-        result.checks.append(CheckResult("no unexpected kernel report", FAIL,
-                                         "every kernel report named by an expectation or predicted by the model",
-                                         "; ".join(failing)[:2000]))
-        if result.verdict == PASS:
-            result.verdict = FAIL
-
-
-def _write(result: ScenarioResult, obs: Observations | None) -> None:
-    out = result.artifacts
-    assert out is not None
-    scn = result.scenario
-    (out / "expectations.json").write_text(json.dumps(
-        [{"name": e.name, "kind": e.kind, "expected": expected_of(e),
-          "line": e.where.line} for e in scn.expect], indent=2))
-    if obs is not None:
-        (out / "observations.json").write_text(json.dumps(obs.to_json(), indent=2))
-    (out / "verdicts.json").write_text(json.dumps({
-        "scenario": scn.name, "file": str(scn.path), "kernel": result.kernel,
-        "verdict": result.verdict, "reason": result.reason, "summary": result.summary(),
-        "boot_retries": result.boot_retries, "model_only": result.model_only,
-        "unexpected_reports": result.unexpected_reports,
-        "seconds": round(result.seconds, 2),
-        "checks": [c.to_json() for c in result.checks]}, indent=2))

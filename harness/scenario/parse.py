@@ -3,17 +3,17 @@ Validated completely before any QEMU starts; every error names the file,
 line and column."""
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from harness.core import names, yamlfile
 from harness.core.errors import InputError
 from harness.core.yamlfile import Fields, Where, item_where
+from harness.expect.kinds_registry import EXPECTATION_KINDS
+from harness.expect.report_check import REPORT_TYPES as REPORT_TYPES  # run/runner.py reads it here
 from harness.guest import qemuargs
-from harness.guest.qmp_events import QMP_EVENTS
 from harness.guest.vcpu_probe import HANG_PROBE
 from harness.model import kinds
 from harness.scenario import archskip
@@ -34,10 +34,9 @@ _CONFIG = re.compile(r"^CONFIG_[A-Z0-9_]+$")
 
 
 # ------------------------------------------------------------------ schemas
-# Step schemas live with their step types (harness/steps/); a field is
+# Step schemas live with their step types (harness/steps/), expectation
+# schemas with their kinds (harness/expect/, kinds_registry.py); a field is
 # (accepted types, required, default, extra validation or None).
-
-Validator = Callable[[Any, Where, "Ctx"], None]
 
 
 @dataclass
@@ -56,68 +55,6 @@ class Ctx:
 REPEAT_KEYS = ("times", "cpus", "steps")
 STEP_COMMON = ("name", "timeout")
 ALL_STEP_KINDS = tuple(STEP_TYPES) + ("repeat",)
-
-EXPECT_SCHEMAS: dict[str, dict[str, tuple[Any, bool, Any, Validator | None]]] = {
-    "counter": {
-        "row": (str, True, None, None),
-        "between": (list, True, None, None),
-        "delta": (dict, False, None, None),
-        "at_least": (dict, False, None, None),
-        "at_most": (dict, False, None, None),
-    },
-    "backtrace": {
-        "step": (str, True, None, None),
-        "sender": (int, False, None, vf.cpu),
-        "accounted": (str, False, "online", None),
-        "forms": (dict, False, None, None),
-    },
-    "console": {
-        "step": (str, False, None, None),
-        "present": (str, False, None, None),
-        "absent": (str, False, None, None),
-        "cpu": (int, False, None, vf.cpu),
-    },
-    "exit_status": {
-        "step": (str, True, None, None),
-        "status": (int, True, None, None),
-    },
-    "kdb": {
-        "step": (str, True, None, None),
-        "available": (str, False, None, None),
-        "states": (dict, False, None, None),
-        "go_refused": (bool, False, None, None),
-        "btc": (str, False, None, None),
-    },
-    "report": {
-        "type": (str, True, None, None),
-        "cpu": (int, False, None, vf.cpu),
-        "step": (str, False, None, None),
-    },
-    "latency": {
-        "steps": (str, True, None, None),
-        "max_ms": (NUM, False, None, vf.positive),
-        "min_ms": (NUM, False, None, None),
-        "percentile": (NUM, False, 100, None),
-        "count": (int, False, None, None),
-    },
-    "vcpu": {
-        "probe": (str, True, None, None),
-        "cpus": (list, True, None, vf.cpu_list),
-        "where": (list, True, None, vf.locations),
-    },
-    "event": {
-        "name": (str, True, None, None),
-        "step": (str, False, None, None),
-        "present": (bool, False, True, None),
-    },
-    "model": {},
-}
-REPORT_TYPES = ("none", "panic", "oops", "kernel-bug", "bug", "warning", "soft-lockup", "hard-lockup",
-                "rcu-stall", "hung-task", "csd-lock", "cpu-hotplug", "lkdtm", "lkdtm-fail",
-                "kasan", "kfence", "ubsan", "lockdep", "refcount", "sleeping-in-atomic", "kmemleak",
-                "general-protection-fault")
-BACKTRACE_FORMS = ("full", "idle", "fallback", "fallback-idle", "none")
-KDB_STATES = ("current", "responding", "idle", "unresponsive", "offline")
 
 
 def _fields(path: Path, raw: Any, schema: dict, ctx: Ctx, context: str, where: Where,
@@ -251,69 +188,21 @@ def _parse_step(path: Path, raw: Any, where: Where, index: int, ctx: Ctx,
 
 def _parse_expect(path: Path, raw: Any, where: Where, index: int, ctx: Ctx) -> Expectation:
     f = Fields(path, raw, f"expect[{index}]", where)
-    kinds = [k for k in raw if k in EXPECT_SCHEMAS]
-    unknown = [k for k in raw if k not in EXPECT_SCHEMAS and k != "name"]
+    kinds = [k for k in raw if k in EXPECTATION_KINDS]
+    unknown = [k for k in raw if k not in EXPECTATION_KINDS and k != "name"]
     if unknown:
         raise f.at(str(unknown[0])).error(
-            f"unknown key '{unknown[0]}' (expectation types: {', '.join(EXPECT_SCHEMAS)})")
+            f"unknown key '{unknown[0]}' (expectation types: {', '.join(EXPECTATION_KINDS)})")
     if len(kinds) != 1:
-        raise f.where.error(f"an expectation needs exactly one type ({', '.join(EXPECT_SCHEMAS)})")
+        raise f.where.error(f"an expectation needs exactly one type ({', '.join(EXPECTATION_KINDS)})")
     kind = kinds[0]
-    if kind == "model":
+    ekind = EXPECTATION_KINDS[kind]
+    if ekind.switch:
         if raw[kind] is not True:
-            raise f.at(kind).error("expected 'model: true'")
-        return Expectation(kind, f.get("name", str, "model"), {}, f.where)
-    args = _fields(path, raw[kind], EXPECT_SCHEMAS[kind], ctx, f"expect[{index}].{kind}", f.at(kind))
-    af = Fields(path, raw[kind], f"expect[{index}].{kind}", f.at(kind))
-    if kind == "counter":
-        _check_counter(args, af, ctx)
-    if kind == "kdb":
-        for cpu, state in (args["states"] or {}).items():
-            if not isinstance(cpu, int):
-                raise af.at("states").error(f"keys are CPU numbers, got {cpu!r}")
-            vf.cpu(cpu, af.at("states"), ctx)
-            if state not in KDB_STATES:
-                raise af.at("states").error(f"CPU {cpu}: unknown state {state!r} (expected one of: {', '.join(KDB_STATES)})")
-        if args["btc"] not in (None, "online"):
-            raise af.at("btc").error("expected 'online' (btc shows a trace for every online CPU)")
-    if kind == "backtrace":
-        for cpu, form in (args["forms"] or {}).items():
-            if not isinstance(cpu, int):
-                raise af.at("forms").error(f"keys are CPU numbers, got {cpu!r}")
-            vf.cpu(cpu, af.at("forms"), ctx)
-            if form not in BACKTRACE_FORMS:
-                raise af.at("forms").error(f"CPU {cpu}: unknown form {form!r} (expected one of: {', '.join(BACKTRACE_FORMS)})")
-    if kind == "report" and args["type"] not in REPORT_TYPES:
-        raise af.at("type").error(f"unknown report type {args['type']!r} (expected one of: {', '.join(REPORT_TYPES)})")
-    if kind == "latency":
-        if args["max_ms"] is None and args["min_ms"] is None:
-            raise af.where.error("give max_ms, min_ms or both")
-        if not 0 < args["percentile"] <= 100:
-            raise af.at("percentile").error("expected a percentile in (0, 100]")
-        if not any(n.startswith(args["steps"]) for n in ctx.step_names):
-            raise af.at("steps").error(f"no step name starts with '{args['steps']}'")
-    if kind == "event" and args["name"] not in QMP_EVENTS:
-        close = difflib.get_close_matches(args["name"], QMP_EVENTS, n=1)
-        raise af.at("name").error(f"unknown QMP event {args['name']!r}"
-                                  + (f" (did you mean {close[0]}?)" if close else "")
-                                  + " (harness/guest/qmp_events.py lists QEMU's events)")
-    if kind == "vcpu" and args["probe"] not in ctx.probe_labels:
-        raise af.at("probe").error(f"no vcpus probe labelled '{args['probe']}' (probes: "
-                                   f"{', '.join(sorted(ctx.probe_labels)) or 'none'})")
-    if kind in ("backtrace", "exit_status", "kdb") or (kind in ("console", "report", "event") and args["step"]):
-        if args["step"] not in ctx.step_names:
-            raise af.at("step").error(f"no step named '{args['step']}' (steps: {', '.join(sorted(ctx.step_names))})")
-    if kind == "console":
-        if (args["present"] is None) == (args["absent"] is None):
-            raise af.where.error("give exactly one of 'present' or 'absent'")
-        pattern = args["present"] or args["absent"]
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise af.at("present" if args["present"] else "absent").error(f"bad regular expression: {exc}")
-    if kind == "backtrace" and args["accounted"] not in ("online", "any"):
-        raise af.at("accounted").error("expected 'online' (each online CPU has an IPI backtrace or "
-                                       "'skipped: idling' line) or 'any' (no such requirement)")
+            raise f.at(kind).error(f"expected '{kind}: true'")
+        return Expectation(kind, f.get("name", str, kind), {}, f.where)
+    args = _fields(path, raw[kind], ekind.fields, ctx, f"expect[{index}].{kind}", f.at(kind))
+    ekind.validate(args, Fields(path, raw[kind], f"expect[{index}].{kind}", f.at(kind)), ctx)
     return Expectation(kind, f.get("name", str, f"{kind}-{index + 1}"), args, f.where)
 
 
@@ -345,29 +234,6 @@ def _also_fails(path: Path, f: Fields, expect: tuple[Expectation, ...]) -> dict[
             raise bf.at("why").error("say why those checks fail without it")
         out[str(commit)] = (checks, why)
     return out
-
-
-def _check_counter(args: dict, af: Fields, ctx: Ctx) -> None:
-    between = args["between"]
-    if len(between) != 2 or not all(isinstance(x, str) for x in between):
-        raise af.at("between").error("expected two snapshot labels: [before, after]")
-    for label in between:
-        if label not in ctx.snapshot_labels:
-            raise af.at("between").error(f"no snapshot labelled '{label}' "
-                                         f"(snapshots: {', '.join(sorted(ctx.snapshot_labels)) or 'none'})")
-    bounds = [k for k in ("delta", "at_least", "at_most") if args[k] is not None]
-    if not bounds:
-        raise af.where.error("give at least one of delta, at_least, at_most")
-    for key in bounds:
-        table = args[key]
-        where = af.at(key)
-        for cpu, value in table.items():
-            if cpu != "others" and not isinstance(cpu, int):
-                raise where.error(f"keys are CPU numbers or 'others', got {cpu!r}")
-            if isinstance(cpu, int):
-                vf.cpu(cpu, where, ctx)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise where.error(f"CPU {cpu}: expected an integer count, got {value!r}")
 
 
 def load(path: Path) -> Scenario:

@@ -1,17 +1,23 @@
-"""Field validators shared by the step types' schemas (and by the
-scenario's expectations): each takes (value, where, ctx) and raises
-where.error(...) with what was expected."""
+"""Field validators of the step types' schemas: each takes (value, where,
+ctx) and raises where.error(...) with what was expected. Those the
+expectations' schemas use too live below both, in expect/validators.py;
+they are re-exported here, so the step types find every validator here."""
 from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING, Any
 
 from harness.core.yamlfile import Where
-from harness.guest.vcpu_probe import ALL_LOCATIONS
+from harness.expect.validators import NUM, cpu, cpu_list, locations, positive
 from harness.scenario import limits as scenario_limits
 
 if TYPE_CHECKING:
     from harness.scenario.parse import Ctx
+
+# NUM, cpu, cpu_list, locations and positive come from expect/validators.py.
+__all__ = ["NUM", "cpu", "cpu_list", "locations", "positive", "size_bytes", "sysrq_key", "one_line",
+           "via", "not_negative", "share", "balloon_target", "regex", "kdb_commands",
+           "LKDTM_BACKGROUND", "LKDTM_CRASHING", "LKDTM_RETURNING", "LKDTM_POINTS", "crash_point"]
 
 _MEMORY = re.compile(r"^\d+[MG]$")
 
@@ -21,19 +27,9 @@ def size_bytes(text: str) -> int:
     return int(text[:-1]) << (20 if text[-1] == "M" else 30)
 
 
-def cpu(value: Any, where: Where, ctx: "Ctx") -> None:
-    if not 0 <= value < ctx.cpus:
-        raise where.error(f"CPU {value} out of range: the machine has cpus: {ctx.cpus} (0-{ctx.cpus - 1})")
-
-
 def sysrq_key(value: Any, where: Where, ctx: "Ctx") -> None:
     if not re.fullmatch(r"[0-9a-z]", value):
         raise where.error(f"expected a single sysrq key [0-9a-z], got {value!r}")
-
-
-def positive(value: Any, where: Where, ctx: "Ctx") -> None:
-    if value <= 0:
-        raise where.error(f"expected a positive number, got {value}")
 
 
 def one_line(value: Any, where: Where, ctx: "Ctx") -> None:
@@ -53,15 +49,6 @@ def not_negative(value: Any, where: Where, ctx: "Ctx") -> None:
         raise where.error(f"expected a number >= 0, got {value}")
 
 
-def cpu_list(value: Any, where: Where, ctx: "Ctx") -> None:
-    if not value:
-        raise where.error("expected a non-empty list of CPU numbers")
-    for c in value:
-        if not isinstance(c, int) or isinstance(c, bool):
-            raise where.error(f"expected CPU numbers, got {c!r}")
-        cpu(c, where, ctx)
-
-
 def share(value: Any, where: Where, ctx: "Ctx") -> None:
     if not 0.01 <= value < 1:
         raise where.error(f"expected a share of one host CPU from 0.01 to below 1, got {value}")
@@ -74,14 +61,6 @@ def balloon_target(value: Any, where: Where, ctx: "Ctx") -> None:
         raise where.error(f"expected a target from 64M up to below the machine's memory "
                           f"({ctx.memory >> 20}M), got {value}")
 
-
-def locations(value: Any, where: Where, ctx: "Ctx") -> None:
-    for loc in value:
-        if loc not in ALL_LOCATIONS:
-            raise where.error(f"unknown vCPU location {loc!r} (expected one of: {', '.join(ALL_LOCATIONS)})")
-
-
-NUM = (int, float)
 
 def regex(value: Any, where: Where, ctx: "Ctx") -> None:
     try:

@@ -64,42 +64,53 @@ def transition(m: Model, p: Prediction, a: dict, step: Step) -> Span:
                                       reason="no /sys/devices/system/cpu/cpuN/online")
         p.status = {"at_least": 1}
         return DUR_CONSOLE
-    cpu = st.cpus[n]
-    online = st.online()
-    if want == cpu.online:
+    if want == st.cpus[n].online:
         # drivers/base/core.c device_online/device_offline: nothing to do
         p.hotplug = HotplugPrediction(n, want, False, 0, reason="already in that state")
         return Span(0.01, 0.5)
-    if want:
-        reasons = []
-        if st.hotplug_lock:
-            m.hang(p, f"{st.hotplug_lock}: cpus_write_lock() in _cpu_up() waits forever")
-            p.hotplug = HotplugPrediction(n, True, False, None, reason=st.hotplug_lock)
-            m.hung_task(p, step)
-            return DUR_ONLINE_STALL
-        if st.stuck():
-            reasons = [f"CPU {c.n} ({c.cause})" for c in st.stuck()]
-            p.outcome = {OK, HANG}
-            p.note("stuck CPU(s) " + ", ".join(reasons) + " stall RCU; bringing a CPU up may block")
-        cpu.activity = Activity.IDLE
-        cpu.cause, cpu.since, cpu.touch = "", None, None
-        st.last_hotplug = st.clock
-        if m.features.arch.name != "riscv64":
-            cls, limit, d = None, None, DUR_ONLINE_STALL
-        elif f.sbi_ipi_early:
-            cls, limit, d = "fast", FAST_ONLINE_MS, DUR_ONLINE_FAST
-        else:
-            cls, limit, d = "may-stall", None, DUR_ONLINE_STALL
-            p.note("3908ba2e0b24 " + ("reverted" if f.sbi_ipi_early is False else "status unknown")
-                   + ": the SBI IPI is enabled at CPUHP_AP_ONLINE_DYN, after workqueue_online_cpu(); "
-                   "an online may take ~1 s (docs/measurements.md §hotplug-stall: 4 of 15)")
-        if reasons:
-            cls, limit = None, None
-        p.hotplug = HotplugPrediction(n, True, True, 0, cls, limit)
-        p.status = 0
-        return d
-    # offline
-    if online == [n]:
+    return _online(m, p, n, step) if want else _offline(m, p, n, step)
+
+
+def _online(m: Model, p: Prediction, n: int, step: Step) -> Span:
+    """Bring offline CPU n up: blocked by a held hotplug lock, possibly
+    stalled by stuck CPUs, and on riscv64 fast only with 3908ba2e0b24."""
+    f, st = m.features, m.state
+    cpu = st.cpus[n]
+    reasons = []
+    if st.hotplug_lock:
+        m.hang(p, f"{st.hotplug_lock}: cpus_write_lock() in _cpu_up() waits forever")
+        p.hotplug = HotplugPrediction(n, True, False, None, reason=st.hotplug_lock)
+        m.hung_task(p, step)
+        return DUR_ONLINE_STALL
+    if st.stuck():
+        reasons = [f"CPU {c.n} ({c.cause})" for c in st.stuck()]
+        p.outcome = {OK, HANG}
+        p.note("stuck CPU(s) " + ", ".join(reasons) + " stall RCU; bringing a CPU up may block")
+    cpu.activity = Activity.IDLE
+    cpu.cause, cpu.since, cpu.touch = "", None, None
+    st.last_hotplug = st.clock
+    if m.features.arch.name != "riscv64":
+        cls, limit, d = None, None, DUR_ONLINE_STALL
+    elif f.sbi_ipi_early:
+        cls, limit, d = "fast", FAST_ONLINE_MS, DUR_ONLINE_FAST
+    else:
+        cls, limit, d = "may-stall", None, DUR_ONLINE_STALL
+        p.note("3908ba2e0b24 " + ("reverted" if f.sbi_ipi_early is False else "status unknown")
+               + ": the SBI IPI is enabled at CPUHP_AP_ONLINE_DYN, after workqueue_online_cpu(); "
+               "an online may take ~1 s (docs/measurements.md §hotplug-stall: 4 of 15)")
+    if reasons:
+        cls, limit = None, None
+    p.hotplug = HotplugPrediction(n, True, True, 0, cls, limit)
+    p.status = 0
+    return d
+
+
+def _offline(m: Model, p: Prediction, n: int, step: Step) -> Span:
+    """Take online CPU n down: refused for the last one, blocked by a held
+    hotplug lock or a stuck CPU; its pinned loads and the UART move away."""
+    st = m.state
+    cpu = st.cpus[n]
+    if st.online() == [n]:
         p.outcome = {REFUSED}
         p.status = {"at_least": 1}
         p.hotplug = HotplugPrediction(n, False, False, {"at_least": 1},
@@ -132,7 +143,6 @@ def transition(m: Model, p: Prediction, a: dict, step: Step) -> Span:
     p.hotplug = HotplugPrediction(n, False, True, 0)
     p.status = 0
     return DUR_OFFLINE
-
 
 STEP = StepType(
     kind="hotplug",

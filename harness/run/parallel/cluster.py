@@ -41,7 +41,7 @@ class ClusterError(HarnessError):
 
 
 @dataclass(frozen=True)
-class Where:
+class ClusterTarget:
     jobs: int | None = None
     cluster: str | None = None
     scheduler_file: str | None = None
@@ -82,7 +82,7 @@ def _quiet() -> None:
 
 
 @contextlib.contextmanager
-def client(where: Where) -> Iterator["object"]:
+def client(where: ClusterTarget) -> Iterator["object"]:
     """A connected distributed.Client; its cluster ends with the block when it is ours."""
     from distributed import Client, LocalCluster  # heavy: dask only with -j or --cluster
 

@@ -26,7 +26,7 @@ FORMAT = 1
 
 
 @dataclass(frozen=True)
-class Cell:
+class PlanCell:
     index: int
     kernel: str          # the kernel's name (its artifact directory)
     arch: str
@@ -38,19 +38,19 @@ class Cell:
 
 
 def cells(scenarios: Sequence[Scenario], kernels: Sequence[tuple[str, str]],
-          own_arch_only: bool) -> list[Cell]:
+          own_arch_only: bool) -> list[PlanCell]:
     """kernels: (name, arch) in order. own_arch_only: the matrix leaves out
     the scenarios that do not run on a kernel's arch."""
-    out: list[Cell] = []
+    out: list[PlanCell] = []
     for name, arch in kernels:
         for scn in scenarios:
             if own_arch_only and archskip.reason(scn, arch):
                 continue
-            out.append(Cell(len(out), name, arch, scn.name))
+            out.append(PlanCell(len(out), name, arch, scn.name))
     return out
 
 
-def write(out: Path, command: str, argv: list[str], all_cells: list[Cell], shard: str | None) -> None:
+def write(out: Path, command: str, argv: list[str], all_cells: list[PlanCell], shard: str | None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     doc = {"format": FORMAT, "command": command, "argv": argv, "shard": shard,
            "cells": [[c.kernel, c.arch, c.scenario] for c in all_cells]}
@@ -73,8 +73,8 @@ def read(out: Path) -> dict[str, Any]:
     return doc
 
 
-def plan_cells(doc: dict[str, Any]) -> list[Cell]:
-    return [Cell(i, k, a, s) for i, (k, a, s) in enumerate(doc["cells"])]
+def plan_cells(doc: dict[str, Any]) -> list[PlanCell]:
+    return [PlanCell(i, k, a, s) for i, (k, a, s) in enumerate(doc["cells"])]
 
 
 # ---------------------------------------------------------------- one cell's result

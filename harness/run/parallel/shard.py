@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from harness.core.errors import InputError
-from harness.run.parallel.plan import Cell
+from harness.run.parallel.plan import PlanCell
 
 _SPEC = re.compile(r"^(\d+)/(\d+)$")
 
@@ -44,7 +44,7 @@ def parse(spec: str, env: Mapping[str, str] | None = None) -> Shard:
     return Shard(int(m.group(1)), int(m.group(2)))
 
 
-def kernels_of(all_cells: Sequence[Cell], shard: Shard) -> list[str]:
+def kernels_of(all_cells: Sequence[PlanCell], shard: Shard) -> list[str]:
     """The kernels shard runs, in plan order."""
     sizes: dict[str, int] = {}
     for c in all_cells:
@@ -59,6 +59,6 @@ def kernels_of(all_cells: Sequence[Cell], shard: Shard) -> list[str]:
     return [k for k in sizes if owner[k] == shard.index - 1]
 
 
-def select(all_cells: Sequence[Cell], shard: Shard) -> list[Cell]:
+def select(all_cells: Sequence[PlanCell], shard: Shard) -> list[PlanCell]:
     mine = set(kernels_of(all_cells, shard))
     return [c for c in all_cells if c.kernel in mine]

@@ -23,14 +23,14 @@ from harness.kernel import kbuild
 from harness.kernel.recipe import Recipe
 from harness.outputs import lines as terminal
 from harness.run.parallel import cluster, plan, tasks
-from harness.run.parallel.plan import Cell
+from harness.run.parallel.plan import PlanCell
 from harness.scenario.types import Scenario
 
 POLL = 2.0               # seconds between checks that the scheduler is still there
 LOST_AFTER = 30.0        # seconds without a scheduler before the run gives up
 
 
-def art_dir(out: Path, cell: Cell) -> Path:
+def art_dir(out: Path, cell: PlanCell) -> Path:
     return out / safe(cell.kernel) / safe(cell.scenario)
 
 
@@ -45,7 +45,7 @@ def _write_files(dest: Path, files: dict[str, bytes]) -> None:
         p.write_bytes(data)
 
 
-def _infra_result(scn: Scenario, cell: Cell, out: Path, why: str):
+def _infra_result(scn: Scenario, cell: PlanCell, out: Path, why: str):
     return ScenarioResult(scn, cell.kernel, ERROR, artifacts=art_dir(out, cell),
                           reason=f"infrastructure: {why}")
 
@@ -64,8 +64,64 @@ def _spread(c, builds: dict, spread: set[str]) -> None:
             spread.add(name)
 
 
-def run(where: cluster.Where, kernels: dict[str, Recipe | kbuild.BuiltKernel],
-        scenarios: dict[str, Scenario], todo: Sequence[Cell], out: Path, display: Display,
+def _submit_builds(c, kernels: dict[str, Recipe | kbuild.BuiltKernel], todo: Sequence[PlanCell],
+                   slots: int) -> dict:
+    """One future per kernel the cells use: a kernel built already is
+    scattered to every worker, a recipe becomes a build task (top priority)."""
+    builds = {}
+    for name in dict.fromkeys(cl.kernel for cl in todo):
+        k = kernels[name]
+        if isinstance(k, kbuild.BuiltKernel):
+            builds[name] = c.scatter(tasks.blob_of(k), broadcast=True)
+        else:
+            builds[name] = c.submit(tasks.build, k, key=f"build-{kbuild.key_of(k)}",
+                                    resources={"BUILD": 1, "VM": slots}, retries=1, priority=10_000)
+    return builds
+
+
+def _submit_boots(c, builds: dict, kernels: dict[str, Recipe | kbuild.BuiltKernel],
+                  scenarios: dict[str, Scenario], todo: Sequence[PlanCell], out: Path, ship: bool,
+                  model_only: bool, total: int, slots: int) -> dict:
+    """One boot task per cell, after its kernel's build; earlier cells get
+    higher priority. Returns future -> cell."""
+    run_id = uuid.uuid4().hex[:8]
+    boots = {}
+    for cl in todo:
+        scn = scenarios[cl.scenario]
+        need = slots if scn.machine.exclusive else 1
+        boots[c.submit(tasks.boot, builds[cl.kernel], tasks.Identity.of(kernels[cl.kernel]), scn,
+                       str(art_dir(out, cl)), ship, model_only, cl.label, key=f"boot-{run_id}-{cl.index}",
+                       resources={"VM": need}, retries=1, priority=total - cl.index)] = cl
+    return boots
+
+
+def _collect(c, f, cl: PlanCell, builds: dict, scenarios: dict[str, Scenario], out: Path,
+             results: dict[int, object], todo: Sequence[PlanCell]) -> None:
+    """Take one finished boot future: its files and saved verdict, or the
+    build's error, or an infrastructure result."""
+    scn = scenarios[cl.scenario]
+    if f.status == "finished":
+        o: tasks.BootOutcome = f.result()
+        if o.files is not None:
+            _write_files(art_dir(out, cl), o.files)
+        results[cl.index] = o.result
+        plan.save(out, plan.entry(o.result, cl.index, o.worker, o.qemu_cpu_seconds))
+    elif f.status == "cancelled" or c.status != "running":
+        raise cluster.ClusterError(
+            f"lost the Dask scheduler; {len(results)} of {len(todo)} cells have a verdict; "
+            f"run the rest with --resume {out}")
+    else:
+        bf = builds[cl.kernel]
+        if getattr(bf, "status", "finished") == "error":
+            exc = bf.exception()
+            raise exc if isinstance(exc, HarnessError) else HarnessError(
+                f"building {cl.kernel}: {exc}")
+        results[cl.index] = _infra_result(scn, cl, out, f"{type(f.exception()).__name__}: "
+                                                        f"{f.exception()}")
+
+
+def run(where: cluster.ClusterTarget, kernels: dict[str, Recipe | kbuild.BuiltKernel],
+        scenarios: dict[str, Scenario], todo: Sequence[PlanCell], out: Path, display: Display,
         model_only: bool, total: int) -> dict[int, object]:
     """Run the todo cells; returns index -> ScenarioResult. Each verdict is
     saved in OUT/cells/ as it arrives; an infrastructure failure (a task
@@ -82,22 +138,8 @@ def run(where: cluster.Where, kernels: dict[str, Recipe | kbuild.BuiltKernel],
         view = SlotsView(display, len(todo), one_worker=where.local)
         c.subscribe_topic(tasks.SLOT_TOPIC, lambda ev: view.event(ev[1]))
         c.subscribe_topic(tasks.SAY_TOPIC, lambda ev: display.say(str(ev[1])))
-        builds = {}
-        for name in dict.fromkeys(cl.kernel for cl in todo):
-            k = kernels[name]
-            if isinstance(k, kbuild.BuiltKernel):
-                builds[name] = c.scatter(tasks.blob_of(k), broadcast=True)
-            else:
-                builds[name] = c.submit(tasks.build, k, key=f"build-{kbuild.key_of(k)}",
-                                        resources={"BUILD": 1, "VM": slots}, retries=1, priority=10_000)
-        run_id = uuid.uuid4().hex[:8]
-        boots = {}
-        for cl in todo:
-            scn = scenarios[cl.scenario]
-            need = slots if scn.machine.exclusive else 1
-            boots[c.submit(tasks.boot, builds[cl.kernel], tasks.Identity.of(kernels[cl.kernel]), scn,
-                           str(art_dir(out, cl)), ship, model_only, cl.label, key=f"boot-{run_id}-{cl.index}",
-                           resources={"VM": need}, retries=1, priority=total - cl.index)] = cl
+        builds = _submit_builds(c, kernels, todo, slots)
+        boots = _submit_boots(c, builds, kernels, scenarios, todo, out, ship, model_only, total, slots)
         spread: set[str] = set()
         next_print = 0
         order = list(todo)
@@ -124,26 +166,7 @@ def run(where: cluster.Where, kernels: dict[str, Recipe | kbuild.BuiltKernel],
                     lost_since = None
                 _spread(c, builds, spread)
                 for f in done:
-                    cl = boots[f]
-                    scn = scenarios[cl.scenario]
-                    if f.status == "finished":
-                        o: tasks.BootOutcome = f.result()
-                        if o.files is not None:
-                            _write_files(art_dir(out, cl), o.files)
-                        results[cl.index] = o.result
-                        plan.save(out, plan.entry(o.result, cl.index, o.worker, o.qemu_cpu_seconds))
-                    elif f.status == "cancelled" or c.status != "running":
-                        raise cluster.ClusterError(
-                            f"lost the Dask scheduler; {len(results)} of {len(todo)} cells have a verdict; "
-                            f"run the rest with --resume {out}")
-                    else:
-                        bf = builds[cl.kernel]
-                        if getattr(bf, "status", "finished") == "error":
-                            exc = bf.exception()
-                            raise exc if isinstance(exc, HarnessError) else HarnessError(
-                                f"building {cl.kernel}: {exc}")
-                        results[cl.index] = _infra_result(scn, cl, out, f"{type(f.exception()).__name__}: "
-                                                                        f"{f.exception()}")
+                    _collect(c, f, boots[f], builds, scenarios, out, results, todo)
                     view.done_one()
                 # The serial order: print every result whose predecessors are all in.
                 while next_print < len(order) and order[next_print].index in results:

@@ -1,0 +1,105 @@
+"""The verdict of one scenario run and its files: the scenario's
+expectations and the model's claims turned into checks and a verdict,
+kernel reports nobody expected, and expectations.json, observations.json
+and verdicts.json in the run's directory."""
+from __future__ import annotations
+
+import json
+import re
+
+from harness.expect.checks import ERROR, FAIL, MODEL, NOT_COMPARED, PASS, SKIP, CheckResult, evaluate, expected_of
+from harness.expect.observations import Observations
+from harness.expect.result import ScenarioResult
+from harness.scenario.parse import REPORT_TYPES
+from harness.scenario.types import Scenario
+
+
+def judge(result: ScenarioResult, scn: Scenario, obs: Observations, model_checks: list[CheckResult],
+          skipped: list[str], model_only: bool) -> None:
+    """The verdict from the checks. Not-compared model claims are listed
+    but count for nothing; with model_only, only the model's claims count."""
+    wants_model = model_only or any(exp.kind == "model" for exp in scn.expect)
+    if result.verdict == PASS:
+        if not model_only:
+            result.checks.extend(evaluate(exp, obs) for exp in scn.expect if exp.kind != "model")
+    elif result.verdict == FAIL and not model_only:
+        # Checks that could not be evaluated after a crash or hang are listed
+        # as errors, so the report shows what was not verified.
+        result.checks.extend(CheckResult(e.name, ERROR, expected_of(e), "not evaluated: " + result.reason)
+                             for e in scn.expect if e.kind != "model")
+    if wants_model and result.verdict in (PASS, FAIL):
+        result.checks.extend(model_checks)
+    counted = [c for c in result.checks if c.verdict != NOT_COMPARED and (not model_only or c.origin == MODEL)]
+    if result.verdict in (PASS, FAIL) and model_only:
+        result.verdict = PASS
+    if result.verdict == PASS:
+        if any(c.verdict == FAIL for c in counted):
+            result.verdict = FAIL
+        elif any(c.verdict == ERROR for c in counted):
+            result.verdict = ERROR
+        elif skipped:
+            # A step the machine cannot do (inject-nmi on riscv) must not pass silently.
+            result.verdict, result.reason = SKIP, "; ".join(skipped)
+    if obs.boot_retries:
+        note = "boot retried: " + "; ".join(r["reason"] for r in obs.boot_retries)
+        result.reason = f"{result.reason}; {note}" if result.reason else note
+    result.boot_retries = len(obs.boot_retries)
+    result.model_only = model_only
+
+
+# Kernel reports listed when neither a scenario's expectations nor the model
+# account for them, and those that fail it (docs/scenarios.md, "Reports
+# nobody expected"). lkdtm's own "Performing direct entry" lines are the
+# steps' doing. CPU hotplug reports are listed but do not fail: under TCG a
+# descheduled vCPU makes "CPUn may not have stopped" (2 of 20 random hotplug
+# sequences at load ~5) and "failed to come online" (boot retry) without any
+# kernel fault; the hotplug scenarios name them where they matter.
+LISTED_REPORT_TYPES = frozenset(REPORT_TYPES) - {"none", "lkdtm"}
+FAILING_REPORT_TYPES = LISTED_REPORT_TYPES - {"cpu-hotplug"}
+
+
+def unexpected_reports(result: ScenarioResult, scn: Scenario, obs: Observations,
+                       predicted: list[str], model_only: bool) -> None:
+    """List every kernel report the console holds that no expectation names
+    and the model does not predict; fail the scenario on them."""
+    if not obs.console or result.verdict not in (PASS, FAIL):
+        return
+    lines, found = obs.kernel_reports()
+    for rep in found:
+        if rep.type not in LISTED_REPORT_TYPES:
+            continue
+        text = rep.text(lines)
+        named = any(e.kind == "report" and e.args["type"] == rep.type for e in scn.expect) or any(
+            e.kind == "console" and e.args["present"] and re.search(e.args["present"], text, re.MULTILINE)
+            for e in scn.expect)
+        foreseen = any(re.search(p, text, re.MULTILINE) for p in predicted)
+        if named or foreseen:
+            continue
+        result.unexpected_reports.append(f"{rep.type} on CPU {rep.cpu}: {rep.title}")
+    failing = [r for r in result.unexpected_reports if r.split(" on CPU", 1)[0] in FAILING_REPORT_TYPES]
+    if failing and not model_only:
+        result.checks.append(CheckResult("no unexpected kernel report", FAIL,
+                                         "every kernel report named by an expectation or predicted by the model",
+                                         "; ".join(failing)[:2000]))
+        if result.verdict == PASS:
+            result.verdict = FAIL
+
+
+def write_artifacts(result: ScenarioResult, obs: Observations | None) -> None:
+    """expectations.json, observations.json (when there are observations)
+    and verdicts.json in the result's artifacts directory."""
+    out = result.artifacts
+    assert out is not None
+    scn = result.scenario
+    (out / "expectations.json").write_text(json.dumps(
+        [{"name": e.name, "kind": e.kind, "expected": expected_of(e),
+          "line": e.where.line} for e in scn.expect], indent=2))
+    if obs is not None:
+        (out / "observations.json").write_text(json.dumps(obs.to_json(), indent=2))
+    (out / "verdicts.json").write_text(json.dumps({
+        "scenario": scn.name, "file": str(scn.path), "kernel": result.kernel,
+        "verdict": result.verdict, "reason": result.reason, "summary": result.summary(),
+        "boot_retries": result.boot_retries, "model_only": result.model_only,
+        "unexpected_reports": result.unexpected_reports,
+        "seconds": round(result.seconds, 2),
+        "checks": [c.to_json() for c in result.checks]}, indent=2))
