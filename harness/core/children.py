@@ -5,7 +5,7 @@ addr2line, make and the other host commands) is started with
 `preexec_fn=die_with_harness()`: in the child, between fork and exec, it asks
 the kernel for SIGKILL when the parent dies (prctl PR_SET_PDEATHSIG, kept
 across execve). Without it a SIGKILLed harness leaves QEMU running, re-parented
-to PID 1 (measured: tests/test_security.py::test_sigkill_harness_kills_qemu).
+to PID 1 (measured: tests/commands/test_security.py::test_sigkill_harness_kills_qemu).
 
 Two things the kernel does that callers must know:
 - the signal is sent when the *thread* that forked the child exits, not the

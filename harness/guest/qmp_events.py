@@ -5,7 +5,7 @@ name ever arrives.
 
 Taken from QEMU 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18) with
 `qemu-system-riscv64 -M none -nodefaults -display none -qmp stdio` and
-`query-qmp-schema` (meta-type "event"); tests/test_qmp_events.py asks the
+`query-qmp-schema` (meta-type "event"); tests/guest/test_qmp_events.py asks the
 installed QEMU again and fails if the list drifts."""
 from __future__ import annotations
 

@@ -41,7 +41,7 @@ LOCATIONS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (FIRMWARE, re.compile(r"^__invoke_psci_fn_(?:hvc|smc)$")),
     # vkdb_printf: kdb's output routine (kernel/debug/kdb/kdb_io.c), where the
     # kdb CPU is caught while it writes the prompt; seen in 1 of 12 runs of
-    # kdb-roundup-stuck-cpu (tests/test_vcpus_kdb.py)
+    # kdb-roundup-stuck-cpu (tests/guest/test_vcpus_kdb.py)
     (KDB, re.compile(r"^(?:v?kdb\w*|dbg_io_get_char|\w+_poll_(?:get|put)_char|"
                      r"serial8250_get_poll_char|pl011_get_poll_char|kgdboc_get_char|"
                      # kdb_getchar() touches the watchdogs on every poll (seen on arm64:

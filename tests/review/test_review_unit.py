@@ -28,7 +28,7 @@ from harness.review import ab, attribute, kernels, series
 from harness.review.record import Review, ReviewParams, Stats
 from harness.run.repeats import Counts, SuiteRun
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 XSD = ROOT / "tests/data/junit-10.xsd"
 
 

@@ -14,7 +14,7 @@ File format:
 Header lines start with "# " and together are YAML; the first line that is
 exactly "# ---" ends the header. The raw log is everything after it.
 
-`pytest tests/test_golden.py --update-golden` rewrites `expect:` from the
+`pytest tests/parsers/test_golden.py --update-golden` rewrites `expect:` from the
 current parsers (about/source and the log are kept). Review the diff by eye
 against the log: a header that records a parser bug is a defect.
 """
@@ -23,12 +23,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
+from golden_files import split_golden, write_golden
 
 from harness.parsers import observe
 from harness.parsers.symbolize import SystemMap
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 CONSOLE = DATA / "console"
 # Symbols of each kernel the golden logs were captured with, cut down to
 # those the logs mention (capture_console.py --make-map KERNEL SYSTEM_MAP).
@@ -36,27 +36,7 @@ CONSOLE = DATA / "console"
 
 def system_map(kernel: str | None) -> SystemMap | None:
     return SystemMap.load(DATA / f"riscv64-6.12.107-{kernel}.map") if kernel else None
-SEPARATOR = b"\n# ---\n"
 FILES = sorted(CONSOLE.glob("*.log"))
-
-
-def split_golden(path: Path) -> tuple[dict, bytes]:
-    data = path.read_bytes()
-    if data.startswith(b"# ---\n"):
-        return {}, data[6:]
-    at = data.find(SEPARATOR)
-    assert at >= 0, f"{path.name}: no '# ---' line ends the header"
-    header_lines = data[:at].decode("utf-8").split("\n")
-    assert all(ln.startswith("#") for ln in header_lines), f"{path.name}: header line without '#'"
-    header = yaml.safe_load("\n".join(ln[2:] for ln in header_lines)) or {}
-    return header, data[at + len(SEPARATOR):]
-
-
-def write_golden(path: Path, header: dict, raw: bytes) -> None:
-    text = yaml.safe_dump(header, sort_keys=False, width=100, default_flow_style=None,
-                          allow_unicode=False)
-    head = "".join(f"# {ln}".rstrip() + "\n" for ln in text.splitlines())
-    path.write_bytes(head.encode("utf-8") + b"# ---\n" + raw)
 
 
 def _names(frames: list[str]) -> list[str]:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from harness.parsers import backtrace, console_lines, observe, reports
 from harness.parsers import kdb_session as kdb
 
-CONSOLE = Path(__file__).resolve().parent / "data" / "console"
+CONSOLE = Path(__file__).resolve().parents[1] / "data" / "console"
 LOGS: dict[str, bytes] = {}
 for _p in sorted(CONSOLE.glob("*.log")):
     _data = _p.read_bytes()

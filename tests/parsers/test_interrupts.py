@@ -4,7 +4,7 @@ from pathlib import Path
 
 from harness.parsers import interrupts
 
-DATA = Path(__file__).parent / "data" / "interrupts"
+DATA = Path(__file__).parents[1] / "data" / "interrupts"
 
 
 def load(name: str) -> interrupts.Interrupts:

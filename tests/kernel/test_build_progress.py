@@ -17,7 +17,7 @@ import pytest
 from harness.display import progress
 from harness.kernel import buildlog
 
-DATA = Path(__file__).resolve().parent / "data" / "build"
+DATA = Path(__file__).resolve().parents[1] / "data" / "build"
 OK_LOG = DATA / "tree-build.log"
 FAILED_LOG = DATA / "tree-build-failed.log"
 

@@ -2,7 +2,7 @@
 seed's scenarios and the all-but-self lockup scenarios pass on the
 pseudo-NMI kernel and fail on both baselines (the seed's revert, and the
 same kernel booted with irqchip.gicv3_pseudo_nmi=0), and the generic
-scenarios run on arm64 (tests/test_all_scenarios.py runs them all there). One matrix run
+scenarios run on arm64 (tests/commands/test_all_scenarios.py runs them all there). One matrix run
 and one `run` are shared by all the checks."""
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from harness.expect.observations import Observations, StepRecord
 from harness.parsers import interrupts
 from harness.scenario.parse import Expectation
 
-DATA = Path(__file__).parent / "data" / "interrupts"
+DATA = Path(__file__).parents[1] / "data" / "interrupts"
 BEFORE = (DATA / "default-4cpus.txt").read_text()
 AFTER = (DATA / "default-4cpus-after-sysrq-l-cpu1.txt").read_text()
 ROW = "CPU backtrace interrupts"

@@ -10,7 +10,7 @@ from harness.expect.checks import EXPECTATION, FAIL, MODEL, PASS, CheckResult
 from harness.expect.result import ScenarioResult
 from harness.scenario import parse as scenario
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _result(kernel: str, failing: list[str], model_fails: bool = False) -> ScenarioResult:

@@ -36,7 +36,7 @@ def test_every_seed_commit_has_scenarios() -> None:
 @pytest.mark.integration
 def test_detection_matrix_holds(tmp_path: Path) -> None:
     out = tmp_path / "matrix"
-    # riscv64's kernels; arm64's matrix is tests/test_arm64_integration.py's
+    # riscv64's kernels; arm64's matrix is tests/commands/test_arm64_integration.py's
     proc = rvharness("matrix", "--arch", "riscv64", "--out", str(out), timeout=3600)
     cells = json.loads((out / "matrix.json").read_text())
     bad = [c for c in cells if not c["holds"]]

@@ -7,7 +7,7 @@ from harness.core.errors import InputError
 from harness.kernel import kconfig
 from harness.kernel.recipe import load_recipe
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 KERNELS = ROOT / "kernels"
 
 

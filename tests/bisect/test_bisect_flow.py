@@ -2,7 +2,7 @@
 verification with a real revert, the step log, --resume, infra) on a small
 real git repository, with the build and the run injected: a "kernel" is the
 content of f.c, its "Image" that content's hash, and it fails the check when
-f.c says "bug". The same flow on real kernels and QEMU is tests/test_bisect.py."""
+f.c says "bug". The same flow on real kernels and QEMU is tests/bisect/test_bisect.py."""
 from __future__ import annotations
 
 import hashlib
@@ -18,7 +18,7 @@ from harness.kernel.gitbuild import BUILD_FAILED, BUILT, CommitBuild
 from harness.kernel.kbuild import BuiltKernel
 from harness.run.repeats import SuiteRun
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = str(ROOT / "scenarios" / "backtrace-ipi.yaml")
 CHECK = "backtrace-ipi: every online CPU accounted for"
 

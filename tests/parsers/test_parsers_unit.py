@@ -14,7 +14,7 @@ from harness.parsers import backtrace, console_lines, cpulist, klog, reports
 from harness.parsers import kdb_session as kdb
 from harness.parsers.symbolize import Addr2Line, Symbolizer, SystemMap, has_debug_info
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 CONSOLE = DATA / "console"
 MAP = DATA / "riscv64-6.12.107-default.map"
 FULL_MAP = Path("/tmp/kb/System.map")

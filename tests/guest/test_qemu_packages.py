@@ -23,7 +23,7 @@ from harness.core.paths import private_dir
 from harness.guest.machine import MachineSpec
 from harness.guest.qmp import QmpClient
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "install-host-packages"
 
 

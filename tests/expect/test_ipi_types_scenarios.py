@@ -16,7 +16,7 @@ from harness.expect.observations import Observations, StepRecord
 from harness.parsers import interrupts
 from harness.scenario import parse as scenario
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "ipi-types"
 RESCHED, IRQ_WORK = "Rescheduling interrupts", "IRQ work interrupts"
 

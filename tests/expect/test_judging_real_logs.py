@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_golden import split_golden
+from golden_files import split_golden
 
 from harness.expect import crosscheck
 from harness.expect.checks import FAIL, PASS
@@ -18,7 +18,7 @@ from harness.model import Features
 from harness.run.scenario_verdict import unexpected_reports as _unexpected_reports
 from harness.scenario import parse as scenario
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
 UNEXPECTED = "no unexpected kernel report"
 

@@ -7,7 +7,7 @@ import pytest
 from harness.core.errors import InputError
 from harness.scenario import parse as scenario
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GOOD = """\
 name: t
 machine: {cpus: 4}

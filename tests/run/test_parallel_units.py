@@ -19,7 +19,7 @@ from harness.run.parallel import ledger, shard
 from harness.run.parallel.plan import PlanCell
 from harness.scenario import parse as scenario
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cells(kernels: dict[str, int]) -> list[PlanCell]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_golden import split_golden
+from golden_files import split_golden
 
 from harness.core.arch import RISCV64
 from harness.expect.checks import FAIL, MODEL, NOT_COMPARED, PASS
@@ -24,8 +24,8 @@ from harness.run import runner
 from harness.scenario import parse as scenario_mod
 from harness.scenario.parse import as_steps
 
-DATA = Path(__file__).parent / "data"
-ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).parents[1] / "data"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _scenario(tmp_path: Path) -> scenario_mod.Scenario:
