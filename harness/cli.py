@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from harness.commands.bisect import cmd_bisect, cmd_bisect_run
+from harness.commands.bisect import RUN_ABORT, cmd_bisect, cmd_bisect_run
 from harness.commands.common import out_dir
 from harness.commands.explain import cmd_explain
 from harness.commands.matrix import cmd_matrix
@@ -230,17 +230,30 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["bisect-run"]:
+        # git bisect run reads 1-124 and 126/127 as "bad": a usage error or a
+        # bug of the harness must abort the bisect (128), never blame a commit.
+        code = _main(words)
+        return RUN_ABORT if code == EXIT_ERROR else code
+    return _main(words)
+
+
+def _main(words: list[str]) -> int:
     p = parser()
-    args, rest = p.parse_known_args(argv)
-    if rest:
-        # argparse gives a `*` positional after another positional only the
-        # first run of words: `review SERIES --kernel R SCENARIO...` leaves
-        # the scenarios over. They are the review's; anything else is an error.
-        if getattr(args, "func", None) is cmd_review and not any(r.startswith("-") for r in rest):
-            args.scenarios = [*args.scenarios, *rest]
-        else:
-            p.error(f"unrecognized arguments: {' '.join(rest)}")
-    args._argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args, rest = p.parse_known_args(words)
+        if rest:
+            # argparse gives a `*` positional after another positional only the
+            # first run of words: `review SERIES --kernel R SCENARIO...` leaves
+            # the scenarios over. They are the review's; anything else is an error.
+            if getattr(args, "func", None) is cmd_review and not any(r.startswith("-") for r in rest):
+                args.scenarios = [*args.scenarios, *rest]
+            else:
+                p.error(f"unrecognized arguments: {' '.join(rest)}")
+    except SystemExit as exc:           # argparse: 2 on a usage error, 0 for --help
+        return int(exc.code or 0)
+    args._argv = words
     signal.signal(signal.SIGTERM, _terminate)
     # Python leaves SIGINT ignored when it starts ignored, as it does for a
     # background job of a non-interactive shell (measured: a CI script run
@@ -260,8 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:  # noqa: BLE001 - a harness bug: exit 2, never 1 (a kernel verdict)
         out = Path(args.out) if getattr(args, "out", None) else None
-        print(internal_error.record(exc, sys.argv[1:] if argv is None else list(argv), out),
-              file=sys.stderr)
+        print(internal_error.record(exc, words, out), file=sys.stderr)
         return EXIT_ERROR
 
 

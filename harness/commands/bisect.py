@@ -14,6 +14,7 @@ from harness.bisect.bisector import DEFAULT_RECIPE, EXIT_ERROR, EXIT_FOUND, EXIT
 from harness.commands.common import out_dir
 from harness.core.errors import HarnessError, InputError
 from harness.decide import bisect_step
+from harness.expect.checks import FAIL
 from harness.kernel import initramfs
 from harness.kernel.gitbuild import GitTree, TreeBuilder, check_recipe_source
 from harness.kernel.recipe import load_recipe
@@ -76,12 +77,27 @@ def main_bisect(params: BisectParams | None, out: Path, resume: bool, say=None) 
 RUN_GOOD, RUN_BAD, RUN_SKIP, RUN_ABORT = 0, 1, 125, 128
 
 
+def run_against_signature(run: SuiteRun, checks: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(checks of the signature that FAILed, every other failure) of one run.
+    The signature is the checks named by --checks (a name matches a check
+    whose name is it or ends with ': ' and it), or, without --checks, every
+    check. A named check that ended in ERROR (not evaluated: the kernel
+    crashed or hung before it) does not show the signature by itself."""
+    def named(c: str) -> bool:
+        return not checks or any(c == n or c.endswith(": " + n) for n in checks)
+    shown = sorted(c for c, v in run.checks.items() if v == FAIL and named(c))
+    other = [c for c in run.failed if c not in shown]
+    return shown, other
+
+
 def bisect_run(tree_path: Path, scenarios: Sequence[str], recipe: str | None, checks: Sequence[str],
                repeats_n: int, out: Path, say=None, builder: TreeBuilder | None = None,
                run_once: Callable[..., SuiteRun] | None = None) -> int:
     """Test the tree's HEAD once (or repeats_n times) for `git bisect run`:
-    0 good, 1 bad, 125 skip (no build, a recipe patch that does not apply,
-    a scenario that cannot run), 128 abort (bad input, infrastructure)."""
+    0 good, 1 bad (the signature failed), 125 skip (no build, a recipe patch
+    that does not apply, a scenario that cannot run, a failure outside the
+    signature), 128 abort (bad input, infrastructure, a bug of the harness:
+    cli.main maps those to 128 too, never 2, which git bisect takes for bad)."""
     say = say or (lambda m: print(m, file=sys.stderr, flush=True))
     try:
         tree = GitTree(tree_path)
@@ -111,10 +127,15 @@ def bisect_run(tree_path: Path, scenarios: Sequence[str], recipe: str | None, ch
             if run.skipped:
                 say(f"bisect-run: {head[:12]}: skip: {run.skipped}")
                 return RUN_SKIP
-            failed = [c for c in run.failed if not checks or any(c == n or c.endswith(": " + n) for n in checks)]
-            if failed:
-                say(f"bisect-run: {head[:12]}: bad: {'; '.join(failed)[:300]}")
+            shown, other = run_against_signature(run, checks)
+            if shown:
+                say(f"bisect-run: {head[:12]}: bad: {'; '.join(shown)[:300]}")
                 return RUN_BAD
+            if other:
+                # Something else broke (a crash, another check): this commit
+                # says nothing about the signature, as git bisect skip.
+                say(f"bisect-run: {head[:12]}: skip: failed outside the signature: {'; '.join(other)[:300]}")
+                return RUN_SKIP
         say(f"bisect-run: {head[:12]}: good ({repeats_n} runs clean)")
         return RUN_GOOD
     except HarnessError as exc:

@@ -257,9 +257,25 @@ def test_bisect_run_exit_codes(repo, tmp_path: Path) -> None:
 
     assert at("c2-code") == 0
     assert at("c6-regression") == 1
-    assert at("c6-regression", checks=["some other check"]) == 0
+    # A failure outside the signature says nothing about it: skip, never good or bad.
+    assert at("c6-regression", checks=["some other check"]) == 125
     assert at("c3-break") == 125
     assert at("c2-code", runner=FakeRun(builder, infra_on={1})) == 0      # retried once
     assert at("c2-code", runner=FakeRun(builder, infra_on={1, 2})) == 128
     assert at("c6-regression", runner=FakeRun(builder, fail_on={3}), n=3) == 1
     assert bisect_run(tmp_path, [SCENARIO], None, [], 1, tmp_path / "x", say=lambda m: None) == 128
+    # A crash: the named check is not evaluated (ERROR) and "kernel did not
+    # crash" FAILs. With --checks naming the former, that is a skip.
+    crash = SuiteRun(1, {CHECK: "error", "backtrace-ipi: kernel did not crash": "fail"})
+    assert at("c2-code", runner=lambda *a, **k: crash, checks=[CHECK.split(": ", 1)[1]]) == 125
+    assert at("c2-code", runner=lambda *a, **k: crash) == 1          # no --checks: every check is the signature
+
+
+def test_bisect_run_usage_errors_and_harness_bugs_abort(tmp_path: Path) -> None:
+    """git bisect run reads exit 2 as "bad": usage errors are 128."""
+    from harness import cli
+    assert cli.main(["bisect-run"]) == 128                                  # no scenario
+    assert cli.main(["bisect-run", "--checks", "x", "--no-such-option", "s.yaml"]) == 128
+    assert cli.main(["bisect-run", "--tree", str(tmp_path), "scenarios/backtrace-ipi.yaml",
+                     "--out", str(tmp_path / "out")]) == 128                # not a git tree
+    assert cli.main(["run", "--no-such-option"]) == 2                       # other commands keep 2
