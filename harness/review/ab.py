@@ -107,13 +107,14 @@ def _scenarios_with(counts: Counts, title: str) -> tuple[str, ...]:
 
 def _counts(c: Counts) -> dict[str, tuple[int, int]]:
     """check -> (runs it did not fail, runs it failed) over the judged runs.
-    A check missing from a judged run did not fail there: some are made only
+    A check missing from a run that judged its scenario did not fail there
+    (a skipped scenario, or one voided by infrastructure, counts for none of
+    its checks, and for nothing else): some are made only
     when something goes wrong ("kernel did not crash", "no unexpected kernel
     report"), so their absence is the pass (measured: the kgdb fix removed
     both from every run, and counting only present verdicts called them
     "still failing")."""
-    n = len(c.judged)
-    return {name: (n - f, f) for name, (_p, f) in c.per_check().items()}
+    return {name: (c.judged_runs(name.split(": ", 1)[0]) - f, f) for name, (_p, f) in c.per_check().items()}
 
 
 def _unjudged(c: Counts) -> list[str]:
@@ -126,7 +127,8 @@ def compare(a: Counts, b: Counts) -> Comparison:
     cmp = Comparison(a_runs=len(a.runs), b_runs=len(b.runs), a_judged=len(a.judged), b_judged=len(b.judged),
                      a_infra=_unjudged(a), b_infra=_unjudged(b))
     for name in sorted(set(pa) | set(pb)):
-        ca, cb = pa.get(name, (len(a.judged), 0)), pb.get(name, (len(b.judged), 0))
+        scn = name.split(": ", 1)[0]
+        ca, cb = pa.get(name, (a.judged_runs(scn), 0)), pb.get(name, (b.judged_runs(scn), 0))
         cls = classify(ca, cb)
         cmp.checks.append(CheckDelta(name, ca, cb, cls, fisher_p(ca, cb, cls)))
     ta, tb = a.titles(), b.titles()

@@ -50,6 +50,25 @@ class SuiteRun:
     # booted again (runner.RUN_ATTEMPTS): infrastructure failures already
     # retried, so this run still says something about the kernel.
     infra_retries: int = 0
+    # Scenario -> why it said nothing in this run (skipped on this kernel,
+    # or infrastructure). infra and skipped above keep the first reason for
+    # bisect, which judges whole runs; review counts each scenario apart, so
+    # one scenario that always skips (qmp-nmi on riscv64) does not void the
+    # others' checks.
+    unjudged: dict[str, str] = field(default_factory=dict)
+
+    def judged_for(self, scenario: str) -> bool:
+        """Whether this run's checks of scenario say something about the
+        kernel. A run made without per-scenario records (unjudged empty)
+        is judged whole, as before."""
+        if self.unjudged:
+            return scenario not in self.unjudged
+        return not self.infra and not self.skipped
+
+    @property
+    def judged_any(self) -> bool:
+        return any(self.judged_for(n.split(": ", 1)[0]) for n in self.checks) if self.unjudged else \
+            not self.infra and not self.skipped
 
     @property
     def failed(self) -> list[str]:
@@ -62,12 +81,14 @@ class SuiteRun:
     def to_json(self) -> dict:
         return {"index": self.index, "failed": self.failed, "titles": self.titles, "infra": self.infra,
                 "skipped": self.skipped, "seconds": round(self.seconds, 1), "artifacts": self.artifacts,
-                "checks": self.checks, "reasons": self.reasons, "infra_retries": self.infra_retries}
+                "checks": self.checks, "reasons": self.reasons, "infra_retries": self.infra_retries,
+                "unjudged": self.unjudged}
 
     @classmethod
     def from_json(cls, d: dict) -> "SuiteRun":
         return cls(d["index"], dict(d["checks"]), list(d["titles"]), d["infra"], d["skipped"],
-                   d["seconds"], list(d["artifacts"]), list(d.get("reasons", [])), d.get("infra_retries", 0))
+                   d["seconds"], list(d["artifacts"]), list(d.get("reasons", [])), d.get("infra_retries", 0),
+                   dict(d.get("unjudged", {})))
 
 
 def _titles(console_log: Path | None) -> list[str]:
@@ -145,14 +166,17 @@ def _account(run: SuiteRun, scn: Scenario, where: Path, res) -> None:
     run.infra_retries += getattr(res, "infra_retries", 0)
     if isinstance(res, HarnessError):
         run.infra = run.infra or f"{scn.name}: {res}".splitlines()[0]
+        run.unjudged[scn.name] = f"infrastructure: {res}".splitlines()[0]
         return
     if res.reason:
         run.reasons.append(f"{scn.name}: {res.reason.splitlines()[0]}")
     if res.verdict == SKIP:
         run.skipped = run.skipped or f"{scn.name}: {res.reason}"
+        run.unjudged[scn.name] = f"skipped: {res.reason}"
         return
     if _is_infra(res.verdict, res.checks):
         run.infra = run.infra or f"{scn.name}: {res.reason.splitlines()[0] if res.reason else 'error'}"
+        run.unjudged[scn.name] = f"infrastructure: {res.reason.splitlines()[0] if res.reason else 'error'}"
         return
     for c in res.checks:
         run.checks[f"{scn.name}: {c.name}"] = c.verdict
@@ -170,14 +194,21 @@ class Counts:
 
     @property
     def judged(self) -> list[SuiteRun]:
-        """Runs that say something about the kernel (not infra, not skipped)."""
-        return [r for r in self.runs if not r.infra and not r.skipped]
+        """Runs that say something about the kernel in at least one scenario."""
+        return [r for r in self.runs if r.judged_any]
+
+    def judged_runs(self, scenario: str) -> int:
+        """How many runs judged this scenario (it ran, was not skipped, and
+        no infrastructure failure voided it)."""
+        return sum(r.judged_for(scenario) for r in self.runs)
 
     def per_check(self) -> dict[str, tuple[int, int]]:
-        """check name -> (passed, failed) over the judged runs."""
+        """check name -> (passed, failed) over the runs that judged its scenario."""
         out: dict[str, list[int]] = {}
-        for r in self.judged:
+        for r in self.runs:
             for name, v in r.checks.items():
+                if not r.judged_for(name.split(": ", 1)[0]):
+                    continue
                 pf = out.setdefault(name, [0, 0])
                 pf[0 if v == PASS else 1] += v in (PASS, FAIL, ERROR)
         return {k: (v[0], v[1]) for k, v in sorted(out.items())}

@@ -91,6 +91,26 @@ def test_compare_counts_titles_and_base_failures() -> None:
     assert cmp.regressed and cmp.b_judged == 3 and cmp.b_infra == ["s: QEMU exited"]
 
 
+def test_a_scenario_that_always_skips_voids_only_its_own_checks() -> None:
+    """qmp-nmi skips on riscv64 in every run: the other scenarios' checks
+    are still counted on both sides (before, every run was unjudged and the
+    review exited 2 after all its boots)."""
+    a, b = Counts(), Counts()
+    for i in (1, 2, 3):
+        for counts, verdict in ((a, PASS), (b, FAIL)):
+            run = _run(i, {"s: check": verdict})
+            run.skipped = "qmp-nmi: QEMU refused inject-nmi"
+            run.unjudged["qmp-nmi"] = "skipped: QEMU refused inject-nmi"
+            counts.add(run)
+    b.runs[2].unjudged["s"] = "infrastructure: QEMU exited"     # one run of s voided on B
+    b.runs[2].infra = "s: QEMU exited"
+    cmp = ab.compare(a, b)
+    assert cmp.a_judged == 3 and cmp.b_judged == 2
+    row = next(c for c in cmp.checks if c.name == "s: check")
+    assert (row.a, row.b) == ((3, 0), (0, 2)) and row.cls == ab_counts.NEW
+    assert not any(c.scenario == "qmp-nmi" for c in cmp.checks)
+
+
 # ------------------------------------------------------------------ attribution
 
 def test_first_showing_bisects() -> None:
