@@ -8,7 +8,6 @@ import json
 import re
 import signal
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -23,13 +22,14 @@ from harness.guest.console import CRASH_PATTERNS, Console
 from harness.guest.faults import FaultContext, ScenarioAborted
 from harness.guest.machine import Machine, MachineSpec
 from harness.guest.qmp import QmpClient
-from harness.guest.qmp_types import QmpConnectionLost, QmpError
+from harness.guest.qmp_types import QmpError
 from harness.kernel import kconfig
 from harness.kernel.kbuild import BuiltKernel
 from harness.model import Features
 from harness.model.prediction import NEVER
 from harness.parsers import interrupts, klog, reports
 from harness.parsers.symbolize import SystemMap
+from harness.run.endings import Progress, aborted, crashed, hung
 from harness.run.scenario_verdict import judge, unexpected_reports, write_artifacts
 from harness.scenario import archskip
 from harness.scenario.types import Scenario, Step
@@ -130,20 +130,6 @@ def _signal_name(sig: int) -> str:
         return f"signal {sig}"
 
 
-@dataclass
-class _Progress:
-    """How far an attempt got, for the verdict of whatever ended it: the
-    step running (None before the first and after the last), the CPUs
-    online, the kernel config as far as known."""
-    online: set[int]
-    config: dict[str, str] | None
-    current: Step | None = None
-    step_start: int = 0                 # console position where current began
-    skipped: list[str] = field(default_factory=list)
-    hang_vcpus: str = ""                # the vCPU probe's summary after a console timeout
-    live: StepContext | None = None
-
-
 def _attempt(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
              on_boot: Callable[[Machine, QmpClient], None] | None, model_only: bool,
              on_step: Callable[[Step], None] | None, carried: Observations,
@@ -165,7 +151,7 @@ def _attempt(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
         write_artifacts(result, obs)
         return result, obs
 
-    run = _Progress(set(range(scn.machine.cpus)), config)
+    run = Progress(set(range(scn.machine.cpus)), config)
     try:
         _boot_and_run(scn, kernel, spec, out, on_boot, on_step, result, obs, run)
     except _Skipped as exc:
@@ -175,13 +161,13 @@ def _attempt(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
         # expectations judge what happened.
         run.current = None
     except GuestCrashed as exc:
-        _crashed(exc, result, obs, run)
+        crashed(exc, result, obs, run)
     except ConsoleTimeout as exc:
-        _hung(exc, result, obs, run)
+        hung(exc, result, obs, run)
     except ScenarioAborted as exc:
         result.verdict, result.reason = ERROR, f"{exc} (in step '{run.current.name if run.current else '?'}')"
     except (BootTimeout, QemuExited, QmpError) as exc:
-        _aborted(exc, result, obs, run, out)
+        aborted(exc, result, obs, run, out)
     except HarnessError as exc:
         result.verdict, result.reason = ERROR, str(exc)
     model_checks, predicted = _model(scn, kernel, run.config, spec, obs, out)
@@ -210,7 +196,7 @@ def _unbootable(scn: Scenario, kernel: BuiltKernel, config: dict[str, str] | Non
 def _boot_and_run(scn: Scenario, kernel: BuiltKernel, spec: MachineSpec, out: Path,
                   on_boot: Callable[[Machine, QmpClient], None] | None,
                   on_step: Callable[[Step], None] | None, result: ScenarioResult,
-                  obs: Observations, run: _Progress) -> None:
+                  obs: Observations, run: Progress) -> None:
     """Boot, set up, run the steps; whatever ends the run early is raised
     (_attempt turns it into the verdict), with the console and the harts
     kept in obs while the machine is still there."""
@@ -227,7 +213,7 @@ def _boot_and_run(scn: Scenario, kernel: BuiltKernel, spec: MachineSpec, out: Pa
 
 def _set_up(scn: Scenario, kernel: BuiltKernel, machine: Machine, qmp: QmpClient,
             on_boot: Callable[[Machine, QmpClient], None] | None, result: ScenarioResult,
-            obs: Observations, run: _Progress) -> None:
+            obs: Observations, run: Progress) -> None:
     """The booted guest, before the first step: the step context, what the
     guest says of itself, every CPU online, the kernel config if the image
     had none (_Skipped when it lacks what the scenario requires)."""
@@ -262,7 +248,7 @@ def _set_up(scn: Scenario, kernel: BuiltKernel, machine: Machine, qmp: QmpClient
 
 
 def _run_steps(scn: Scenario, on_step: Callable[[Step], None] | None, result: ScenarioResult,
-               obs: Observations, run: _Progress) -> None:
+               obs: Observations, run: Progress) -> None:
     """Each step in turn, its record in obs and its own check in result;
     ScenarioEnded when a step ends the scenario on purpose."""
     live = run.live
@@ -286,48 +272,6 @@ def _run_steps(scn: Scenario, on_step: Callable[[Step], None] | None, result: Sc
                          "detail": rec.detail["ends_scenario"]}
             raise ScenarioEnded(rec.detail["ends_scenario"])
     run.current = None
-
-
-def _crashed(exc: GuestCrashed, result: ScenarioResult, obs: Observations, run: _Progress) -> None:
-    current = run.current
-    if current is not None:
-        obs.ended = {"step": current.name, "how": "crashed", "detail": exc.title}
-    if current is not None and STEP_TYPES[current.kind].crashes(current.args):
-        # The crash the step asked for: record it, stop, and let the
-        # expectations judge the report.
-        obs.steps[current.name] = StepRecord(current.name, current.kind, run.step_start, len(obs.console),
-                                             0.0, sorted(run.online), detail={"crashed": exc.title})
-    else:
-        where = f"in step '{current.name}'" if current else "while booting"
-        result.verdict, result.reason = FAIL, f"kernel crashed {where}: {exc.title}"
-        result.checks.append(CheckResult("kernel did not crash", FAIL, "no panic or oops",
-                                         f"{exc.title}\n{exc.text[-4000:]}",
-                                         current.name if current else None))
-
-
-def _hung(exc: ConsoleTimeout, result: ScenarioResult, obs: Observations, run: _Progress) -> None:
-    current = run.current
-    if current is not None:
-        obs.ended = {"step": current.name, "how": "hung", "detail": str(exc)}
-    result.verdict = FAIL
-    result.reason = f"guest hung in step '{current.name if current else '?'}': {exc}"
-    if run.hang_vcpus:
-        result.reason += f"; vCPUs: {run.hang_vcpus}"
-    result.checks.append(CheckResult("guest responded", FAIL, "every step completes",
-                                     f"{exc}\nvCPUs (QMP, after the timeout): {run.hang_vcpus}\n"
-                                     f"{exc.excerpt[-2000:]}",
-                                     current.name if current else None))
-
-
-def _aborted(exc: BootTimeout | QemuExited | QmpError, result: ScenarioResult, obs: Observations,
-             run: _Progress, out: Path) -> None:
-    current = run.current
-    if current is not None:
-        obs.ended = {"step": current.name, "how": "aborted", "detail": str(exc)}
-    where = f" in step '{current.name}'" if current else ""
-    result.verdict, result.reason = ERROR, f"{exc}{where}"
-    if isinstance(exc, QmpConnectionLost) or "exited" in str(exc):
-        result.reason += f"; console log kept: {out / 'console.log'}"
 
 
 def _finished(result: ScenarioResult, obs: Observations, t0: float) -> None:

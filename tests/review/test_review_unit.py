@@ -113,6 +113,23 @@ def test_a_scenario_that_always_skips_voids_only_its_own_checks() -> None:
 
 # ------------------------------------------------------------------ attribution
 
+def test_a_crash_is_placed_on_prefixes_that_pass() -> None:
+    """"kernel did not crash" exists only in runs that crashed: on a prefix
+    that passes, its absence is its pass (before: every such prefix was
+    unjudgeable and the crash's attribution "ambiguous")."""
+    delta = ab.CheckDelta("s: kernel did not crash", (3, 0), (0, 3), ab_counts.NEW)
+    change = attribute.change_of_check(delta, repeats=3)
+    crashed = SuiteRun(1, {"s: kernel did not crash": FAIL, "s: check": "error"})
+    clean = SuiteRun(2, {"s: check": PASS})
+    skipped = SuiteRun(3, {}, skipped="s: not on this arch", unjudged={"s": "skipped: not on this arch"})
+    assert change.b_like(crashed) is True
+    assert change.b_like(clean) is False
+    assert change.b_like(skipped) is None
+    # An ordinary check missing from a run still says nothing.
+    other = attribute.change_of_check(ab.CheckDelta("s: counter", (3, 0), (0, 3), ab_counts.NEW), repeats=3)
+    assert other.b_like(SuiteRun(4, {"s: kernel did not crash": FAIL})) is None
+
+
 def test_first_showing_bisects() -> None:
     for n in range(1, 33):
         for t in range(1, n + 1):
