@@ -8,19 +8,25 @@ import io
 import re
 from typing import Any
 
-import matplotlib
+from harness.outputs.results import SavedRun
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from harness.outputs.results import SavedRun  # noqa: E402
-
-plt.rcParams.update({"font.size": 9, "svg.fonttype": "none", "figure.dpi": 96})
 _TS = re.compile(r"^\[\s*(\d+\.\d+)\]")
 OK, BAD, GREY = "#2e7d32", "#c62828", "#9e9e9e"
 
 
+def _plt() -> Any:
+    """matplotlib.pyplot on the Agg backend, configured once."""
+    import matplotlib  # heavy: matplotlib takes about 0.3 s to load, only report.html needs it
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # heavy: as above
+
+    plt.rcParams.update({"font.size": 9, "svg.fonttype": "none", "figure.dpi": 96})
+    return plt
+
+
 def _svg(fig) -> str:
+    plt = _plt()
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight")
     plt.close(fig)
@@ -44,6 +50,7 @@ def hotplug_latencies(run: SavedRun) -> list[float]:
 
 def latency_plot(series: dict[str, list[float]], bound_ms: float | None, title: str) -> str:
     """One strip of points per kernel, with the bound as a red line."""
+    plt = _plt()
     fig, ax = plt.subplots(figsize=(7.5, 0.7 + 0.55 * len(series)))
     names = list(series)
     for i, name in enumerate(names):
@@ -147,6 +154,7 @@ def _label(r: tuple[int, int | None]) -> str:
 def heatmap(pair: dict[str, Any]) -> str:
     """Side by side: what the scenario expects (when it says), what the model
     predicts, what was observed; an observed cell outside either is red."""
+    plt = _plt()
     rows, cpus = pair["rows"], pair["cpus"]
     exp = [[pair["expected"][r].get(c, (0, None)) for c in cpus] for r in rows]
     obs = [[pair["observed"][r][c] for c in cpus] for r in rows]
@@ -210,6 +218,7 @@ def timeline_events(run: SavedRun) -> dict[str, list]:
 
 
 def timeline(run: SavedRun) -> str | None:
+    plt = _plt()
     ev = timeline_events(run)
     if not ev["steps"] and not ev["qmp"]:
         return None
