@@ -10,14 +10,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from harness.commands.bisect import RUN_ABORT, cmd_bisect, cmd_bisect_run
+from harness.commands.build import cmd_build
+from harness.commands.check import cmd_check
 from harness.commands.common import out_dir
 from harness.commands.explain import cmd_explain
+from harness.commands.fetch import cmd_fetch
 from harness.commands.matrix import cmd_matrix
 from harness.commands.merge import cmd_merge
-from harness.commands.parallel_run import cmd_worker, resumed
+from harness.commands.parallel_run import resumed
 from harness.commands.review import cmd_review
-from harness.commands.run import cmd_build, cmd_check, cmd_fetch, cmd_run
+from harness.commands.run import cmd_run
 from harness.commands.show import cmd_show
+from harness.commands.worker import cmd_worker
 from harness.core import internal_error
 from harness.core.arch import ARCHES
 from harness.core.errors import EXIT_ERROR, HarnessError

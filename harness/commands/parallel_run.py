@@ -72,14 +72,6 @@ def execute(args, command: str, scenarios: list[Scenario], sources: list[Recipe 
     return results
 
 
-def cmd_worker(args: argparse.Namespace) -> int:
-    if not (args.scheduler or args.scheduler_file):
-        raise InputError(None, "worker: give the scheduler's address (tcp://HOST:8786) or --scheduler-file")
-    if args.slots < 1:
-        raise InputError(None, f"worker: --slots must be at least 1, got {args.slots}")
-    return cluster.run_worker(args.scheduler, args.scheduler_file, args.slots, args.name, args.host)
-
-
 def resumed(args: argparse.Namespace, parse: Callable[[list[str]], argparse.Namespace]) -> argparse.Namespace:
     """run/matrix --resume OUT: the arguments of the run in OUT, with this
     command's choice of engine (-j, --cluster, --scheduler-file)."""

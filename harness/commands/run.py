@@ -9,12 +9,12 @@ from harness.commands import parallel_run as parallel
 from harness.commands.common import display_for, load_scenarios, out_dir
 from harness.core.arch import ARCHES
 from harness.core.errors import EXIT_ERROR, EXIT_FAIL, EXIT_NOTHING_RAN, EXIT_OK, InputError
-from harness.core.paths import REPO_ROOT, cache_dir
+from harness.core.paths import REPO_ROOT
 from harness.expect.checks import ERROR, FAIL, SKIP
-from harness.kernel import debs, kbuild, kernelimage
+from harness.kernel import kbuild, kernelimage
 from harness.run import session
 from harness.scenario import parse as scenario
-from harness.scenario import preflight, selection
+from harness.scenario import selection
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -68,28 +68,3 @@ def list_plan(args: argparse.Namespace, scenarios: list[scenario.Scenario]) -> i
     return EXIT_OK
 
 
-def cmd_check(args: argparse.Namespace) -> int:
-    recipes = [Path(k) for k in args.kernel] or ([session.DEFAULT_RECIPE] if args.patch else [])
-    for recipe in preflight.load_recipes(recipes, [Path(p) for p in args.patch]):
-        print(f"ok    {recipe.path}: {recipe.name}, {len(recipe.patches)} patches")
-    for scn in load_scenarios(args.paths):
-        print(f"ok    {scn.path}: {scn.name}, {len(scn.steps)} steps, {len(scn.expect)} expectations")
-    return EXIT_OK
-
-
-def cmd_build(args: argparse.Namespace) -> int:
-    display = display_for(args)
-    recipe = session.recipes([args.recipe], args.patch, args.tree)[0]
-    built = kbuild.build(recipe, progress=display.say, monitor=display)
-    print(built.image)
-    return EXIT_OK
-
-
-def cmd_fetch(args: argparse.Namespace) -> int:
-    display = display_for(args)
-    wanted = [("linux-source-6.12", "all")] + [("busybox-static", a.deb_arch) for a in ARCHES.values()]
-    for name, arch in wanted:
-        with display.fetching(f"{name}:{arch}", cache_dir() / "debs"):
-            pkg = debs.fetch(name, arch)
-        print(f"{pkg.name}:{pkg.arch} {pkg.version} {pkg.path}")
-    return EXIT_OK
