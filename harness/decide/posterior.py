@@ -34,8 +34,16 @@ Count = tuple[int, int]          # (failed, runs)
 
 @dataclass(frozen=True)
 class Priors:
-    # p_good: mostly near 0 (mean 1/20); p_bad: anything (uniform).
-    good: tuple[float, float] = (1.0, 19.0)
+    """Beta priors of the two failure rates. p_bad: anything (uniform).
+    p_good, the false-failure rate of a good kernel: Beta(2, 18), mean 10%
+    and little mass at 0. Measured with bench/decide's simulator (1,500
+    histories of 16 commits each): with Beta(1, 19), searches stopping at
+    >= 0.95 were right 93.2% of the time at p_bad 0.3, p_good 0.05 and 94.6%
+    at p_good 0 (overconfident, since a fixed rate is not what the prior
+    draws from); with Beta(2, 18), 95.3% and 96.3%, for about 37% more
+    boots. When the rates are drawn from the prior itself both are
+    calibrated (96.3%, 96.0%), as a Bayesian posterior must be."""
+    good: tuple[float, float] = (2.0, 18.0)
     bad: tuple[float, float] = (1.0, 1.0)
 
 
