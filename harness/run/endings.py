@@ -63,25 +63,33 @@ def hung(exc: ConsoleTimeout, result: ScenarioResult, obs: Observations, run: Pr
                                      current.name if current else None))
 
 
-# The kernel's banner: once it is on the console, the guest ran, and what
-# happens after (silence, a reset, a power-off) is the kernel's doing.
+# The kernel's banner: once it is on the console, the guest ran.
 LINUX_BANNER = "Linux version "
+# kernel/reboot.c (pr_fmt "reboot: "): the kernel's own words as it resets,
+# halts or powers the machine off, which under -no-reboot ends QEMU.
+KERNEL_STOPS = ("reboot: Restarting system", "reboot: Power down", "reboot: System halted")
 
 
 def _guest_caused(exc: BootTimeout | QemuExited | QmpError, obs: Observations, out: Path) -> bool:
     """Whether the guest, not the host, ended the run. Infrastructure is
     what the harness can show is the host's: QEMU that could not start (no
     kernel banner on the console), QEMU killed by a signal nobody in the
-    guest could send (retried by run_scenario), a QMP failure while QEMU
-    lives. A boot that printed the banner and never reached the shell, or a
-    QEMU that exited by itself (a reset or power-off under -no-reboot that
-    no step asked for), is the kernel's."""
+    guest could send (retried by run_scenario), QMP lost while QEMU lives.
+    The kernel's: a boot that printed the banner and never reached the
+    shell, and a QEMU that stopped because the guest reset, halted or
+    powered off (its reboot line on the console, or QEMU's SHUTDOWN/RESET
+    event with guest: true), which no step asked for."""
     if obs.qemu_died_of_signal is not None:
         return False
-    if isinstance(exc, QmpError) and not isinstance(exc, QmpConnectionLost):
-        return False
     log = out / "console.log"
-    return log.exists() and LINUX_BANNER in log.read_text(errors="replace")
+    console = log.read_text(errors="replace") if log.exists() else ""
+    if LINUX_BANNER not in console:
+        return False
+    if isinstance(exc, BootTimeout):
+        return True
+    asked = any(e.get("event") in ("SHUTDOWN", "RESET") and (e.get("data") or {}).get("guest")
+                for e in obs.qmp_events)
+    return asked or any(line in console for line in KERNEL_STOPS)
 
 
 def aborted(exc: BootTimeout | QemuExited | QmpError, result: ScenarioResult, obs: Observations,
