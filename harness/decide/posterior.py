@@ -107,14 +107,6 @@ def gains(counts: Sequence[Count], priors: Priors = Priors(), first: int = 0) ->
     return _entropy(post) - (q * h_fail + (1.0 - q) * h_ok)
 
 
-def fail_chance(counts: Sequence[Count], i: int, priors: Priors = Priors(), first: int = 0) -> float:
-    """Predictive chance that the next run of commit i fails."""
-    post = _normalise(_log_likelihood(counts, priors, first))
-    good_f, good_r, bad_f, bad_r = _sides(counts, priors)
-    mean = np.where(i >= np.arange(len(counts)), bad_f / bad_r, good_f / good_r)
-    return float((post * mean).sum())
-
-
 @dataclass
 class Search:
     """The state of one Bayesian bisection: counts per commit, the next

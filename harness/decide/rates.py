@@ -17,7 +17,6 @@ approximations:
   with every check that simply passes.
 - `tarone_holm(ps, min_ps, alpha)`: Holm's step-down over the checks that
   Tarone's rule keeps: family-wise error <= alpha over all checks.
-- `wilson(failed, runs)`: a confidence interval of one failure rate.
 - `detectable_rise(...)`: the smallest true failure rate of B that a
   comparison at this level would have reported with the given power."""
 from __future__ import annotations
@@ -27,12 +26,6 @@ from functools import lru_cache
 from typing import Sequence
 
 Count = tuple[int, int]          # (failed, runs)
-
-
-def _stats():  # scipy.stats loads in about 0.5 s: only when a rate is compared
-    from scipy import stats  # heavy: scipy
-
-    return stats
 
 
 def _hyper_sf(k: int, total_runs: int, b_runs: int, failures: int) -> float:
@@ -99,14 +92,6 @@ def tarone_holm(ps: Sequence[float], min_ps: Sequence[float], alpha: float) -> l
         else:
             break
     return reject
-
-
-def wilson(failed: int, runs: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a failure rate (scipy's binomtest)."""
-    if runs == 0:
-        return 0.0, 1.0
-    ci = _stats().binomtest(failed, runs).proportion_ci(confidence_level=confidence, method="wilson")
-    return float(ci.low), float(ci.high)
 
 
 def _pmf(k: int, n: int, p: float) -> float:
