@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.core.arch import RISCV64
+from harness.core.arch import ARM64, RISCV64
 from harness.guest.vcpu_probe import KDB, KERNEL, KGDB_ROUNDUP, classify
 from harness.parsers.symbolize import SystemMap
 
@@ -48,3 +48,20 @@ def test_a_rounded_up_cpu_is_not_kdb() -> None:
 
 def test_a_function_after_kdb_code_is_kernel() -> None:
     assert where(0xffffffff8006a110, 0xffffffff8006a120) == KERNEL
+
+
+# arm64: the UART read helper, under kdb's poll and under the ordinary
+# transmit path (the PCs of the CI rehearsal's probe, 2026-12-07).
+ARM64_MAP = SystemMap.parse("""\
+ffff8000801b9868 t pl011_read
+ffff8000801b9898 t pl011_get_poll_char
+ffff8000801b9cdc t pl011_tx_char
+ffff8000801b9d30 t pl011_tx_chars
+""")
+
+
+def test_pl011_read_is_kdb_only_under_its_poll() -> None:
+    tx = classify(0xffff8000801b9888, 0xffff8000801b9d28, ARM64_MAP, ARM64)      # pl011_read <- pl011_tx_char
+    poll = classify(0xffff8000801b9888, 0xffff8000801b98b0, ARM64_MAP, ARM64)    # pl011_read <- pl011_get_poll_char
+    assert tx.location == KERNEL
+    assert poll.location == KDB
