@@ -52,8 +52,13 @@ def _marker(text: str) -> str:
 
 
 def start_pattern(seq: int) -> str:
-    """The start sentinel of command seq, as printed by rvh_r."""
-    return _marker(f"@RVHS{seq}@") + r"\r*\n"
+    """The start sentinel of command seq, as printed by rvh_r. A kernel line
+    can land between its last '@' and its newline too: the command's own
+    printk ("Fair server disabled in CPU 1, ...", written at once by the
+    echo into sched/fair_server) did, and the step was called a hang
+    (hotplug-online-latency [without-csd-lock-diagnostics], CI rehearsal
+    2026-12-07)."""
+    return _marker(f"@RVHS{seq}@") + _KMSG_GAP + r"\r*\n"
 
 
 def end_pattern(seq: int) -> str:

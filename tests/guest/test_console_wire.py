@@ -185,3 +185,25 @@ def test_sentinels_survive_kernel_lines_printed_inside_them(tmp_path: Path) -> N
             child.close(force=True)
     assert r.status == 13
     assert r.output == "out one\nout two\n" and "rcu_sched" in r.raw
+
+
+def test_start_sentinel_survives_a_kernel_line_before_its_newline(tmp_path: Path) -> None:
+    """The console of that run, cut down: the command's own printk came
+    between the start sentinel and its newline."""
+    import pexpect
+
+    from harness.guest.console import Console, Pending
+    from harness.guest.transcript import Transcript
+
+    kmsg = "[    0.879411][   T41] Fair server disabled in CPU 1, system may crash due to starvation.\r\n"
+    transcript = tmp_path / "t.txt"
+    transcript.write_text("@RVHS3@" + kmsg + "\r\n@RVHE3:0@\r\n")
+    with open(tmp_path / "console.log", "w") as fh:
+        child = pexpect.spawn("cat", [str(transcript)], encoding="utf-8", timeout=None)
+        try:
+            child.logfile_read = tee = Transcript(fh)
+            con = Console(child, tee, ["cat"], tmp_path / "console.log")
+            r = con.finish(Pending("x", 3, 0, time.monotonic()), 5)
+        finally:
+            child.close(force=True)
+    assert r.status == 0 and r.output == ""
