@@ -162,27 +162,32 @@ def test_rejected_command_is_a_scenario_error_with_the_shells_message(default_ke
     assert "syntax error" in log and "not reached" not in log.replace("printf 'echo not reached", "")
 
 
-def test_sentinels_survive_kernel_lines_printed_inside_them(tmp_path: Path) -> None:
-    # The kernel writes its console lines straight to the UART, between two
-    # batches of the shell's output: a line can land inside a sentinel.
-    # Played back by a real process through pexpect, as QEMU's console is.
+def _played_back(tmp_path: Path, text: str, seq: int, timeout: float):
+    """The console result of command seq when the guest's console printed
+    text: played back by a real process through pexpect, as QEMU's console is."""
     import pexpect
 
     from harness.guest.console import Console, Pending
     from harness.guest.transcript import Transcript
 
-    kmsg = "[   12.345678][    C1] rcu: INFO: rcu_sched self-detected stall on CPU\r\n"
     transcript = tmp_path / "t.txt"
-    transcript.write_text("@RVH" + kmsg + "S5@\r\nout one\r\n" + kmsg + "out two\r\n"
-                          "@RVHE5" + kmsg + ":1" + kmsg + "3@\r\n")
+    transcript.write_text(text)
     with open(tmp_path / "console.log", "w") as fh:
         child = pexpect.spawn("cat", [str(transcript)], encoding="utf-8", timeout=None)
         try:
             child.logfile_read = tee = Transcript(fh)
             con = Console(child, tee, ["cat"], tmp_path / "console.log")
-            r = con.finish(Pending("x", 5, 0, time.monotonic()), 10)
+            return con.finish(Pending("x", seq, 0, time.monotonic()), timeout)
         finally:
             child.close(force=True)
+
+
+def test_sentinels_survive_kernel_lines_printed_inside_them(tmp_path: Path) -> None:
+    # The kernel writes its console lines straight to the UART, between two
+    # batches of the shell's output: a line can land inside a sentinel.
+    kmsg = "[   12.345678][    C1] rcu: INFO: rcu_sched self-detected stall on CPU\r\n"
+    r = _played_back(tmp_path, "@RVH" + kmsg + "S5@\r\nout one\r\n" + kmsg + "out two\r\n"
+                     "@RVHE5" + kmsg + ":1" + kmsg + "3@\r\n", 5, 10)
     assert r.status == 13
     assert r.output == "out one\nout two\n" and "rcu_sched" in r.raw
 
@@ -190,20 +195,6 @@ def test_sentinels_survive_kernel_lines_printed_inside_them(tmp_path: Path) -> N
 def test_start_sentinel_survives_a_kernel_line_before_its_newline(tmp_path: Path) -> None:
     """The console of that run, cut down: the command's own printk came
     between the start sentinel and its newline."""
-    import pexpect
-
-    from harness.guest.console import Console, Pending
-    from harness.guest.transcript import Transcript
-
     kmsg = "[    0.879411][   T41] Fair server disabled in CPU 1, system may crash due to starvation.\r\n"
-    transcript = tmp_path / "t.txt"
-    transcript.write_text("@RVHS3@" + kmsg + "\r\n@RVHE3:0@\r\n")
-    with open(tmp_path / "console.log", "w") as fh:
-        child = pexpect.spawn("cat", [str(transcript)], encoding="utf-8", timeout=None)
-        try:
-            child.logfile_read = tee = Transcript(fh)
-            con = Console(child, tee, ["cat"], tmp_path / "console.log")
-            r = con.finish(Pending("x", 3, 0, time.monotonic()), 5)
-        finally:
-            child.close(force=True)
+    r = _played_back(tmp_path, "@RVHS3@" + kmsg + "\r\n@RVHE3:0@\r\n", 3, 5)
     assert r.status == 0 and r.output == ""
