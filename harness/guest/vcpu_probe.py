@@ -29,7 +29,7 @@ LKDTM = "lkdtm"                # an LKDTM crash point
 KGDB_ROUNDUP = "kgdb-roundup"  # a secondary CPU held by kgdb_cpu_enter()
 KDB = "kdb"                    # the CPU kdb runs on, polling the console for input
 SMP_CALL = "smp-call"          # waiting for a cross call (kernel/smp.c csd_lock_wait)
-CPU_STOP = "cpu-stop"          # stopped by IPI_CPU_STOP: ipi_stop()'s WFI loop (after a panic)
+CPU_STOP = "cpu-stop"          # stopped by IPI_CPU_STOP: ipi_stop()/local_cpu_stop()'s WFI loop (after a panic)
 PANIC = "panic"                # the CPU running panic() (its final delay loop)
 KERNEL = "kernel"              # anywhere else in the kernel
 UNKNOWN = "unknown"            # a kernel address System.map does not cover
@@ -67,7 +67,11 @@ LOCATIONS: tuple[tuple[str, re.Pattern[str]], ...] = (
 # `j +0x48` at +0x4c) the PC is the return address of that call (the wfi) or
 # the jump right after it, with ra still pointing at the wfi. Measured after
 # a panic: PC handle_IPI+0x4c, ra handle_IPI+0x48 on every stopped CPU.
-_STOP_FN = re.compile(r"^ipi_stop$")
+# arm64 (arch/arm64/kernel/smp.c): IPI_CPU_STOP and IPI_CPU_STOP_NMI both
+# end in local_cpu_stop(), with cpu_park_loop()'s wfe/wfi inlined; measured
+# after a panic: PC local_cpu_stop+0x2c, ra local_cpu_stop+0x10 on every
+# stopped CPU (ipi-stop-panic-stuck-nmi, the CPU the NMI stopped included).
+_STOP_FN = re.compile(r"^(?:ipi_stop|local_cpu_stop)$")
 _IPI_HANDLER = re.compile(r"^handle_IPI$")
 _STOP_LOOP_BYTES = 4                # wfi is 4 bytes: pc - ra is 0 (wfi) or 4 (j)
 # The probe the runner takes when the guest stops answering; scenarios cannot use the label.

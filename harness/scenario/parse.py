@@ -171,7 +171,7 @@ def _parse_step(path: Path, raw: Any, where: Where, index: int, ctx: Ctx,
     ctx.step_names.add(name)
     timeout = float(f.get("timeout", NUM, 30.0))
     vf.positive(timeout, f.at("timeout"), ctx)
-    label = args.get("probe") if kind == "kdb" else args["label"] if kind == "vcpus" else None
+    label = args.get("probe") if kind in ("kdb", "panic") else args["label"] if kind == "vcpus" else None
     if label is not None:
         if label in ctx.probe_labels:
             raise f.at(kind).error(f"duplicate probe label '{label}'")

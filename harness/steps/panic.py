@@ -1,10 +1,12 @@
-"""A guest panic driven from outside (pvpanic path): the scenario ends with it."""
+"""A guest panic driven from outside (pvpanic path): the scenario ends with it,
+optionally after a vCPU probe of the stopped machine."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from harness.expect.observations import Observations, StepRecord
 from harness.guest import faults
+from harness.guest import vcpu_probe
 from harness.model.prediction import REFUSED, Prediction
 from harness.model.state import Span
 from harness.model.timing import DUR_BACKGROUND
@@ -19,6 +21,13 @@ if TYPE_CHECKING:
 def execute(live: StepContext, step: Step, rec: StepRecord, obs: Observations, online: set[int]) -> None:
     a = step.args
     rec.detail.update(faults.panic(live.fault, a["cpu"], step.timeout))
+    if a["probe"]:
+        # GUEST_PANICKED comes from a panic notifier, after smp_send_stop()
+        # has returned: the probe sees which CPUs the stop reached, whatever
+        # the kernel printed about it (QEMU runs on: -action panic=none).
+        rec.detail["probe"] = a["probe"]
+        obs.probes[a["probe"]] = vcpu_probe.probe(live.qmp, a["probe"], live.system_map, live.arch,
+                                                 live.fault.harts, 3)
     rec.detail["ends_scenario"] = "the guest panicked, as the step asked"
 
 
@@ -35,7 +44,7 @@ def transition(m: Model, p: Prediction, a: dict, step: Step) -> Span:
     if not cands:
         return DUR_BACKGROUND
     p.facts["panic:event"] = ("QEMU reports GUEST_PANICKED (pvpanic)", True)
-    return m.branch(p, cands, lambda q, c: m.panic(q, c, "dumptest", leave_kdb=True))
+    return m.branch(p, cands, lambda q, c: m.panic(q, c, "dumptest", leave_kdb=True, probe=bool(a.get("probe"))))
 
 
 STEP = StepType(
@@ -43,7 +52,9 @@ STEP = StepType(
     shorthand="cpu",
     fields={
         "cpu": (int, False, None, v.cpu),
+        "probe": (str, False, None, None),
     },
     execute=execute,
     transition=transition,
+    needs=lambda a: frozenset({"harts"}) if a.get("probe") else frozenset(),
 )
