@@ -25,6 +25,7 @@ from harness.commands.worker import cmd_worker
 from harness.core import internal_error
 from harness.core.arch import ARCHES
 from harness.core.errors import EXIT_ERROR, HarnessError
+from harness.decide.compare import Design
 
 if TYPE_CHECKING:
     pass
@@ -83,6 +84,9 @@ def _add_run(sub: Subparsers) -> None:
     r.add_argument("--model-only", action="store_true",
                    help="judge by the reference model's claims alone (the scenarios' own expectations "
                         "are not evaluated)")
+    r.add_argument("--flaky", choices=("pass", "fail"), default="pass",
+                   help="exit status of a scenario that passed only on a retry (FLAKY; default pass: "
+                        "exit 0, shown as FLAKY)")
     parallel_opts(r)
     verbosity(r)
     r.set_defaults(func=cmd_run)
@@ -172,8 +176,16 @@ def _add_bisect_run(sub: Subparsers) -> None:
 
 
 def _add_review(sub: Subparsers) -> None:
-    rv = sub.add_parser("review", help="test a patch series against its base, A/B with repeats, and say "
-                                       "which patch changes what (exit 0 nothing new fails, 1 something does)")
+    rv = sub.add_parser("review", help="test a patch series against its base, A/B in rounds, and say "
+                                       "which patch changes what",
+                        description="Runs the base (A) and base + series (B) in rounds: every scenario once a "
+                                    "side, then 4 more runs a side of the scenarios whose checks are still "
+                                    "undecided, up to --repeats. Each check is SAME, DIFFERENT or UNKNOWN by "
+                                    "Fisher's exact test with Holm over the checks and alpha split over the "
+                                    "rounds (docs/review.md).",
+                        epilog="exit status: 0 SAME or better; 1 DIFFERENT for the worse (or the series does "
+                               "not build); 2 bad input or a harness error; 3 UNKNOWN within the budget; "
+                               "5 nothing ran")
     rv.add_argument("series", metavar="SERIES",
                     help="an mbox (git format-patch --stdout, b4 am, a whole thread), a directory of "
                          ".patch files, or BASE..TIP in --tree")
@@ -183,7 +195,10 @@ def _add_review(sub: Subparsers) -> None:
                     help="the base: a recipe (default kernels/default.yaml); with --tree its config and patches")
     rv.add_argument("--tree", metavar="DIR", help="a kernel git tree (never modified); needs --base or a range")
     rv.add_argument("--base", metavar="REV", help="with --tree: the commit the series applies to")
-    rv.add_argument("--repeats", type=int, default=3, metavar="N", help="runs per kernel (default 3)")
+    rv.add_argument("--repeats", type=int, default=Design.max_runs, metavar="N",
+                    help=f"the budget: at most N runs a side of each scenario (default {Design.max_runs})")
+    rv.add_argument("--alpha", type=float, default=Design.alpha, metavar="P",
+                    help=f"family-wise false-positive rate over every check and round (default {Design.alpha})")
     rv.add_argument("--version", type=int, metavar="N",
                     help="the series version to test when the mbox holds several (default the newest)")
     rv.add_argument("--email", action="store_true", help="also write OUT/reply.eml, a reply to the cover letter")

@@ -27,7 +27,7 @@ from harness.commands.common import display_for, load_scenarios, out_dir
 from harness.core import hostcmd
 from harness.core.errors import EXIT_FAIL, EXIT_OK
 from harness.core.paths import REPO_ROOT
-from harness.expect.checks import ERROR, EXPECTATION, FAIL, MODEL, NOT_COMPARED, PASS, SKIP
+from harness.expect.checks import ERROR, EXPECTATION, FAIL, FLAKY, MODEL, NOT_COMPARED, PASS, SKIP
 from harness.expect.result import ScenarioResult
 from harness.kernel import kbuild
 from harness.kernel.recipe import load_recipe
@@ -88,7 +88,7 @@ class MatrixCell:
         if self.model_only:
             return self.model_holds
         if self.wanted == "named":
-            ok = self.verdict == PASS or (self.verdict == FAIL and set(self.failed) == set(self.named))
+            ok = self.verdict in (PASS, FLAKY) or (self.verdict == FAIL and set(self.failed) == set(self.named))
         else:
             ok = self.verdict == self.wanted
         return ok and self.model_holds

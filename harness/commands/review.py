@@ -1,6 +1,7 @@
-"""rvharness review: check the input, build A and B, run them interleaved,
-classify, attribute, write the outputs, and say the exit code (0 nothing new
-failed, 1 something did, 2 bad input or a base that does not build)."""
+"""rvharness review: check the input, build A and B, run them in rounds until
+every check is decided (harness/review/ab.py), attribute, write the outputs,
+and say the exit code: 0 SAME or better, 1 DIFFERENT for the worse, 2 bad
+input or a base that does not build, 3 UNKNOWN within the budget."""
 from __future__ import annotations
 
 import argparse
@@ -15,6 +16,7 @@ from typing import Callable
 from harness.core.errors import HarnessError, InputError
 from harness.core.paths import REPO_ROOT
 from harness.decide import ab_counts
+from harness.decide.compare import Design
 from harness.kernel import initramfs, kbuild
 from harness.kernel.gitbuild import GitTree, check_recipe_source
 from harness.kernel.recipe import load_recipe
@@ -26,7 +28,7 @@ from harness.run import repeats
 from harness.scenario import archskip, preflight
 
 DEFAULT_RECIPE = REPO_ROOT / "kernels" / "default.yaml"
-EXIT_OK, EXIT_NEW, EXIT_ERROR = 0, 1, 2
+EXIT_OK, EXIT_NEW, EXIT_ERROR, EXIT_UNKNOWN = 0, 1, 2, 3
 
 
 class BaseBroken(HarnessError):
@@ -49,8 +51,11 @@ def _config_hash(kernel: kbuild.BuiltKernel) -> str:
 
 
 def plan(params: ReviewParams, out: Path, say: Callable[[str], None]) -> Plan:
-    if params.repeats < 1:
-        raise InputError(None, f"--repeats {params.repeats}: expected at least 1")
+    if params.repeats < 2:
+        raise InputError(None, f"--repeats {params.repeats}: expected at least 2 (runs a side per scenario, "
+                               "the budget; a side with fewer judged runs is UNKNOWN)")
+    if not 0 < params.alpha < 1:
+        raise InputError(None, f"--alpha {params.alpha}: expected a false-positive rate between 0 and 1")
     if params.jobs < 1:
         raise InputError(None, f"-j {params.jobs}: expected at least 1")
     recipe = load_recipe(Path(params.kernel) if params.kernel else DEFAULT_RECIPE)
@@ -133,8 +138,9 @@ def review(params: ReviewParams, out: Path, say: Callable[[str], None] = print,
         stats.wall_seconds = time.monotonic() - t0
         return rv
     initrd = initramfs.build(builder.recipe.arch) if run_once is None else Path("/dev/null")
-    ca, cb = ab.interleave(p.scenarios, a.kernel, b.kernel, initrd, out / "runs", params.repeats, counted, say)
-    cmp = ab.compare(ca, cb)
+    design = Design(alpha=params.alpha, max_runs=params.repeats)
+    ca, cb, cmp = ab.rounds(p.scenarios, a.kernel, b.kernel, initrd, out / "runs", design,
+                            _round_runner(run_once, params.jobs, stats), say)
     # Nothing to compare: every run broke outside the kernel (QEMU, QMP, the host).
     if not cmp.a_judged:
         raise BaseBroken(f"no run of the base said anything about the kernel: {cmp.a_infra[0] if cmp.a_infra else '?'}"
@@ -146,7 +152,7 @@ def review(params: ReviewParams, out: Path, say: Callable[[str], None] = print,
                                   out=out / "runs", run_once=counted, say=say)
     if n > 1 and (cmp.of(ab_counts.NEW, ab_counts.FIXED) or cmp.new_titles):
         say("attributing each change to a patch (bisecting the prefixes)…")
-    stats.prefixes_asked = attribute.attribute(cmp, n, judge if n > 1 else None, params.repeats)
+    stats.prefixes_asked = attribute.attribute(cmp, n, judge if n > 1 else None, design.max_runs)
     (out / "runs.json").write_text(json.dumps({"A": [r.to_json() for r in ca.runs],
                                                "B": [r.to_json() for r in cb.runs],
                                                "prefixes": {f"{k}:{s}": [r.to_json() for r in rs]
@@ -169,6 +175,22 @@ class _RoleBuilder:
 
     def base_text(self) -> str:
         return self._inner.base_text()
+
+
+def _round_runner(run_once: Callable[..., repeats.SuiteRun] | None, jobs: int, stats: Stats) -> ab.RunRound:
+    """One round on one kernel: with -j N every run of it side by side in
+    one Dask LocalCluster (repeats.run_many), else one run after another."""
+    def run_round(scenarios, kernel, initrd, out, indices, label) -> list[repeats.SuiteRun]:
+        t = time.monotonic()
+        if run_once is None and jobs > 1:
+            runs = repeats.run_many(scenarios, kernel, initrd, out, indices, label, jobs)
+        else:
+            one = run_once or repeats.run_once
+            runs = [one(scenarios, kernel, initrd, out, i, label=label) for i in indices]
+        stats.boots += len(scenarios) * len(indices)
+        stats.boot_seconds += time.monotonic() - t
+        return runs
+    return run_round
 
 
 def _counting(run: Callable[..., repeats.SuiteRun], stats: Stats) -> Callable[..., repeats.SuiteRun]:
@@ -197,14 +219,16 @@ def write_outputs(rv: Review) -> list[Path]:
 def main(params: ReviewParams, out: Path, say: Callable[[str], None] = print) -> int:
     rv = review(params, out, say)
     write_outputs(rv)
-    print(f"{'NEW FAILURES' if rv.regressed else 'no new failures'}: {rv.headline()}")
+    d = rv.cmp.design
+    print(f"{rv.verdict}: {rv.headline()} (family-wise alpha {d.alpha:g} over every check and round; "
+          f"{rv.stats.boots} boots; exit {rv.exit_code})")
     print(f"review: {out / 'review.md'}")
-    return EXIT_NEW if rv.regressed else EXIT_OK
+    return rv.exit_code
 
 
 def cmd_review(args: argparse.Namespace) -> int:
 
     params = ReviewParams(series=args.series, scenarios=tuple(args.scenarios), kernel=args.kernel, tree=args.tree,
-                    base=args.base, repeats=args.repeats, version=args.version, email=args.email,
-                    jobs=args.jobs)
+                    base=args.base, repeats=args.repeats, alpha=args.alpha, version=args.version,
+                    email=args.email, jobs=args.jobs)
     return main(params, Path(args.out))

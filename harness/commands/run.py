@@ -10,7 +10,7 @@ from harness.commands.common import display_for, load_scenarios, out_dir
 from harness.core.arch import ARCHES
 from harness.core.errors import EXIT_ERROR, EXIT_FAIL, EXIT_NOTHING_RAN, EXIT_OK, InputError
 from harness.core.paths import REPO_ROOT
-from harness.expect.checks import ERROR, FAIL, SKIP
+from harness.expect.checks import ERROR, FAIL, FLAKY, SKIP
 from harness.kernel import kbuild, kernelimage
 from harness.run import session
 from harness.scenario import parse as scenario
@@ -32,19 +32,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     junit = Path(args.junit) if args.junit else out / "junit.xml"
     if parallel.wanted(args):
         return exit_code(parallel.execute(args, "run", scenarios, session.kernel_sources(args, display),
-                                          False, out, junit, display))
+                                          False, out, junit, display), flaky_fails=getattr(args, "flaky", "pass") == "fail")
     kernels = session.kernels(args, display)
     results = session.run_all(scenarios, kernels, out, Path(args.junit) if args.junit else out / "junit.xml",
                               display, follow=args.follow, model_only=args.model_only)
-    return exit_code(results)
+    return exit_code(results, flaky_fails=getattr(args, "flaky", "pass") == "fail")
 
 
-def exit_code(results: list) -> int:
+def exit_code(results: list, flaky_fails: bool = False) -> int:
     """2 when the harness could not judge something, 1 when a kernel failed
-    a check, 5 when every scenario was skipped (no check ran), else 0."""
+    a check (or, with --flaky fail, passed only on a retry), 5 when every
+    scenario was skipped (no check ran), else 0."""
     if any(r.verdict == ERROR for r in results):
         return EXIT_ERROR
-    if any(r.verdict == FAIL for r in results):
+    if any(r.verdict == FAIL for r in results) or (flaky_fails and any(r.verdict == FLAKY for r in results)):
         return EXIT_FAIL
     if results and all(r.verdict == SKIP for r in results):
         print("rvharness: every scenario was skipped: no check ran", file=sys.stderr)

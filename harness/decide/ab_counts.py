@@ -1,51 +1,34 @@
-"""A check's change between two kernels from its (passed, failed) counts on
-each: its class (new failure, fixed, still failing, flaky, unchanged) and
-Fisher's one-sided p-value under "no change". review/ab.py compares a
-base with base + series through these."""
+"""A check's class in a review, from its decision (harness/decide/compare.py)
+and its counts on each side: what review.md, JUnit, the mail and patchwork
+group it under. The decision alone says SAME, DIFFERENT or UNKNOWN; the
+class adds the direction and, for SAME, whether the check fails at all.
+
+Before the decision core a check mixed on the base was "flaky" whatever the
+series did, and one failure in three runs with the series was a "new
+failure" (bench/decide keeps that rule as "today" for comparison)."""
 from __future__ import annotations
 
+from harness.decide.compare import DIFFERENT, SAME, CheckVerdict
+
 NEW, FIXED, STILL, FLAKY, UNCHANGED = "new failure", "fixed", "still failing", "flaky", "unchanged"
+UNDECIDED = "undecided"
+LEANS_BETTER = "leans better"     # UNKNOWN, but a rise is ruled out: "SAME or better", exit 0
+CLASSES = (NEW, FIXED, UNDECIDED, LEANS_BETTER, STILL, FLAKY, UNCHANGED)
 
 
-def classify(a: tuple[int, int], b: tuple[int, int]) -> str:
-    """Class of one check from its (passed, failed) counts on A and on B.
-    A mixed on A is flaky whatever B did: the base alone does not decide it."""
-    (ap, af), (bp, bf) = a, b
-    if ap and af:
-        return FLAKY
-    if af and not ap:          # A always fails
-        return FIXED if bp else STILL
-    if not af and bf:          # A never fails (or never ran the check)
-        return NEW
-    return UNCHANGED
-
-
-def fisher_p(a: tuple[int, int], b: tuple[int, int], cls: str) -> float | None:
-    """One-sided p-value under 'no change': the chance that runs of one and
-    the same kernel split at least this lopsidedly between A and B."""
-    from scipy.stats import fisher_exact  # heavy: scipy loads in about 0.5 s, only review needs it
-    (ap, af), (bp, bf) = a, b
-    if cls == NEW:
-        alternative = "greater"       # B fails more: odds (ap*bf)/(af*bp) > 1
-    elif cls == FIXED:
-        alternative = "less"
-    else:
-        return None
-    if ap + af == 0 or bp + bf == 0:
-        return None
-    return float(fisher_exact([[ap, af], [bp, bf]], alternative=alternative).pvalue)
-
-
-def significance_text(a: tuple[int, int], b: tuple[int, int], cls: str, p: float | None) -> str:
-    (ap, af), (bp, bf) = a, b
-    if p is None:
-        return ""
-    what = "failed" if cls == NEW else "passed"
-    bn, an = (bf, af) if cls == NEW else (bp, ap)
-    odds = f"1 in {1 / p:.0f}" if p > 0 else "0"
-    # 1/20 from 3 of 3 against 0 of 3 comes out as 0.05000000000000001.
-    strength = ("significant at 5%" if p <= 0.05 + 1e-12 else
-                "not significant at 5%: more repeats would tell")
-    return (f"{what} in {bn}/{bp + bf} runs with the series and {an}/{ap + af} on the base; were the "
-            f"series to change nothing, a split at least this lopsided would come with probability "
-            f"{p:.3g} ({odds}; Fisher's exact test, one-sided), {strength}")
+def classify(v: CheckVerdict) -> str:
+    """NEW and FIXED are DIFFERENT (worse, better); UNDECIDED is UNKNOWN
+    (LEANS_BETTER when only a lean better keeps it from SAME);
+    SAME is STILL (fails in every run on both sides), FLAKY (fails in some
+    runs, at a rate the test could not tell apart) or UNCHANGED (never
+    fails)."""
+    if v.outcome == DIFFERENT:
+        return NEW if v.worse else FIXED
+    if v.outcome != SAME:
+        return LEANS_BETTER if v.worse_ruled_out else UNDECIDED
+    (af, an), (bf, bn) = v.a, v.b
+    if af + bf == 0:
+        return UNCHANGED
+    if af == an and bf == bn:
+        return STILL
+    return FLAKY

@@ -11,6 +11,7 @@ from harness.expect.verdicts import (
     ERROR,
     EXPECTATION,
     FAIL,
+    FLAKY,
     MODEL,
     NOT_COMPARED,
     PASS,
@@ -19,7 +20,7 @@ from harness.expect.verdicts import (
 )
 from harness.scenario.types import Expectation
 
-__all__ = ["ERROR", "EXPECTATION", "FAIL", "MODEL", "NOT_COMPARED", "PASS", "SKIP",
+__all__ = ["ERROR", "EXPECTATION", "FAIL", "FLAKY", "MODEL", "NOT_COMPARED", "PASS", "SKIP",
            "CheckResult", "evaluate", "expected_of"]
 
 

@@ -30,6 +30,13 @@ class ScenarioResult:
     # Of boot_retries, the runs whose QEMU died of someone else's signal (run
     # again). Last: a resumed run rebuilds results from cells/*.json by position.
     infra_retries: int = 0
+    # The console logs of the attempts a retry replaced (names in artifacts).
+    retried_logs: list[str] = field(default_factory=list)
+
+    @property
+    def bringup_retries(self) -> int:
+        """Boots tried again because a CPU missed bring-up (not QEMU deaths)."""
+        return self.boot_retries - self.infra_retries
 
     def counts(self) -> dict[str, tuple[int, int]]:
         """(passed, judged) per origin; not-compared claims are not judged."""

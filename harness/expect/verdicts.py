@@ -6,6 +6,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 PASS, FAIL, SKIP, ERROR = "pass", "fail", "skip", "error"
+# A scenario that passed only on a retry (a boot where a CPU missed bring-up,
+# or a QEMU that died of someone else's signal): both attempts' evidence is
+# kept, and `run` exits 0 for it unless --flaky fail.
+FLAKY = "flaky"
 # A claim the kernel's output could not be compared with: shown with its
 # reason, counted neither as passed nor as failed.
 NOT_COMPARED = "not-compared"

@@ -23,9 +23,10 @@ import re
 from collections.abc import Iterable, Mapping
 
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
+from junitparser.junitparser import Result as _JResult
 from junitparser.junitparser import SystemOut
 
-from harness.expect.checks import ERROR, FAIL, SKIP
+from harness.expect.checks import ERROR, FAIL, FLAKY, SKIP
 from harness.outputs.lines import origin_counts
 from harness.outputs.results import EXPECTATION, MODEL, SavedRun
 
@@ -72,6 +73,20 @@ def failure(message: str, text: str | None = None) -> Failure:
 def error(message: str, text: str | None = None) -> Error:
     """An <error>: the check could not be judged."""
     res = Error(message)
+    if text is not None:
+        res.text = text
+    return res
+
+
+class RerunFailure(_JResult):
+    """<rerunFailure>: an attempt that failed before a retry passed (the
+    xunit schema's element; Jenkins and Maven Surefire read a testcase that
+    holds one and no <failure> as flaky)."""
+    _tag = "rerunFailure"
+
+
+def rerun_failure(message: str, text: str | None = None) -> RerunFailure:
+    res = RerunFailure(message)
     if text is not None:
         res.text = text
     return res
@@ -228,6 +243,12 @@ def _suite(run: SavedRun, console_chars: int, failure_chars: int) -> TestSuite:
     model = _model_case(run, base, failure_chars)
     if model is not None:
         cases.append(model)
+    if run.verdict == FLAKY:
+        kept = sorted(p.name for p in run.artifacts.glob("console-*.log")) if run.artifacts else []
+        retried = testcase("passed on a retry", f"{base}.attempts", 0.0)
+        retried.append(rerun_failure(clean(run.reason.splitlines()[0][:500] if run.reason else "retried"),
+                                     clean("earlier attempts' console logs: " + (", ".join(kept) or "-"))))
+        cases.append(retried)
     out = attachment(run)
     if run.verdict in (FAIL, ERROR) and run.console:
         out += "\n" + _console_tail(run, console_chars)

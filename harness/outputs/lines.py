@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Iterable, TextIO
 
-from harness.expect.checks import ERROR, FAIL, PASS, SKIP
+from harness.expect.checks import ERROR, FAIL, FLAKY, PASS, SKIP
 from harness.outputs.results import EXPECTATION, MODEL, SavedRun, origin
 
 if TYPE_CHECKING:
     from harness.expect.result import ScenarioResult
 
-_LABEL = {PASS: "PASS", FAIL: "FAIL", SKIP: "SKIP", ERROR: "ERROR"}
+_LABEL = {PASS: "PASS", FAIL: "FAIL", SKIP: "SKIP", ERROR: "ERROR", FLAKY: "FLAKY"}
 NOT_COMPARED = "not-compared"     # a model claim the kernel's output cannot settle
 
 
@@ -61,15 +61,19 @@ def print_result(r: "ScenarioResult | SavedRun", out: TextIO) -> None:
         print(f"      {c['verdict']}: {c['name']}{step}: expected {c['expected']}; observed {observed}",
               file=out)
     log = r.console_log
-    if r.verdict in (FAIL, ERROR) and log is not None and log.exists():
+    if r.verdict in (FAIL, ERROR, FLAKY) and log is not None and log.exists():
         print(f"      console log: {log}", file=out)
+    if r.verdict == FLAKY and r.artifacts is not None:
+        for kept in sorted(r.artifacts.glob("console-*.log")):
+            print(f"      retried attempt's console log: {kept}", file=out)
 
 
 def summary_line(results: Iterable["ScenarioResult | SavedRun"]) -> str:
     results = list(results)
     n = Counter(r.verdict for r in results)
     checks = [c for r in results for c in _checks(r)]
-    line = (f"{n[PASS]} passed, {n[FAIL]} failed, {n[SKIP]} skipped, {n[ERROR]} errors; "
+    flaky = f"{n[FLAKY]} flaky (passed only on a retry), " if n[FLAKY] else ""
+    line = (f"{n[PASS]} passed, {flaky}{n[FAIL]} failed, {n[SKIP]} skipped, {n[ERROR]} errors; "
             f"{origin_counts(checks)}")
     retried = sum(getattr(r, "boot_retries", 0) > 0 for r in results)
     if retried:

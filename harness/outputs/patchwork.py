@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.decide.ab_counts import FIXED, NEW
+from harness.decide.ab_counts import FIXED, NEW, UNDECIDED
 from harness.review.record import Review
 
 CONTEXT = "rvharness"
@@ -29,15 +29,20 @@ def check_for(rv: Review, k: int) -> dict:
         state, desc = "warning", f"not tested: the build breaks at patch {rv.build_break[0]}/{rv.n}"
     elif new:
         first = new[0].name if hasattr(new[0], "name") else f"report: {new[0].title}"
-        state, desc = "fail", f"{len(new)} new failure{'s' * (len(new) != 1)} brought by this patch: {first}"
+        p = min(x.verdict.p for x in new if x.verdict) if any(x.verdict for x in new) else None
+        state, desc = "fail", (f"{len(new)} new failure{'s' * (len(new) != 1)} brought by this patch"
+                               f"{f' (p = {p:.2g})' if p is not None else ''}: {first}")
     elif unplaced:
         state, desc = "warning", (f"{len(unplaced)} new failure(s) in the series could not be placed on "
                                   "one patch")
+    elif cmp.undecided:
+        state, desc = "warning", (f"undecided: {len(cmp.of(UNDECIDED))} checks neither SAME nor DIFFERENT "
+                                  f"within {cmp.design.max_runs} runs a side (alpha {cmp.design.alpha:g})")
     elif fixed:
-        state, desc = "success", f"fixes {len(fixed)} check{'s' * (len(fixed) != 1)}, nothing new fails"
+        state, desc = "success", f"fixes {len(fixed)} check{'s' * (len(fixed) != 1)}, nothing worse"
     else:
-        state, desc = "success", (f"no new failure: {len(cmp.checks)} checks, {cmp.a_judged}+{cmp.b_judged} "
-                                  "runs base/series")
+        state, desc = "success", (f"SAME: {len(cmp.checks)} checks, {cmp.a_judged}+{cmp.b_judged} "
+                                  f"runs base/series, alpha {cmp.design.alpha:g}")
     return {"state": state, "target_url": url, "context": CONTEXT, "description": desc[:DESCRIPTION_MAX]}
 
 

@@ -1,8 +1,9 @@
 """--email: the review as a reply to the series' cover letter (or to patch
 1 when there is none): In-Reply-To and References from the series'
 message-ids, a "Re:" subject, review.md as the body, and the tags: a
-Tested-by only when nothing new failed; Reported-by and Closes, as the
-0-day bot writes them, when something did."""
+Tested-by only when every check is decided and none is worse (exit 0);
+Reported-by and Closes, as the 0-day bot writes them, when one is worse;
+neither while something is undecided (exit 3)."""
 from __future__ import annotations
 
 import email.policy
@@ -23,8 +24,10 @@ def subject(rv: Review) -> str:
 
 
 def tags(rv: Review) -> list[str]:
-    if not rv.regressed:
+    if rv.exit_code == 0:
         return [f"Tested-by: {IDENTITY}"]
+    if not rv.regressed:
+        return []
     url = (rv.out / "review.md").resolve().as_uri()
     return ["If you fix this in a new version of the series, kindly add:",
             f"| Reported-by: {IDENTITY}", f"| Closes: {url}"]

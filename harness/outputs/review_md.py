@@ -7,7 +7,7 @@ from __future__ import annotations
 import textwrap
 from collections import defaultdict
 
-from harness.decide.ab_counts import FIXED, FLAKY, NEW, STILL, UNCHANGED
+from harness.decide.ab_counts import FIXED, FLAKY, LEANS_BETTER, NEW, STILL, UNCHANGED, UNDECIDED
 from harness.review.ab import CheckDelta
 from harness.review.record import Review
 
@@ -60,7 +60,7 @@ def _model_lines(rv: Review, checks: list[CheckDelta]) -> list[str]:
 def render(rv: Review) -> str:
     s, cmp = rv.series, rv.cmp
     lines = [f"rvharness review of \"{s.subject}\" (v{s.version}, {rv.n} patch{'es' * (rv.n != 1)}): "
-             f"{rv.headline()}."]
+             f"{rv.verdict}: {rv.headline()}."]
     if s.note:
         lines += _wrap(s.note[0].upper() + s.note[1:] + ".", "")
     if rv.build_break is not None:
@@ -71,7 +71,7 @@ def render(rv: Review) -> str:
     own_new = [c for c in cmp.of(NEW) if not c.model]
     model_new = [c for c in cmp.of(NEW) if c.model]
     if own_new:
-        lines += _heading("New failures (pass on the base, fail with the series)")
+        lines += _heading("New failures (DIFFERENT: fail more often with the series)")
         lines += _check_lines(rv, own_new)
     if cmp.new_titles:
         lines += _heading("New kernel reports (seen with the series, never on the base)")
@@ -79,30 +79,36 @@ def render(rv: Review) -> str:
             lines += ["", f"{rv.patch_label(patch)}:"]
             for t in group:
                 lines.append(f"- {t.title}")
-                lines += _wrap(f"in {t.b}/{cmp.b_judged} runs with the series, 0/{cmp.a_judged} on the base; "
-                               f"scenarios: {', '.join(t.scenarios) or '-'}")
+                lines += _wrap(f"in {t.b}/{cmp.b_judged} runs with the series, {t.a}/{cmp.a_judged} on the "
+                               f"base; {t.verdict.text() if t.verdict else ''}; scenarios: "
+                               f"{', '.join(t.scenarios) or '-'}")
     if model_new:
         lines += _heading("New disagreements with the reference model")
-        lines += _wrap("The model predicts the base's kernel; these claims held on the base and "
-                       "fail with the series.", "")
+        lines += _wrap("The model predicts the base's kernel; these claims fail more often with the "
+                       "series (DIFFERENT, worse).", "")
         lines += _model_lines(rv, model_new)
     fixed = cmp.of(FIXED)
     if fixed:
-        lines += _heading("Fixed (fail on the base, pass with the series)")
+        lines += _heading("Fixed (DIFFERENT: fail less often with the series)")
         lines += _check_lines(rv, [c for c in fixed if not c.model])
         if any(c.model for c in fixed):
             lines += ["", "Model claims that now hold:"] + _model_lines(rv, [c for c in fixed if c.model])
-    gone = [t for t in cmp.titles if t not in cmp.new_titles]
+    lines += _undecided_lines(rv)
+    gone = [t for t in cmp.titles if t.cls == "report gone"]
     if gone:
         lines += _heading("Kernel reports gone with the series")
         lines += [f"- {t.title} (in {t.a}/{cmp.a_judged} runs on the base)" for t in gone]
-    still, flaky = cmp.of(STILL), cmp.of(FLAKY)
-    if still or flaky or cmp.a_infra:
+    still, flaky, leans = cmp.of(STILL), cmp.of(FLAKY), [c for c in cmp.of(LEANS_BETTER) if not c.model]
+    if still or flaky or leans or cmp.a_infra:
         lines += _heading("The base already fails (not blamed on the series)")
         for c in still:
             lines.append(f"- {c.name}: {c.counts_text()}")
         for c in flaky:
-            lines.append(f"- {c.name}: flaky on the base, {c.counts_text()}")
+            lines.append(f"- {c.name}: fails on both sides at rates the runs cannot tell apart, "
+                         f"{c.counts_text()}")
+        for c in leans:
+            lines.append(f"- {c.name}: fails less often with the series, not significantly: "
+                         f"{c.counts_text()}")
         for why in cmp.a_infra:
             lines += _wrap(f"- a run of the base said nothing about the kernel: {why}", "")
     if cmp.b_infra:
@@ -110,19 +116,64 @@ def render(rv: Review) -> str:
         lines += [f"- {why}" for why in cmp.b_infra]
     st = rv.stats
     lines += ["", ""] + _facts(rv)
-    unchanged = cmp.of(UNCHANGED)
     if rv.build_break is None:
-        own = sum(not c.model for c in unchanged)
-        lines += _heading("Unchanged")
-        lines += _wrap(f"{len(unchanged)} check{'s' * (len(unchanged) != 1)} ({own} scenario expectations, "
-                       f"{len(unchanged) - own} model "
-                       f"claims) gave the same result on the base and with the series in every run: "
-                       f"{cmp.a_judged} runs of the base and {cmp.b_judged} with the series, interleaved, "
-                       f"of {len(rv.scenarios)} scenario{'s' * (len(rv.scenarios) != 1)}.", "")
+        lines += _heading("Same")
+        lines += _wrap(_same_text(rv), "")
     lines += ["", f"Work: {len(st.builds)} kernels ({', '.join(f'{k} {v}' for k, v in st.builds.items())}), "
                   f"{st.build_seconds:.0f} s building; {st.boots} boots, {st.boot_seconds:.0f} s running; "
                   f"{st.wall_seconds:.0f} s in all."]
     return "\n".join(lines) + "\n"
+
+
+def _undecided_lines(rv: Review) -> list[str]:
+    cmp = rv.cmp
+    undecided = cmp.of(UNDECIDED)
+    odd_titles = [t for t in cmp.titles if t.cls == "report undecided"]
+    if not undecided and not odd_titles:
+        return []
+    lines = _heading("Undecided (UNKNOWN within the budget)")
+    lines += _wrap(f"Neither SAME nor DIFFERENT after {cmp.rounds} round{'s' * (cmp.rounds != 1)} "
+                   f"(at most {cmp.design.max_runs} runs a side of a scenario): the counts lean, or "
+                   "too few runs were judged. Each says what it would have caught.", "")
+    for c in (c for c in undecided if not c.model):
+        lines.append(f"- {c.name}")
+        lines += _wrap(c.significance + ".")
+    for t in odd_titles:
+        lines.append(f"- report: {t.title}")
+        lines += _wrap((t.verdict.text() if t.verdict else "") + ".")
+    if any(c.model for c in undecided):
+        lines += ["", "Model claims:"] + _model_lines(rv, [c for c in undecided if c.model])
+    return lines
+
+
+def _same_text(rv: Review) -> str:
+    """SAME in one paragraph: how many, and the smallest rise the runs
+    would have caught with 80% probability (the worst over the checks)."""
+    cmp = rv.cmp
+    same = cmp.of(STILL, FLAKY, UNCHANGED)
+    own = sum(not c.model for c in same)
+    runs = sorted(set(cmp.runs_per_scenario.values()))
+    span = f"{runs[0]}" if len(runs) == 1 else f"{runs[0]} to {runs[-1]}" if runs else "0"
+    text = (f"{len(same)} check{'s' * (len(same) != 1)} ({own} scenario checks, {len(same) - own} model "
+            f"claims) are SAME on the base and with the series, with {span} runs a side of each scenario")
+    never = [c for c in same if c.a[1] == 0]
+    worst = max((c.verdict.detectable for c in never if c.verdict and c.verdict.detectable is not None),
+                default=None)
+    if worst is not None:
+        text += (f"; for the {len(never)} that never failed on the base, a rise from 0% to {100 * worst:.0f}% "
+                 "would have been seen with 80% probability" if worst <= 1 else
+                 f"; for some of the {len(never)} that never failed on the base, too few runs were judged "
+                 "for any rise to have been seen with 80% probability")
+    return text + "."
+
+
+def _design_text(rv: Review) -> str:
+    d, cmp = rv.cmp.design, rv.cmp
+    return (f"SAME/DIFFERENT/UNKNOWN per check (Fisher's exact test, one-sided), family-wise alpha "
+            f"{d.alpha:g} over {len(cmp.checks) + len(cmp.titles)} checks and report titles (Holm) and "
+            f"{d.max_rounds} looks (Bonferroni: {d.level:.3g} a look); {cmp.rounds} round"
+            f"{'s' * (cmp.rounds != 1)}: {d.first} run a side of every scenario, then {d.step} more of the "
+            f"undecided ones, at most {d.max_runs}")
 
 
 def _facts(rv: Review) -> list[str]:
@@ -138,7 +189,7 @@ def _facts(rv: Review) -> list[str]:
         ("compiler", rv.compiler),
         ("config", f"sha256 {rv.config_a} (base), {rv.config_b} (series)"),
         ("scenarios", ", ".join(rv.scenarios)),
-        ("repeats", f"{rv.params.repeats} per kernel, interleaved base, series, base, series"),
+        ("decision", _design_text(rv)),
         ("attribution", f"{len(st.prefixes_asked)} of {n_mid} intermediate prefixes tested ({asked})"
                         if n_mid else "one patch, nothing to bisect"),
         ("artifacts", str(rv.out.resolve())),

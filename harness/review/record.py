@@ -6,7 +6,8 @@ import shlex
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from harness.decide.ab_counts import FIXED, FLAKY, NEW, STILL, UNCHANGED
+from harness.decide.ab_counts import CLASSES, FIXED, NEW, UNDECIDED
+from harness.decide.compare import Design
 from harness.review.ab import Comparison
 from harness.review.series import Series
 
@@ -20,7 +21,8 @@ class ReviewParams:
     kernel: str | None = None
     tree: str | None = None
     base: str | None = None
-    repeats: int = 3
+    repeats: int = Design.max_runs   # the budget: runs a side per scenario at most
+    alpha: float = Design.alpha
     version: int | None = None
     email: bool = False
     jobs: int = 1                # VMs at once within each run (-j; harness/parallel)
@@ -35,7 +37,7 @@ class ReviewParams:
             argv += ["--base", self.base]
         if self.version is not None:
             argv += ["--version", str(self.version)]
-        argv += ["--repeats", str(self.repeats)]
+        argv += ["--repeats", str(self.repeats), "--alpha", f"{self.alpha:g}"]
         if self.jobs > 1:
             argv += ["-j", str(self.jobs)]
         argv += [*self.scenarios, "--out", str(out)]
@@ -77,32 +79,52 @@ class Review:
     def regressed(self) -> bool:
         return self.build_break is not None or self.cmp.regressed
 
+    @property
+    def exit_code(self) -> int:
+        """0 SAME or better, 1 DIFFERENT for the worse (or the build breaks),
+        3 UNKNOWN left within the budget."""
+        if self.regressed:
+            return 1
+        return 3 if self.cmp.undecided else 0
+
+    @property
+    def verdict(self) -> str:
+        return {0: "no change for the worse", 1: "DIFFERENT (worse)", 3: "UNKNOWN within the budget"}[self.exit_code]
+
     def patch_label(self, k: int | None) -> str:
         if k is None or not 1 <= k <= self.n:
             return "no single patch (ambiguous)"
         return self.series.patches[k - 1].label
 
-    def counts(self) -> dict[str, int]:
-        out = {c: 0 for c in (NEW, FIXED, STILL, FLAKY, UNCHANGED)}
+    def counts(self, model: bool | None = None) -> dict[str, int]:
+        """Checks per class; model: only model claims (True), only the
+        scenarios' own checks (False), both (None)."""
+        out = {c: 0 for c in CLASSES}
         for c in self.cmp.checks:
-            out[c.cls] += 1
+            if model is None or c.model == model:
+                out[c.cls] += 1
         return out
 
     def headline(self) -> str:
         if self.build_break is not None:
             return f"the series does not build from patch {self.patch_label(self.build_break[0])}"
-        c = self.counts()
+
+        def part(model: bool) -> str:
+            c = self.counts(model)
+            return (f"{c[NEW]} worse, {c[FIXED]} better, {c[UNDECIDED]} undecided of "
+                    f"{sum(c.values())} {'model claims' if model else 'scenario checks'}")
+        parts = [part(False), part(True)]
         new_t = len(self.cmp.new_titles)
-        parts = [f"{c[NEW]} new failure{'s' * (c[NEW] != 1)}", f"{c[FIXED]} fixed"]
         if new_t:
             parts.append(f"{new_t} new kernel report{'s' * (new_t != 1)}")
-        return ", ".join(parts)
+        return "; ".join(parts)
 
     def to_json(self) -> dict:
         s = self.series
         return {"params": asdict(self.params), "out": str(self.out), "base": self.base_text, "arch": self.arch,
                 "compiler": self.compiler, "config_a": self.config_a, "config_b": self.config_b,
-                "scenarios": self.scenarios, "regressed": self.regressed,
+                "scenarios": self.scenarios, "regressed": self.regressed, "exit_code": self.exit_code,
+                "verdict": self.verdict,
                 "build_break": list(self.build_break) if self.build_break else None,
                 "series": {"subject": s.subject, "version": s.version, "author": s.author,
                            "cover_msgid": s.cover_msgid, "base_commit": s.base_commit, "note": s.note,

@@ -56,18 +56,22 @@ class SuiteRun:
     # one scenario that always skips (qmp-nmi on riscv64) does not void the
     # others' checks.
     unjudged: dict[str, str] = field(default_factory=dict)
+    # The scenarios this run ran: review's later rounds run only some.
+    ran: list[str] = field(default_factory=list)
 
     def judged_for(self, scenario: str) -> bool:
         """Whether this run's checks of scenario say something about the
-        kernel. A run made without per-scenario records (unjudged empty)
-        is judged whole, as before."""
-        if self.unjudged:
+        kernel. A run made without per-scenario records (ran and unjudged
+        empty) is judged whole, as before."""
+        if self.ran and scenario not in self.ran:
+            return False
+        if self.unjudged or self.ran:
             return scenario not in self.unjudged
         return not self.infra and not self.skipped
 
     @property
     def judged_any(self) -> bool:
-        return any(self.judged_for(n.split(": ", 1)[0]) for n in self.checks) if self.unjudged else \
+        return any(self.judged_for(n.split(": ", 1)[0]) for n in self.checks) if self.unjudged or self.ran else \
             not self.infra and not self.skipped
 
     @property
@@ -82,13 +86,13 @@ class SuiteRun:
         return {"index": self.index, "failed": self.failed, "titles": self.titles, "infra": self.infra,
                 "skipped": self.skipped, "seconds": round(self.seconds, 1), "artifacts": self.artifacts,
                 "checks": self.checks, "reasons": self.reasons, "infra_retries": self.infra_retries,
-                "unjudged": self.unjudged}
+                "unjudged": self.unjudged, "ran": self.ran}
 
     @classmethod
     def from_json(cls, d: dict) -> "SuiteRun":
         return cls(d["index"], dict(d["checks"]), list(d["titles"]), d["infra"], d["skipped"],
                    d["seconds"], list(d["artifacts"]), list(d.get("reasons", [])), d.get("infra_retries", 0),
-                   dict(d.get("unjudged", {})))
+                   dict(d.get("unjudged", {})), list(d.get("ran", [])))
 
 
 def _titles(console_log: Path | None) -> list[str]:
@@ -163,6 +167,7 @@ def _where(out: Path, label: str | None, kernel: BuiltKernel, scn: Scenario, ind
 def _account(run: SuiteRun, scn: Scenario, where: Path, res) -> None:
     """Add one scenario's result (or the harness error it raised) to run."""
     run.artifacts.append(str(where))
+    run.ran.append(scn.name)
     run.infra_retries += getattr(res, "infra_retries", 0)
     if isinstance(res, HarnessError):
         run.infra = run.infra or f"{scn.name}: {res}".splitlines()[0]
@@ -180,6 +185,11 @@ def _account(run: SuiteRun, scn: Scenario, where: Path, res) -> None:
         return
     for c in res.checks:
         run.checks[f"{scn.name}: {c.name}"] = c.verdict
+    if getattr(res, "bringup_retries", 0):
+        # Every attempt is a sample: a boot that missed bring-up and passed
+        # on the retry counts as a failure of the bring-up check in this run
+        # (the decision core weighs it), never as a clean run.
+        run.checks[f"{scn.name}: all CPUs came online at boot"] = FAIL
     if res.verdict in (FAIL, ERROR):
         run.titles.extend(t for t in _titles(res.console_log) if t not in run.titles)
 

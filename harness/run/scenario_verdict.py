@@ -7,7 +7,18 @@ from __future__ import annotations
 import json
 import re
 
-from harness.expect.checks import ERROR, FAIL, MODEL, NOT_COMPARED, PASS, SKIP, CheckResult, evaluate, expected_of
+from harness.expect.checks import (
+    ERROR,
+    FAIL,
+    FLAKY,
+    MODEL,
+    NOT_COMPARED,
+    PASS,
+    SKIP,
+    CheckResult,
+    evaluate,
+    expected_of,
+)
 from harness.expect.observations import Observations
 from harness.expect.result import ScenarioResult
 from harness.scenario.parse import REPORT_TYPES
@@ -44,6 +55,11 @@ def judge(result: ScenarioResult, scn: Scenario, obs: Observations, model_checks
         note = "boot retried: " + "; ".join(r["reason"] for r in obs.boot_retries)
         result.reason = f"{result.reason}; {note}" if result.reason else note
     result.boot_retries = len(obs.boot_retries)
+    if obs.boot_retries and result.verdict == PASS:
+        # Passed only on a retry: neither a pass nor a kernel failure on its
+        # own. The earlier attempts' console logs stay beside console.log.
+        result.verdict = FLAKY
+        result.retried_logs = [r["console_log"] for r in obs.boot_retries if r.get("console_log")]
     result.model_only = model_only
 
 
@@ -62,7 +78,7 @@ def unexpected_reports(result: ScenarioResult, scn: Scenario, obs: Observations,
                        predicted: list[str], model_only: bool) -> None:
     """List every kernel report the console holds that no expectation names
     and the model does not predict; fail the scenario on them."""
-    if not obs.console or result.verdict not in (PASS, FAIL):
+    if not obs.console or result.verdict not in (PASS, FAIL, FLAKY):
         return
     lines, found = obs.kernel_reports()
     for rep in found:
@@ -81,7 +97,7 @@ def unexpected_reports(result: ScenarioResult, scn: Scenario, obs: Observations,
         result.checks.append(CheckResult("no unexpected kernel report", FAIL,
                                          "every kernel report named by an expectation or predicted by the model",
                                          "; ".join(failing)[:2000]))
-        if result.verdict == PASS:
+        if result.verdict in (PASS, FLAKY):
             result.verdict = FAIL
 
 

@@ -8,7 +8,7 @@ import pytest
 from scipy.stats import fisher_exact
 
 from harness.decide import compare, rates
-from harness.decide.ab_counts import FLAKY, NEW, classify
+from harness.decide.ab_counts import NEW, UNDECIDED, classify
 from harness.decide.posterior import Search, posterior
 
 
@@ -37,18 +37,18 @@ def test_tarone_leaves_out_what_cannot_be_significant() -> None:
 
 
 def test_a_flaky_base_does_not_hide_a_break() -> None:
-    """10% on the base, 100% with the series: the old rule called it flaky."""
-    assert classify((9, 1), (0, 10)) == FLAKY                   # the old rule: (passed, failed)
+    """10% on the base, 100% with the series: the old rule ("mixed on A is
+    flaky whatever B did") called it flaky, exit 0."""
     v = compare.judge({"c": ((1, 10), (10, 10))})["c"]
     assert v.outcome == compare.DIFFERENT and v.direction == compare.WORSE and v.worse
+    assert classify(v) == NEW
     assert compare.exit_code({"c": v}) == 1
 
 
 def test_one_failure_in_three_is_not_a_new_failure() -> None:
-    """p = 0.5: the old rule said NEW and exit 1."""
-    assert classify((3, 0), (2, 1)) == NEW
+    """p = 0.5: the old rule ("never failed on A, failed on B") said NEW and exit 1."""
     v = compare.judge({"c": ((0, 3), (1, 3))})["c"]
-    assert v.outcome == compare.UNKNOWN and not v.worse
+    assert v.outcome == compare.UNKNOWN and not v.worse and classify(v) == UNDECIDED
     assert compare.exit_code({"c": v}) == 3
 
 
@@ -62,15 +62,17 @@ def test_same_states_the_rise_it_would_have_followed_up() -> None:
     assert v.outcome == compare.SAME
     assert v.followup == pytest.approx(0.42)                    # 1 - 0.58^3 >= 0.8
     assert "a rise from 0% to 42% would have been followed up with 80% probability" in v.text()
-    assert compare.with_detectable(v).detectable is None       # 3 runs alone report no rise at 1.25%
+    assert compare.with_detectable(v).detectable is None       # 3 runs alone report no rise at 0.05/3
 
 
 def test_a_deterministic_break_needs_a_second_round() -> None:
     design = compare.Design()
-    first = compare.judge({"c": ((0, 3), (3, 3))}, design)["c"]
-    assert first.outcome == compare.UNKNOWN and first.p == pytest.approx(0.05)
-    second = compare.judge({"c": ((0, 6), (6, 6))}, design)["c"]
-    assert second.worse and compare.decided({"c": second})
+    assert [design.runs_after(k) for k in range(1, design.max_rounds + 1)] == [1, 5, 9]
+    first = compare.judge({"c": ((0, 1), (1, 1))}, design)["c"]
+    assert first.outcome == compare.UNKNOWN and first.p == pytest.approx(0.5)
+    assert compare.next_round({"c": first}, {"s": 1}, lambda _n: ("s",), design) == ["s"]
+    second = compare.judge({"c": ((0, 5), (5, 5))}, design)["c"]
+    assert second.worse and compare.decided({"c": second}) and second.p == pytest.approx(1 / 252)
 
 
 def test_the_false_positive_rate_holds_on_identical_kernels() -> None:
@@ -83,7 +85,7 @@ def test_the_false_positive_rate_holds_on_identical_kernels() -> None:
     for _ in range(2000):
         a = [[rng.random() < p for p in rates_] for _ in range(design.max_runs)]
         b = [[rng.random() < p for p in rates_] for _ in range(design.max_runs)]
-        for n in range(design.step, design.max_runs + 1, design.step):
+        for n in (design.runs_after(k) for k in range(1, design.max_rounds + 1)):
             counts = {str(k): ((sum(r[k] for r in a[:n]), n), (sum(r[k] for r in b[:n]), n))
                       for k in range(len(rates_))}
             v = compare.judge(counts, design)

@@ -21,6 +21,7 @@ from junitparser import Failure, JUnitXml, Skipped
 from harness.core.arch import RISCV64
 from harness.core.errors import InputError
 from harness.decide import ab_counts
+from harness.decide.compare import Design
 from harness.expect.checks import FAIL, PASS
 from harness.kernel.kbuild import BuiltKernel
 from harness.outputs import patchwork, review_junit, review_mail, review_md
@@ -32,38 +33,111 @@ ROOT = Path(__file__).resolve().parents[2]
 XSD = ROOT / "tests/data/junit-10.xsd"
 
 
-# ------------------------------------------------------------------ classification
+# ------------------------------------------------------------------ decisions
+
+def _counts_of(side: tuple[int, int], name: str = "s: c", infra: int = 0) -> Counts:
+    """(passed, failed) runs of one check, and runs voided by infrastructure."""
+    c = Counts()
+    for i in range(side[0] + side[1]):
+        c.add(SuiteRun(i, {name: FAIL if i < side[1] else PASS}, ran=["s"]))
+    for i in range(infra):
+        c.add(SuiteRun(100 + i, {}, infra="s: QEMU died", unjudged={"s": "infrastructure: QEMU died"}, ran=["s"]))
+    return c
+
 
 @pytest.mark.parametrize("a,b,cls", [
-    ((3, 0), (3, 0), ab_counts.UNCHANGED),
-    ((3, 0), (0, 3), ab_counts.NEW),
-    ((3, 0), (2, 1), ab_counts.NEW),
-    ((0, 3), (3, 0), ab_counts.FIXED),
-    ((0, 3), (1, 2), ab_counts.FIXED),
-    ((0, 3), (0, 3), ab_counts.STILL),
-    ((2, 1), (0, 3), ab_counts.FLAKY),
-    ((1, 2), (3, 0), ab_counts.FLAKY),
-    ((0, 0), (0, 3), ab_counts.NEW),         # the check did not run on A at all
-    ((0, 0), (3, 0), ab_counts.UNCHANGED),
+    ((5, 0), (5, 0), ab_counts.UNCHANGED),
+    ((5, 0), (0, 5), ab_counts.NEW),           # p = 1/252 against 0.05/3 a look
+    ((0, 5), (5, 0), ab_counts.FIXED),
+    ((0, 5), (0, 5), ab_counts.STILL),
+    ((9, 1), (0, 10), ab_counts.NEW),          # a flaky base is not a verdict: 10% -> 100% is worse
+    ((2, 1), (0, 3), ab_counts.UNDECIDED),     # before: "flaky", exit 0
+    ((3, 0), (2, 1), ab_counts.UNDECIDED),     # before: "new failure", p = 0.5, exit 1
+    ((3, 0), (0, 3), ab_counts.UNDECIDED),     # p = 0.05 is not below 0.05/3: more runs
+    ((4, 1), (4, 1), ab_counts.FLAKY),
+    ((8, 1), (9, 0), ab_counts.LEANS_BETTER),  # one bring-up miss on the base: no rise, exit 0
 ])
-def test_classify(a, b, cls) -> None:
-    assert ab_counts.classify(a, b) == cls
+def test_decision_from_counts(a, b, cls) -> None:
+    (row,) = ab.compare(_counts_of(a), _counts_of(b)).checks
+    assert row.cls == cls, row.significance
 
 
-def test_fisher_significance() -> None:
-    assert ab_counts.fisher_p((3, 0), (0, 3), ab_counts.NEW) == pytest.approx(1 / 20)
-    assert ab_counts.fisher_p((2, 0), (0, 2), ab_counts.NEW) == pytest.approx(1 / 6)
-    assert ab_counts.fisher_p((0, 3), (3, 0), ab_counts.FIXED) == pytest.approx(1 / 20)
-    assert ab_counts.fisher_p((3, 0), (2, 1), ab_counts.NEW) == pytest.approx(0.5)
-    assert ab_counts.fisher_p((3, 0), (3, 0), ab_counts.UNCHANGED) is None
-    text = ab_counts.significance_text((3, 0), (0, 3), ab_counts.NEW, 0.05)
-    assert "failed in 3/3 runs with the series and 0/3 on the base" in text
-    assert "probability 0.05 (1 in 20; Fisher's exact test, one-sided), significant at 5%" in text
-    p3 = ab_counts.fisher_p((3, 0), (0, 3), ab_counts.NEW)
-    assert ab_counts.significance_text((3, 0), (0, 3), ab_counts.NEW, p3).endswith("significant at 5%")
-    weak = ab_counts.significance_text((2, 0), (0, 2), ab_counts.NEW, 1 / 6)
-    assert "1 in 6" in weak and "not significant at 5%: more repeats would tell" in weak
-    assert "passed in 3/3 runs with the series" in ab_counts.significance_text((0, 3), (3, 0), ab_counts.FIXED, 0.05)
+def test_a_lean_better_continues_but_exits_0() -> None:
+    """A 1/9, B 0/9 (a bring-up miss on the base): a rise is ruled out, so
+    the exit code is "SAME or better", while a real fix not yet significant
+    (A 5/5, B 0/5 beside others) keeps its scenario running to DIFFERENT."""
+    from harness.decide import compare as core
+    cmp = ab.compare(_counts_of((8, 1)), _counts_of((9, 0)))
+    assert not cmp.undecided and core.exit_code(cmp.verdicts) == 0
+    assert "leans better, no rise" in cmp.checks[0].significance
+    assert core.next_round(cmp.verdicts, {"s": 5}, lambda _n: ("s",)) == ["s"]
+
+
+def test_a_barely_tested_side_is_undecided_never_unchanged() -> None:
+    """B: 9 runs voided by infrastructure and 1 judged; before, "unchanged" and exit 0."""
+    cmp = ab.compare(_counts_of((10, 0)), _counts_of((1, 0), infra=9))
+    (row,) = cmp.checks
+    assert (row.cls, row.verdict.outcome) == (ab_counts.UNDECIDED, "UNKNOWN") and cmp.undecided
+    assert "no rise from 0% would have been seen" in row.significance
+
+
+def test_decision_texts_state_p_level_and_what_would_have_been_seen() -> None:
+    cmp = ab.compare(_counts_of((5, 0)), _counts_of((0, 5)))
+    assert cmp.checks[0].significance == ("A 0/5 failed, B 5/5 failed: DIFFERENT (worse), p = 0.004 "
+                                          "(Fisher one-sided, Holm at 0.0167 a look)")
+    same = ab.compare(_counts_of((9, 0)), _counts_of((9, 0))).checks[0]
+    assert same.cls == ab_counts.UNCHANGED
+    assert "with 9 and 9 runs a rise from 0% to " in same.significance and "80% probability" in same.significance
+
+
+def _fake_round(fail: dict[tuple[str, str], float], calls: list):
+    """run_round over scenarios named s0, s1, ...: check 'c' of scenario s
+    fails on side L in a fraction fail[(s, L)] of runs (deterministically
+    spread), else passes."""
+    def run_round(scns, kernel, initrd, out, indices, label):
+        calls.append((label, [s.name for s in scns], list(indices)))
+        runs = []
+        for i in indices:
+            checks = {}
+            for s in scns:
+                rate = fail.get((s.name, label), 0.0)
+                checks[f"{s.name}: c"] = FAIL if (i * rate) % 1 + rate >= 1 - 1e-9 and rate else PASS
+            runs.append(SuiteRun(i, checks, ran=[s.name for s in scns]))
+        return runs
+    return run_round
+
+
+def test_rounds_repeat_only_the_leaning_scenario_until_decided() -> None:
+    """Three scenarios, the series breaks s1 in every run: round 1 runs all
+    three once a side, round 2 only s1 (4 more a side): DIFFERENT, exit 1,
+    14 boots (before: 3 runs of everything a side, 18 boots, and p = 0.05)."""
+    calls: list = []
+    scns = [_scn("s0"), _scn("s1"), _scn("s2")]
+    ca, cb, cmp = ab.rounds(scns, None, None, Path("/dev/null"), Path("/x"), Design(),
+                            _fake_round({("s1", "B"): 1.0}, calls))
+    assert calls == [("A", ["s0", "s1", "s2"], [1]), ("B", ["s0", "s1", "s2"], [1]),
+                     ("A", ["s1"], [2, 3, 4, 5]), ("B", ["s1"], [2, 3, 4, 5])]
+    assert [c.name for c in cmp.of(ab_counts.NEW)] == ["s1: c"] and cmp.regressed
+    assert cmp.runs_per_scenario == {"s0": 1, "s1": 5, "s2": 1} and cmp.rounds == 2
+    assert sum(len(c[1]) * len(c[2]) for c in calls) == 14
+
+
+def test_rounds_with_nothing_changed_end_same_within_the_budget() -> None:
+    calls: list = []
+    _, _, cmp = ab.rounds([_scn("s0"), _scn("s1")], None, None, Path("/dev/null"), Path("/x"), Design(),
+                          _fake_round({}, calls))
+    assert {c.cls for c in cmp.checks} == {ab_counts.UNCHANGED} and not cmp.undecided
+    assert cmp.runs_per_scenario == {"s0": 5, "s1": 5}
+
+
+def test_rounds_stop_undecided_at_the_budget() -> None:
+    """A check at 30% on both sides that keeps leaning: every round is spent,
+    at most max_runs a side, and the answer is UNKNOWN (exit 3), not SAME."""
+    calls: list = []
+    _, _, cmp = ab.rounds([_scn("s0")], None, None, Path("/dev/null"), Path("/x"), Design(max_runs=5),
+                          _fake_round({("s0", "B"): 0.4}, calls))
+    assert cmp.runs_per_scenario == {"s0": 5}
+    assert [c.cls for c in cmp.checks] in ([ab_counts.UNDECIDED], [ab_counts.FLAKY])
 
 
 def _run(i: int, checks: dict[str, str], titles=(), infra: str = "") -> SuiteRun:
@@ -72,23 +146,23 @@ def _run(i: int, checks: dict[str, str], titles=(), infra: str = "") -> SuiteRun
 
 def test_compare_counts_titles_and_base_failures() -> None:
     a, b = Counts(), Counts()
-    for i in (1, 2, 3):
+    for i in range(1, 10):       # 9 a side: three changes share Holm's alpha
         a.add(_run(i, {"s: ok": PASS, "s: broken": PASS, "s: old": FAIL, "s: flaky": FAIL if i == 2 else PASS}))
-        b.add(_run(i, {"s: ok": PASS, "s: broken": FAIL, "s: old": FAIL, "s: flaky": PASS},
+        b.add(_run(i, {"s: ok": PASS, "s: broken": FAIL, "s: old": FAIL, "s: flaky": FAIL if i == 3 else PASS},
                    titles=["WARNING: at foo"]))
-    b.add(_run(4, {}, infra="s: QEMU exited"))
+    b.add(_run(10, {}, infra="s: QEMU exited"))
     # Made only on a crash: failing in every run of A, absent from B.
     for r in a.runs:
         r.checks["s: kernel did not crash"] = FAIL
     cmp = ab.compare(a, b)
     cls = {c.name: c.cls for c in cmp.checks}
-    assert cls == {"s: ok": ab_counts.UNCHANGED, "s: broken": ab_counts.NEW, "s: old": ab_counts.STILL, "s: flaky": ab_counts.FLAKY,
-                   "s: kernel did not crash": ab_counts.FIXED}
+    assert cls == {"s: ok": ab_counts.UNCHANGED, "s: broken": ab_counts.NEW, "s: old": ab_counts.STILL,
+                   "s: flaky": ab_counts.FLAKY, "s: kernel did not crash": ab_counts.FIXED}
     fixed = next(c for c in cmp.checks if c.cls == ab_counts.FIXED)
-    assert (fixed.a, fixed.b) == ((0, 3), (3, 0))
+    assert (fixed.a, fixed.b) == ((0, 9), (9, 0))
     assert [(t.title, t.cls, t.b, t.scenarios) for t in cmp.titles] == [
-        ("WARNING: at foo", ab.NEW_TITLE, 3, ("s",))]
-    assert cmp.regressed and cmp.b_judged == 3 and cmp.b_infra == ["s: QEMU exited"]
+        ("WARNING: at foo", ab.NEW_TITLE, 9, ("s",))]
+    assert cmp.regressed and cmp.b_judged == 9 and cmp.b_infra == ["s: QEMU exited"]
 
 
 def test_a_scenario_that_always_skips_voids_only_its_own_checks() -> None:
@@ -107,7 +181,8 @@ def test_a_scenario_that_always_skips_voids_only_its_own_checks() -> None:
     cmp = ab.compare(a, b)
     assert cmp.a_judged == 3 and cmp.b_judged == 2
     row = next(c for c in cmp.checks if c.name == "s: check")
-    assert (row.a, row.b) == ((3, 0), (0, 2)) and row.cls == ab_counts.NEW
+    # 3 judged runs against 2 decide nothing yet (p = 0.1): the next round runs s again
+    assert (row.a, row.b) == ((3, 0), (0, 2)) and row.cls == ab_counts.UNDECIDED
     assert not any(c.scenario == "qmp-nmi" for c in cmp.checks)
 
 
@@ -396,15 +471,17 @@ def test_review_md_delta_first(tmp_path: Path) -> None:
                             ab.CheckDelta("x: old", (0, 3), (0, 3), ab_counts.STILL)])
     text = review_md.render(rv)
     lines = text.splitlines()
-    assert lines[0] == 'rvharness review of "sub: two changes" (v2, 2 patches): 1 new failure, 0 fixed.'
+    assert lines[0] == ('rvharness review of "sub: two changes" (v2, 2 patches): DIFFERENT (worse): 1 worse, '
+                        '0 better, 0 undecided of 3 scenario checks; 0 worse, 0 better, 0 undecided of 0 model '
+                        'claims.')
     order = [text.index(s) for s in ("New failures", "2/2 sub: change 2:", "- x: a", "The base already fails",
-                                     "- x: old", "\nbase:", "\nreproduce:", "\nUnchanged\n")]
+                                     "- x: old", "\nbase:", "\ndecision:", "\nreproduce:", "\nSame\n")]
     assert order == sorted(order)
     assert "trailers:" in text and "Acked-by: M <m@x> (1/2)" in text
-    assert "rvharness review s.mbox --repeats 3 scenarios/x.yaml --out" in text
+    assert "rvharness review s.mbox --repeats 3 --alpha 0.05 scenarios/x.yaml --out" in text
 
 
 def test_reproduce_command_keeps_jobs(tmp_path: Path) -> None:
     from harness.review.record import ReviewParams
-    assert "--repeats 2 -j 3 a.yaml --out" in ReviewParams("s.mbox", ("a.yaml",), repeats=2, jobs=3).command(tmp_path)
+    assert "--repeats 2 --alpha 0.05 -j 3 a.yaml --out" in ReviewParams("s.mbox", ("a.yaml",), repeats=2, jobs=3).command(tmp_path)
     assert " -j " not in ReviewParams("s.mbox", ("a.yaml",)).command(tmp_path)
