@@ -140,7 +140,9 @@ class Comparison:
 def _scenarios_with(counts: Counts, title: str) -> tuple[str, ...]:
     found: list[str] = []
     for r in counts.judged:
-        if title in r.titles:
+        if r.titles_by_scenario:        # which scenario's console log it was in
+            found += [s for s, ts in r.titles_by_scenario.items() if title in ts and s not in found]
+        elif title in r.titles:
             for name in r.failed:
                 s = name.split(": ", 1)[0]
                 if s not in found:
@@ -204,6 +206,17 @@ def _detectable(a: tuple[int, int], b_runs: int, design: Design) -> float:
     return math.inf if found is None else found        # inf: no rate would have been seen
 
 
+def _seconds(*sides: Counts) -> dict[str, float]:
+    """Scenario -> mean seconds of a run of it so far (the cheapest of equally
+    leaning scenarios runs first)."""
+    spent: dict[str, list[float]] = {}
+    for counts in sides:
+        for r in counts.runs:
+            for s, t in r.durations.items():
+                spent.setdefault(s, []).append(t)
+    return {s: sum(ts) / len(ts) for s, ts in spent.items()}
+
+
 def _title_scenarios(cmp: Comparison) -> dict[str, tuple[str, ...]]:
     return {TITLE_KEY + t.title: t.scenarios for t in cmp.titles}
 
@@ -243,7 +256,11 @@ def rounds(scenarios: Sequence[Scenario], a: BuiltKernel, b: BuiltKernel, initrd
         if core.decided(verdicts):
             break
         scn_of = _title_scenarios(cmp)
-        wanted = set(core.next_round(verdicts, done,
-                                     lambda k: scn_of.get(k) or (k.split(": ", 1)[0],), design))
+        # A scenario one kernel skips every time cannot be judged by more runs.
+        hopeless = {n for n in done if ca.only_skipped(n) or cb.only_skipped(n)}
+
+        def scenarios_of(k: str, m: dict = scn_of, skip: set = hopeless) -> tuple[str, ...]:
+            return tuple(x for x in (m.get(k) or (k.split(": ", 1)[0],)) if x not in skip)
+        wanted = set(core.next_round(verdicts, done, scenarios_of, design, _seconds(ca, cb)))
         todo = [s for s in scenarios if s.name in wanted]
     return ca, cb, cmp

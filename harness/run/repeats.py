@@ -58,6 +58,10 @@ class SuiteRun:
     unjudged: dict[str, str] = field(default_factory=dict)
     # The scenarios this run ran: review's later rounds run only some.
     ran: list[str] = field(default_factory=list)
+    # Scenario -> its seconds in this run (boot included): what a round costs.
+    durations: dict[str, float] = field(default_factory=dict)
+    # Scenario -> the report titles of its console log (failing scenarios only).
+    titles_by_scenario: dict[str, list[str]] = field(default_factory=dict)
 
     def judged_for(self, scenario: str) -> bool:
         """Whether this run's checks of scenario say something about the
@@ -86,13 +90,15 @@ class SuiteRun:
         return {"index": self.index, "failed": self.failed, "titles": self.titles, "infra": self.infra,
                 "skipped": self.skipped, "seconds": round(self.seconds, 1), "artifacts": self.artifacts,
                 "checks": self.checks, "reasons": self.reasons, "infra_retries": self.infra_retries,
-                "unjudged": self.unjudged, "ran": self.ran}
+                "unjudged": self.unjudged, "ran": self.ran, "durations": self.durations,
+                "titles_by_scenario": self.titles_by_scenario}
 
     @classmethod
     def from_json(cls, d: dict) -> "SuiteRun":
         return cls(d["index"], dict(d["checks"]), list(d["titles"]), d["infra"], d["skipped"],
                    d["seconds"], list(d["artifacts"]), list(d.get("reasons", [])), d.get("infra_retries", 0),
-                   dict(d.get("unjudged", {})), list(d.get("ran", [])))
+                   dict(d.get("unjudged", {})), list(d.get("ran", [])), dict(d.get("durations", {})),
+                   {k: list(v) for k, v in d.get("titles_by_scenario", {}).items()})
 
 
 def _titles(console_log: Path | None) -> list[str]:
@@ -168,6 +174,7 @@ def _account(run: SuiteRun, scn: Scenario, where: Path, res) -> None:
     """Add one scenario's result (or the harness error it raised) to run."""
     run.artifacts.append(str(where))
     run.ran.append(scn.name)
+    run.durations[scn.name] = round(float(getattr(res, "seconds", 0.0) or 0.0), 2)
     run.infra_retries += getattr(res, "infra_retries", 0)
     if isinstance(res, HarnessError):
         run.infra = run.infra or f"{scn.name}: {res}".splitlines()[0]
@@ -191,7 +198,9 @@ def _account(run: SuiteRun, scn: Scenario, where: Path, res) -> None:
         # (the decision core weighs it), never as a clean run.
         run.checks[f"{scn.name}: all CPUs came online at boot"] = FAIL
     if res.verdict in (FAIL, ERROR):
-        run.titles.extend(t for t in _titles(res.console_log) if t not in run.titles)
+        found = _titles(res.console_log)
+        run.titles_by_scenario[scn.name] = found
+        run.titles.extend(t for t in found if t not in run.titles)
 
 
 @dataclass
@@ -206,6 +215,12 @@ class Counts:
     def judged(self) -> list[SuiteRun]:
         """Runs that say something about the kernel in at least one scenario."""
         return [r for r in self.runs if r.judged_any]
+
+    def only_skipped(self, scenario: str) -> bool:
+        """Every run of scenario so far was skipped on this kernel (qmp-nmi on
+        riscv64: QEMU refuses inject-nmi): more runs will not judge it."""
+        mine = [r for r in self.runs if scenario in r.ran]
+        return bool(mine) and all(r.unjudged.get(scenario, "").startswith("skipped") for r in mine)
 
     def judged_runs(self, scenario: str) -> int:
         """How many runs judged this scenario (it ran, was not skipped, and

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from harness.expect.observations import Observations, StepRecord
-from harness.guest import faults
-from harness.guest import vcpu_probe
+from harness.guest import faults, vcpu_probe
 from harness.model.prediction import REFUSED, Prediction
 from harness.model.state import Span
 from harness.model.timing import DUR_BACKGROUND

@@ -113,13 +113,50 @@ def test_rounds_repeat_only_the_leaning_scenario_until_decided() -> None:
     14 boots (before: 3 runs of everything a side, 18 boots, and p = 0.05)."""
     calls: list = []
     scns = [_scn("s0"), _scn("s1"), _scn("s2")]
-    ca, cb, cmp = ab.rounds(scns, None, None, Path("/dev/null"), Path("/x"), Design(),
-                            _fake_round({("s1", "B"): 1.0}, calls))
+    _, _, cmp = ab.rounds(scns, None, None, Path("/dev/null"), Path("/x"), Design(),
+                          _fake_round({("s1", "B"): 1.0}, calls))
     assert calls == [("A", ["s0", "s1", "s2"], [1]), ("B", ["s0", "s1", "s2"], [1]),
                      ("A", ["s1"], [2, 3, 4, 5]), ("B", ["s1"], [2, 3, 4, 5])]
     assert [c.name for c in cmp.of(ab_counts.NEW)] == ["s1: c"] and cmp.regressed
     assert cmp.runs_per_scenario == {"s0": 1, "s1": 5, "s2": 1} and cmp.rounds == 2
     assert sum(len(c[1]) * len(c[2]) for c in calls) == 14
+
+
+def test_rounds_focus_on_two_leaning_scenarios_at_a_time() -> None:
+    """A series that breaks every scenario (a removed IPI row fails the
+    model's row claim everywhere): round 2 runs two of them, not all five,
+    and their DIFFERENT ends the review (10 + 16 boots, not 10 + 40)."""
+    calls: list = []
+    scns = [_scn(f"s{i}") for i in range(5)]
+    _, _, cmp = ab.rounds(scns, None, None, Path("/dev/null"), Path("/x"), Design(),
+                          _fake_round({(s.name, "B"): 1.0 for s in scns}, calls))
+    assert [c[1] for c in calls] == [[s.name for s in scns]] * 2 + [["s0", "s1"]] * 2
+    assert cmp.regressed and {c.scenario for c in cmp.of(ab_counts.NEW)} == {"s0", "s1"}
+    assert {c.scenario for c in cmp.of(ab_counts.UNDECIDED)} == {"s2", "s3", "s4"}
+
+
+def test_rounds_do_not_repeat_a_scenario_the_base_always_skips() -> None:
+    """qmp-nmi skips on the riscv64 base (QEMU refuses inject-nmi) but fails
+    with a series that changes a row its model claims name: more runs
+    cannot judge it, so the rounds go to s1, the scenario that can."""
+    calls: list = []
+    inner = _fake_round({("nmi", "B"): 1.0, ("s1", "B"): 1.0}, calls)
+
+    def run_round(scns, kernel, initrd, out, indices, label):
+        runs = inner(scns, kernel, initrd, out, indices, label)
+        for r in runs:
+            if label == "A" and "nmi" in r.ran:
+                del r.checks["nmi: c"]
+                r.unjudged["nmi"] = "skipped: QEMU refused inject-nmi"
+            elif "nmi" in r.ran:          # a report in nmi's console: a title that leans toward nmi
+                r.titles.append("BUG: x")
+                r.titles_by_scenario["nmi"] = ["BUG: x"]
+        return runs
+    # focus 1: without the rule, "nmi" (as lopsided as s1, first by name) would be the one run again
+    _, _, cmp = ab.rounds([_scn("nmi"), _scn("s1")], None, None, Path("/dev/null"), Path("/x"), Design(focus=1),
+                          run_round)
+    assert [c[1] for c in calls[2:]] == [["s1"]] * 2 and cmp.regressed
+    assert cmp.runs_per_scenario == {"nmi": 1, "s1": 5}
 
 
 def test_rounds_with_nothing_changed_end_same_within_the_budget() -> None:
