@@ -281,9 +281,9 @@ def _finished(result: ScenarioResult, obs: Observations, t0: float) -> None:
 
 
 # A boot where a secondary CPU misses the kernel's 1 s bring-up wait is
-# tried once more. Measured: "CPU1: failed to come online" in about 1 boot
-# in 250 on fixed kernels (3 of ~700 logs, always CPU 1, the first hart
-# started; once in CI with no other load). The harness cannot tell a host
+# tried once more. Measured: "CPU1: failed to come online" in 3 of 203 boots
+# at -j 2 (bench/bringup, docs/measurements.md §bringup; earlier about 1 in
+# 250 over ~700 mostly -j 1 logs), always CPU 1, the first hart started. The harness cannot tell a host
 # or firmware race from a kernel bug on one boot, so it boots again, keeps
 # the first console log and says so in the verdict; a kernel that does it
 # twice still fails "all CPUs came online at boot".
