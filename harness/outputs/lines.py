@@ -72,9 +72,11 @@ def summary_line(results: Iterable["ScenarioResult | SavedRun"]) -> str:
     results = list(results)
     n = Counter(r.verdict for r in results)
     checks = [c for r in results for c in _checks(r)]
-    flaky = f"{n[FLAKY]} flaky (passed only on a retry), " if n[FLAKY] else ""
-    line = (f"{n[PASS]} passed, {flaky}{n[FAIL]} failed, {n[SKIP]} skipped, {n[ERROR]} errors; "
+    line = (f"{n[PASS]} passed, {n[FAIL]} failed, {n[SKIP]} skipped, {n[ERROR]} errors; "
             f"{origin_counts(checks)}")
+    if n[FLAKY]:
+        # last, so that scripts reading "N passed, N failed, ..." keep working
+        line += f"; {n[FLAKY]} flaky (passed only on a retry)"
     retried = sum(getattr(r, "boot_retries", 0) > 0 for r in results)
     if retried:
         line += f"; {retried} boot{'s' if retried > 1 else ''} retried"

@@ -45,6 +45,27 @@ def _checks(data: dict, cls: str) -> dict[str, dict]:
     return {c["name"]: c for c in data["comparison"]["checks"] if c["class"] == cls}
 
 
+BRINGUP = "all CPUs came online at boot"
+
+
+def _bringup_noise(c: dict) -> bool:
+    """The bring-up check of a scenario whose boots missed bring-up and passed
+    on the retry: every attempt is a sample, and 3 of 203 boots miss at -j 2
+    (docs/measurements.md §bringup), so a clean review can end UNKNOWN there."""
+    return c["name"].endswith(": " + BRINGUP) and bool(c["a"]["failed"] or c["b"]["failed"])
+
+
+def _exit_0_or_bringup_unknown(proc: subprocess.CompletedProcess, data: dict) -> None:
+    """Exit 0; or exit 3 with the bring-up check of a retried boot the only
+    undecided one (the review says UNKNOWN, as it should, never 1)."""
+    msg = proc.stdout[-3000:] + proc.stderr[-3000:]
+    if proc.returncode == 3:
+        undecided = [c for c in data["comparison"]["checks"] if c["class"] == "undecided"]
+        assert undecided and all(_bringup_noise(c) for c in undecided), msg
+    else:
+        assert proc.returncode == 0, msg
+
+
 # ------------------------------------------------------------------ revert series
 
 @pytest.fixture(scope="session")
@@ -178,7 +199,7 @@ def _tree_state(repo: str) -> tuple:
 
 def test_fix_series_kdb_go_checks_fixed(fix_review: dict, hist: dict) -> None:
     proc, data = fix_review["proc"], fix_review["data"]
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    _exit_0_or_bringup_unknown(proc, data)
     fixed = _checks(data, "fixed")
     assert "kdb-roundup: kdb sees every CPU respond to the round-up" in fixed, sorted(fixed)
     # Leaving kdb with go oopsed on the base: the crash checks go away with the fix.
@@ -215,7 +236,7 @@ def thread_review(hist: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def test_thread_v2_tested_and_trailer_collected(thread_review: dict) -> None:
     proc, data = thread_review["proc"], thread_review["data"]
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    _exit_0_or_bringup_unknown(proc, data)
     s = data["series"]
     assert s["version"] == 2
     assert "v2 tested" in s["note"] and "v1, v2" in s["note"]
@@ -228,19 +249,25 @@ def test_thread_v2_tested_and_trailer_collected(thread_review: dict) -> None:
 
 def test_documentation_only_series_changes_nothing(thread_review: dict) -> None:
     data = thread_review["data"]
-    classes = {c["class"] for c in data["comparison"]["checks"]}
-    assert classes == {"unchanged"}, [c for c in data["comparison"]["checks"] if c["class"] != "unchanged"]
+    checks = [c for c in data["comparison"]["checks"] if not _bringup_noise(c)]
+    classes = {c["class"] for c in checks}
+    assert classes == {"unchanged"}, [c for c in checks if c["class"] != "unchanged"]
     # SAME needs 5 runs a side: one in the first round, four in the second
-    assert data["comparison"]["a_judged"] == data["comparison"]["b_judged"] == 5
+    # (9 when a retried boot's bring-up sample leaned and asked for a third)
+    noisy = len(checks) < len(data["comparison"]["checks"])
+    assert data["comparison"]["a_judged"] == data["comparison"]["b_judged"] in ((5, 9) if noisy else (5,))
     assert data["stats"]["prefixes_asked"] == []
     msg = email.message_from_bytes((thread_review["out"] / "reply.eml").read_bytes(),
                                    policy=email.policy.default)
     assert msg["Subject"] == "Re: [PATCH v2 0/2] Documentation: two notes"
     assert msg["In-Reply-To"] == f"<{rs.msgid_of(thread_review['v2'][0])}>"
     body = msg.get_content()
-    assert "Tested-by: rvharness <rvharness@localhost>" in body and "Reported-by" not in body
     states = {json.loads(f.read_text())["state"] for f in (thread_review["out"] / "patchwork").glob("0*.json")}
-    assert states == {"success"}
+    assert "Reported-by" not in body
+    if thread_review["proc"].returncode == 0:
+        assert "Tested-by: rvharness <rvharness@localhost>" in body and states == {"success"}
+    else:                      # UNKNOWN (bring-up noise): neither tag, patchwork says so
+        assert "Tested-by" not in body and states == {"warning"}
 
 
 # ------------------------------------------------------------------ bad input

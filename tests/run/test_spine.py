@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, RVHARNESS, qemu_pids_mentioning, rvharness
+from helpers import PASSED, ROOT, RVHARNESS, qemu_pids_mentioning, rvharness
 
 from harness.core.arch import RISCV64
 from harness.guest.machine import Machine, MachineSpec
@@ -59,7 +59,8 @@ def test_backtrace_scenario_passes_on_default_kernel(default_kernel, tmp_path: P
     assert obs["snapshots"]["after"]["rows"]["CPU backtrace interrupts"] == {"0": 1, "1": 0, "2": 1, "3": 1}
     verdicts = json.loads((art / "verdicts.json").read_text())
     own = [c for c in verdicts["checks"] if not c["name"].startswith("model: ")]
-    assert verdicts["verdict"] == "pass" and len(own) + 1 == len(cases)
+    # (FLAKY adds the testcase "passed on a retry")
+    assert verdicts["verdict"] in PASSED and len(own) + 1 + (verdicts["verdict"] == "flaky") == len(cases)
     assert (art / "expectations.json").exists()
     assert_no_qemu(out)
 
