@@ -101,12 +101,18 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
     out.mkdir(parents=True, exist_ok=True)
     started = (time.time(), time.monotonic())     # the cell's, over every attempt
     carried = Observations()
+    infra = 0
     for attempt in range(1, RUN_ATTEMPTS + 1):
         result, obs = _attempt(scn, kernel, initrd, out, on_boot, model_only, on_step, carried, started)
         sig = obs.qemu_died_of_signal
-        if (sig is None or result.verdict != ERROR or attempt == RUN_ATTEMPTS
-                or any(c.verdict == FAIL for c in result.checks)):
-            result.infra_retries = attempt - 1
+        missed = _reboot_bringup_miss(obs.console) if result.verdict == FAIL else None
+        last = attempt == RUN_ATTEMPTS
+        if missed is None and (sig is None or result.verdict != ERROR or last
+                               or any(c.verdict == FAIL for c in result.checks)):
+            result.infra_retries = infra
+            return result
+        if last:
+            result.infra_retries = infra
             return result
         kept = out / f"console-rerun{attempt}.log"
         (out / "console.log").replace(kept)
@@ -116,11 +122,38 @@ def run_scenario(scn: Scenario, kernel: BuiltKernel, initrd: Path, out: Path,
             retry["console_log"] = f"console-rerun{attempt}-{old.name.removeprefix('console-')}"
             old.replace(out / retry["console_log"])
         where = f" in step '{obs.ended['step']}'" if obs.ended else ""
-        carried.boot_retries = obs.boot_retries + [{
-            "attempt": attempt, "console_log": kept.name,
-            "reason": f"QEMU died of {_signal_name(sig)}{where}, not sent by the harness; the scenario ran again"}]
+        if missed is not None:
+            retry = {"attempt": attempt, "console_log": kept.name, "cpus": None,
+                     "reason": f"after the guest's reboot{where} {missed}; the scenario ran again"}
+        else:
+            infra += 1
+            retry = {"attempt": attempt, "console_log": kept.name,
+                     "reason": f"QEMU died of {_signal_name(sig)}{where}, not sent by the harness; "
+                               "the scenario ran again"}
+        carried.boot_retries = obs.boot_retries + [retry]
         carried.qemu_spans = obs.qemu_spans
     raise AssertionError("unreachable")
+
+
+# A reboot the scenario asks for boots the kernel again, and that boot can
+# miss SMP bring-up as the first one can (3 of 203 boots at -j 2,
+# docs/measurements.md §bringup): in the CI run of 2026-12-07
+# ipi-stop-reboot [default] came back with 3 of 4 CPUs ("CPU1: failed to come
+# online") and failed. One boot cannot tell host timing from the kernel, so
+# such a run goes once more from a fresh boot, both console logs kept; a pass
+# then is FLAKY, a second miss fails. Only a miss after "reboot: Restarting
+# system": a hotplug online that fails is what hotplug scenarios test.
+_REBOOT = re.compile(r"reboot: Restarting system")
+_MISS = re.compile(r"CPU\d+: failed to come online")
+
+
+def _reboot_bringup_miss(console: str) -> str | None:
+    """The kernel's words when a boot after a guest reboot missed bring-up."""
+    starts = [m.end() for m in _REBOOT.finditer(console)]
+    if not starts:
+        return None
+    m = _MISS.search(console, starts[0])
+    return f"'{m.group(0)}'" if m else None
 
 
 def _signal_name(sig: int) -> str:

@@ -85,3 +85,19 @@ def test_every_attempt_is_a_sample_for_bisect_and_review(tmp_path: Path) -> None
                                      "reason": "QEMU died of signal 9 (SIGKILL), not sent by the harness"}], infra=1)
     repeats._account(killed, res2.scenario, tmp_path, res2)
     assert "s: all CPUs came online at boot" not in killed.checks and killed.judged_for("s")
+
+
+def test_a_bringup_miss_after_the_guests_own_reboot_is_found() -> None:
+    """runner._reboot_bringup_miss on real logs: a scenario's reboot that
+    came back with every CPU says nothing; the same reboot followed by the
+    boot that missed CPU 1 (bench/bringup's, spliced after the reboot line:
+    the CI run's own log was not kept) is the miss the runner retries; a
+    first boot's miss is not (runner._booted retries that one)."""
+    from harness.run.runner import _reboot_bringup_miss
+    data = ROOT / "tests/data/bringup"
+    reboot = (data / "ipi-stop-reboot-default.log").read_text()
+    missed = (data / "boot-cpu1-missed.log").read_text()
+    assert _reboot_bringup_miss(reboot) is None
+    assert _reboot_bringup_miss(missed) is None
+    cut = reboot.index("reboot: Restarting system") + len("reboot: Restarting system\n")
+    assert _reboot_bringup_miss(reboot[:cut] + missed) == "'CPU1: failed to come online'"
