@@ -144,7 +144,10 @@ def _add_explain(sub: Subparsers) -> None:
 
 
 def _add_bisect(sub: Subparsers) -> None:
-    bs = sub.add_parser("bisect", help="find the commit that broke (or, --reverse, fixed) the scenarios")
+    bs = sub.add_parser("bisect", help="find the commit that broke (or, --reverse, fixed) the scenarios",
+                        description="exit 0: a verified culprit with P(culprit) >= --confidence; 1: "
+                                    "inconclusive (the posterior's best commit and its P are printed); "
+                                    "2: bad input, or a bisect that could not go on")
     bs.add_argument("scenarios", nargs="*", metavar="SCENARIO")
     bs.add_argument("--tree", metavar="DIR", help="the kernel git tree (never modified)")
     bs.add_argument("--good", metavar="REV")
@@ -152,8 +155,12 @@ def _add_bisect(sub: Subparsers) -> None:
     bs.add_argument("--kernel", metavar="RECIPE",
                     help="base config, fragments and patches (default kernels/default.yaml without its source)")
     bs.add_argument("--checks", nargs="+", metavar="NAME", help="narrow the failure signature to these checks")
-    bs.add_argument("--confidence", type=float, default=0.95)
-    bs.add_argument("--max-repeats", type=int, default=10, metavar="N")
+    bs.add_argument("--confidence", type=float, default=0.95, metavar="P",
+                    help="the P(culprit) a 'found' needs: the posterior probability, from every run of "
+                         "every commit, that the named commit is the first bad one (default 0.95)")
+    bs.add_argument("--max-repeats", type=int, default=10, metavar="N",
+                    help="runs of one commit at most in a search step and in the verification; the "
+                         "posterior may ask 2 x N x (log2 of the range + 2) more runs in all (default 10)")
     bs.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
                     help="boot up to N runs of one commit at once (in-process Dask LocalCluster)")
     bs.add_argument("--reverse", action="store_true",

@@ -22,6 +22,7 @@ from typing import Callable
 
 from harness.bisect.endpoints import BisectAbort, EndpointChecks
 from harness.bisect.judging import StepJudging
+from harness.bisect.odds import CulpritOdds
 from harness.bisect.search import search
 from harness.bisect.steplog import Resume, StepLog, Tested
 from harness.bisect.verify import CulpritVerification
@@ -69,7 +70,7 @@ class BisectParams:
 
 # ------------------------------------------------------------------ the bisector
 
-class Bisector(EndpointChecks, StepJudging, CulpritVerification, Resume):
+class Bisector(EndpointChecks, StepJudging, CulpritOdds, CulpritVerification, Resume):
     """The real judge of search(): endpoint checks, the search, then the
     culprit's verification, with the step log behind each."""
 
@@ -161,21 +162,51 @@ class Bisector(EndpointChecks, StepJudging, CulpritVerification, Resume):
             return v
 
         self._olds_list, self._new = [old], new
-        res = search(self.tree, old, new, judge, lambda v: v == new_is,
-                     steps_done=lambda: len(self.tested),
-                     infra_count=lambda: sum(t.verdict == INFRA_V for t in self.tested))
-        if res.aborted:
-            raise BisectAbort(res.aborted)
-        out: dict = {"candidates": [self._describe(c) for c in res.candidates]}
-        if len(res.candidates) != 1:
-            out.update(status="inconclusive",
-                       message=f"the first {'fixed' if self.p.reverse else 'bad'} commit is one of "
-                               f"{len(res.candidates)}: " + ", ".join(c[:12] for c in res.candidates)
-                               + " (skipped commits in between could not be tested)")
+        searched: list[str] | None = None
+        if self.deterministic:
+            # git bisect's one-failure-is-bad rule is sound only when the
+            # failing endpoint failed every run; then it is the cheapest
+            # search, and the posterior below checks it.
+            res = search(self.tree, old, new, judge, lambda v: v == new_is,
+                         steps_done=lambda: len(self.tested),
+                         infra_count=lambda: sum(t.verdict == INFRA_V for t in self.tested))
+            if res.aborted:
+                raise BisectAbort(res.aborted)
+            searched = res.candidates
+        # Every run so far into one posterior; more runs where they tell
+        # most. For a failure that does not show every run, this is the search.
+        self._more_runs()
+        odds = self.odds()
+        cands = searched if searched is not None else odds["credible"]
+        out: dict = {"candidates": [self._describe(c) for c in cands], "odds": odds}
+        target = self.p.confidence
+        what = "fixed" if self.p.reverse else "first bad"
+        if odds["p_culprit"] < target:
+            out.update(status="inconclusive", p_culprit=odds["p_culprit"],
+                       message=f"no commit reached P(culprit) >= {target:g}: the most likely "
+                               f"{what} commit is "
+                               f"{odds['culprit'][:12]} with P = {odds['p_culprit']:.3f}, after "
+                               f"{odds['extra_runs']} extra runs (budget {odds['budget']})"
+                               + (f"; the {what} commit is one of {len(cands)}: "
+                                  + ", ".join(c[:12] for c in cands) if len(cands) > 1 else ""))
             return out
-        culprit = res.candidates[0]
+        culprit = odds["culprit"]
         out["culprit"] = self._describe(culprit)
         out.update(self._verify(culprit))
+        if searched is not None and searched != [culprit]:
+            out["flags"].append(f"the search's own verdicts left {', '.join(c[:12] for c in searched)}; "
+                                f"all runs together name {culprit[:12]}")
+        # The verification's runs are evidence too.
+        odds = self.odds()
+        out["odds"], out["p_culprit"] = odds, odds["p_culprit"]
+        if out["status"] == "found" and (odds["culprit"] != culprit or odds["p_culprit"] < target):
+            out["status"] = "inconclusive"
+            mine = next((c["p_culprit"] for c in odds["commits"] if c["commit"] == culprit), 0.0)
+            out["message"] = (f"after verification P({culprit[:12]}) = {mine:.3f}"
+                              f" is below the target {target:g}" +
+                              (f"; most likely now {odds['culprit'][:12]}" if odds["culprit"] != culprit else ""))
+        elif out["status"] == "found":
+            out["message"] += f", P(culprit) = {odds['p_culprit']:.3f}"
         return out
 
     # search() keeps its own state; these mirror it for the progress line.

@@ -67,7 +67,10 @@ def main_bisect(params: BisectParams | None, out: Path, resume: bool, say=None) 
     if result["status"] == "error":
         print(f"rvharness: error: {result.get('message', '')}", file=sys.stderr, flush=True)
     else:
-        print(f"bisect: {result['status']}: {result.get('message', '')}", flush=True)
+        msg = result.get("message", "")
+        if "p_culprit" in result and "P(" not in msg:
+            msg += f" (P(culprit) = {result['p_culprit']:.3f})"
+        print(f"bisect: {result['status']}: {msg}", flush=True)
     return exit_code(result)
 
 

@@ -34,39 +34,70 @@ Count = tuple[int, int]          # (failed, runs)
 
 @dataclass(frozen=True)
 class Priors:
-    """Beta priors of the two failure rates. p_bad: anything (uniform).
-    p_good, the false-failure rate of a good kernel: Beta(2, 18), mean 10%
-    and little mass at 0. Measured with bench/decide's simulator (1,500
-    histories of 16 commits each): with Beta(1, 19), searches stopping at
-    >= 0.95 were right 93.2% of the time at p_bad 0.3, p_good 0.05 and 94.6%
-    at p_good 0 (overconfident, since a fixed rate is not what the prior
-    draws from); with Beta(2, 18), 95.3% and 96.3%, for about 37% more
-    boots. When the rates are drawn from the prior itself both are
-    calibrated (96.3%, 96.0%), as a Bayesian posterior must be."""
+    """The priors of the two failure rates, each a mixture: a point mass
+    where kernels usually are, and a Beta for the rest.
+
+    p_good, the false-failure rate of a good kernel: 0 with probability
+    `good_zero` (a signature that a good kernel never shows, the usual
+    case), else Beta(2, 18) (mean 10%, for a flaky check or host noise).
+    p_bad: 1 with probability `bad_one` (a deterministic break), else
+    uniform. The point masses are what let one failure on a commit place
+    the culprit at or before it, and one clean run place it after, as
+    plain git bisect does, while a single contrary run moves the posterior
+    to the Beta part instead of misleading the search. Measured with
+    bench/decide (docs/bisect.md): with the Beta parts alone, a bisect at
+    p_bad 0.3 and p_good 0 needed 83 boots for 95.8% accuracy."""
     good: tuple[float, float] = (2.0, 18.0)
     bad: tuple[float, float] = (1.0, 1.0)
+    good_zero: float = 0.2
+    bad_one: float = 0.2
 
 
 def _sides(counts: Sequence[Count], priors: Priors) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per hypothesis c: (failed, runs) before c (the good side) and from c
-    on (the bad side), each with its prior's pseudo-counts added."""
+    on (the bad side), raw counts."""
     f = np.array([c[0] for c in counts], dtype=float)
     r = np.array([c[1] for c in counts], dtype=float)
     pre_f = np.concatenate(([0.0], np.cumsum(f)))[:-1]
     pre_r = np.concatenate(([0.0], np.cumsum(r)))[:-1]
-    (ag, bg), (ab, bb) = priors.good, priors.bad
-    good_f, good_r = ag + pre_f, ag + bg + pre_r
-    bad_f, bad_r = ab + f.sum() - pre_f, ab + bb + r.sum() - pre_r
-    return good_f, good_r, bad_f, bad_r
+    return pre_f, pre_r, f.sum() - pre_f, r.sum() - pre_r
 
 
-def _log_likelihood(counts: Sequence[Count], priors: Priors, first: int) -> np.ndarray:
+def _lbeta(a, b):
+    return gammaln(a) + gammaln(b) - gammaln(a + b)
+
+
+def _side(failed: np.ndarray, runs: np.ndarray, beta: tuple[float, float], mass: float,
+          at_one: bool) -> tuple[np.ndarray, np.ndarray]:
+    """One side's log marginal likelihood under its mixture prior, and the
+    posterior predictive chance that its next run fails. The point mass
+    sits at rate 0 (at_one False) or 1: it explains the data only when no
+    run failed (or none passed)."""
+    a, b = beta
+    log_beta = _lbeta(a + failed, b + runs - failed) - _lbeta(a, b)
+    contrary = failed if not at_one else runs - failed
+    with np.errstate(divide="ignore"):
+        log_point = np.where(contrary == 0, np.log(mass) if mass > 0 else -np.inf, -np.inf)
+        log_rest = np.log1p(-mass) + log_beta if mass < 1 else np.full_like(log_beta, -np.inf)
+    log_l = np.logaddexp(log_point, log_rest)
+    w_point = np.exp(log_point - log_l)
+    mean = (1.0 - w_point) * (a + failed) / (a + b + runs) + (w_point if at_one else 0.0)
+    return log_l, mean
+
+
+def _model(counts: Sequence[Count], priors: Priors, first: int,
+           excluded: Sequence[int] = ()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per hypothesis c: log likelihood, and the predictive failure chance
+    of a run on the good side and on the bad side. Hypotheses before
+    `first` and those `excluded` (a commit whose Image is byte-identical to
+    its predecessor's cannot be the first bad one) have likelihood 0."""
     good_f, good_r, bad_f, bad_r = _sides(counts, priors)
-    lb = lambda a, b: gammaln(a) + gammaln(b) - gammaln(a + b)  # noqa: E731 - the Beta function, log
-    (ag, bg), (ab, bb) = priors.good, priors.bad
-    out = lb(good_f, good_r - good_f) - lb(ag, bg) + lb(bad_f, bad_r - bad_f) - lb(ab, bb)
+    lg, mean_g = _side(good_f, good_r, priors.good, priors.good_zero, at_one=False)
+    lb, mean_b = _side(bad_f, bad_r, priors.bad, priors.bad_one, at_one=True)
+    out = lg + lb
     out[:first] = -np.inf
-    return out
+    out[list(excluded)] = -np.inf
+    return out, mean_g, mean_b
 
 
 def _normalise(logl: np.ndarray) -> np.ndarray:
@@ -74,11 +105,12 @@ def _normalise(logl: np.ndarray) -> np.ndarray:
     return w / w.sum()
 
 
-def posterior(counts: Sequence[Count], priors: Priors = Priors(), first: int = 0) -> list[float]:
+def posterior(counts: Sequence[Count], priors: Priors = Priors(), first: int = 0,
+              excluded: Sequence[int] = ()) -> list[float]:
     """P(commit c is the culprit) for every c, given each commit's counts.
     Commits before `first` cannot be the culprit (the good endpoint, whose
     runs still count towards p_good)."""
-    return _normalise(_log_likelihood(counts, priors, first)).tolist()
+    return _normalise(_model(counts, priors, first, excluded)[0]).tolist()
 
 
 def _entropy(p: np.ndarray) -> np.ndarray:
@@ -87,24 +119,32 @@ def _entropy(p: np.ndarray) -> np.ndarray:
     return -(p * np.log(q)).sum(axis=-1)
 
 
-def gains(counts: Sequence[Count], priors: Priors = Priors(), first: int = 0) -> np.ndarray:
+def gains(counts: Sequence[Count], priors: Priors = Priors(), first: int = 0,
+          excluded: Sequence[int] = ()) -> np.ndarray:
     """Expected drop in the posterior's entropy from one more run of each
     commit. One more run of commit i multiplies the likelihood of c by the
     posterior mean of commit i's rate under c: the bad side's mean when
     i >= c, the good side's otherwise; that closed form lets every i be
     weighed at once (an n x n array)."""
-    post = _normalise(_log_likelihood(counts, priors, first))
-    good_f, good_r, bad_f, bad_r = _sides(counts, priors)
+    logl, mean_g, mean_b = _model(counts, priors, first, excluded)
+    post = _normalise(logl)
     n = len(counts)
     i = np.arange(n)[:, None]
     c = np.arange(n)[None, :]
-    mean = np.where(i >= c, bad_f / bad_r, good_f / good_r)      # [i, c]
+    mean = np.where(i >= c, mean_b[None, :], mean_g[None, :])    # [i, c]
     fail = post * mean                                            # unnormalised posterior after a failure
     ok = post * (1.0 - mean)
     q = fail.sum(axis=1)                                          # predictive chance that run i fails
     h_fail = _entropy(fail / np.where(q > 0, q, 1.0)[:, None])
     h_ok = _entropy(ok / np.where(q < 1, 1.0 - q, 1.0)[:, None])
     return _entropy(post) - (q * h_fail + (1.0 - q) * h_ok)
+
+
+# Below this expected gain (nats) per run, one more run is not worth a boot:
+# an undecidable split (a commit that does not build next to the culprit)
+# falls below it after 4-5 runs, while a flaky culprit's neighbour
+# still gains >= 0.04 per run (tests/decide).
+MIN_GAIN = 0.001
 
 
 @dataclass
@@ -116,6 +156,7 @@ class Search:
     first: int = 0               # 1 when commit 0 is the good endpoint
     priors: Priors = field(default_factory=Priors)
     counts: list[Count] = field(default_factory=list)
+    excluded: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.counts:
@@ -126,7 +167,7 @@ class Search:
         self.counts[i] = (f + int(failed), r + 1)
 
     def posterior(self) -> list[float]:
-        return posterior(self.counts, self.priors, self.first)
+        return posterior(self.counts, self.priors, self.first, self.excluded)
 
     def best(self) -> tuple[int, float]:
         post = self.posterior()
@@ -139,6 +180,13 @@ class Search:
     def next_commit(self, candidates: Sequence[int] | None = None) -> int:
         """The commit whose next run is expected to tell most (ties: the
         lower index)."""
-        g = gains(self.counts, self.priors, self.first)
+        return self.next_and_gain(candidates)[0]
+
+    def next_and_gain(self, candidates: Sequence[int] | None = None) -> tuple[int, float]:
+        """next_commit and its expected information gain (nats): near 0 when
+        no run of any candidate can move the posterior, e.g. when what is
+        left is split between a commit that does not build and its neighbour."""
+        g = gains(self.counts, self.priors, self.first, self.excluded)
         pool = range(self.n) if candidates is None else candidates
-        return max(pool, key=lambda i: (round(float(g[i]), 12), -i))
+        i = max(pool, key=lambda i: (round(float(g[i]), 12), -i))
+        return i, float(g[i])

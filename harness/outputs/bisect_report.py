@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import textwrap
 
-from harness.decide.bisect_step import BAD, GOOD, INFRA_V, SKIP_V
+from harness.decide.bisect_step import (BAD, CLEAN, GOOD, INFRA, INFRA_V, SIGNATURE, SKIP_V, SKIPPED,
+                                         UNRELATED)
 from harness.outputs.junit import Result, document, error, failure, skipped, testcase, testsuite
 
 
@@ -36,11 +37,20 @@ def markdown(r: dict) -> str:
                   f"    {culprit['subject']}", ""]
         if culprit.get("diffstat"):
             lines += [culprit["diffstat"].rstrip(), ""]
+    odds = r.get("odds")
+    if odds:
+        who = odds["culprit"][:12]
+        lines.append(f"P(culprit) = {odds['p_culprit']:.3f} that {who} is the {what} commit (target "
+                     f"{odds['target']:g}): the posterior over the {len(odds['commits']) - 1} candidate commits "
+                     f"from every run of every commit, {odds['extra_runs']} of them asked for by the posterior "
+                     f"(budget {odds['budget']}). docs/bisect.md gives the model and its calibration.")
+        lines.append("")
     conf = r.get("confidence")
     if conf is not None:
-        lines.append(f"Confidence: {conf:.3f} (target {r['params']['confidence']:g}). Failure rate per run "
-                     f"on the failing endpoint p = {r['failure_rate']:.2f} (Laplace estimate); a passing "
-                     f"verdict needs k = {r['runs_per_good']} clean runs, (1-p)^k = "
+        lines.append(f"Clean-run power: {conf:.3f} (target {r['params']['confidence']:g}); this is not P(culprit). "
+                     f"It is the chance that a bad commit would have failed at least once in k = "
+                     f"{r['runs_per_good']} runs, with p = {r['failure_rate']:.2f} the failing endpoint's failure "
+                     f"rate (Laplace estimate): 1 - (1-p)^k, (1-p)^k = "
                      f"{(1 - r['failure_rate']) ** r['runs_per_good']:.3f}.")
         lines.append("")
     if r.get("flags"):
@@ -84,6 +94,15 @@ def markdown(r: dict) -> str:
                          f"{t['verdict']} | {t['clean']}/{t['signature']}/{t['unrelated']}/{t['infra']} | "
                          f"{build} | {reason} |")
         lines.append("")
+    if odds:
+        order = "newest first (--reverse)" if rev else "oldest first"
+        lines.append(f"Every candidate's runs, {order} (failed with the signature / judged runs, P(culprit)):")
+        lines.append("")
+        lines.append("| commit | failed/runs | P(culprit) |")
+        lines.append("|---|---|---|")
+        for c in odds["commits"]:
+            lines.append(f"| {c['short']} | {c['failed']}/{c['runs']} | {c['p_culprit']:.4f} |")
+        lines.append("")
     st = r.get("stats")
     if st:
         wait = st.get("build_wait_seconds", 0)
@@ -99,13 +118,14 @@ def junit(r: dict) -> str:
     cases = []
     for t in r.get("tested") or []:
         res: Result | None = None
-        if t["verdict"] == BAD:
-            res = failure(f"bad: {t['reason']}")
-        elif t["verdict"] == SKIP_V:
+        # A step's verdict, or for a run the posterior asked for, that run's class.
+        if t["verdict"] in (BAD, SIGNATURE):
+            res = failure(f"{t['verdict']}: {t['reason']}")
+        elif t["verdict"] in (SKIP_V, UNRELATED, SKIPPED):
             res = skipped(t["reason"])
-        elif t["verdict"] == INFRA_V:
+        elif t["verdict"] in (INFRA_V, INFRA):
             res = error(f"infra: {t['reason']}")
-        elif t["verdict"] != GOOD:
+        elif t["verdict"] not in (GOOD, CLEAN):
             res = error(t["verdict"])
         cases.append(testcase(f"{t['step']:02d} {t['short']} {t['subject']}", f"bisect.{t['role'].replace(' ', '-')}",
                               t["seconds"], res,
@@ -113,5 +133,13 @@ def junit(r: dict) -> str:
                                          f"runs clean/signature/other/infra: {t['clean']}/{t['signature']}/"
                                          f"{t['unrelated']}/{t['infra']}\nimage sha256: {t['image']}\n"
                                          f"build: {t['build']} key {t['key']}"))
+    odds = r.get("odds")
+    if odds:
+        ok = odds["p_culprit"] >= odds["target"]
+        cases.append(testcase(f"P(culprit) = {odds['p_culprit']:.3f} for {odds['culprit'][:12]}", "bisect.posterior",
+                              0.0, None if ok else failure(f"P(culprit) = {odds['p_culprit']:.3f} is below the "
+                                                           f"target {odds['target']:g}"),
+                              system_out="\n".join(f"{c['short']} failed {c['failed']}/{c['runs']} "
+                                                   f"P(culprit) {c['p_culprit']:.4f}" for c in odds["commits"])))
     # Unlike run and review, bisect's junit.xml has always kept the total skipped count on <testsuites>.
     return document("rvharness bisect", [testsuite("rvharness bisect", cases)], skipped_total=True)

@@ -319,7 +319,11 @@ def _result(status: str = "found") -> dict:
             "command": BisectParams("/t", "a", "b", ["s.yaml"]).command(),
             "culprit": {"id": "d" * 40, "short": "d" * 12, "subject": "Revert x", "author": "A <a@b>",
                         "date": "2026-01-01", "diffstat": " f.c | 2 +-\n 1 file changed", "parents": ["c" * 40]},
-            "confidence": 0.96, "flags": [], "failure_rate": 0.8, "runs_per_good": 2,
+            "confidence": 0.96, "flags": [], "failure_rate": 0.8, "runs_per_good": 2, "p_culprit": 0.97,
+            "odds": {"p_culprit": 0.97, "culprit": "d" * 40, "target": 0.95, "budget": 40, "extra_runs": 1,
+                     "commits": [{"commit": "a" * 40, "short": "a" * 12, "failed": 0, "runs": 2, "p_culprit": 0.0},
+                                 {"commit": "d" * 40, "short": "d" * 12, "failed": 2, "runs": 2, "p_culprit": 0.97},
+                                 {"commit": "b" * 40, "short": "b" * 12, "failed": 3, "runs": 3, "p_culprit": 0.03}]},
             "verification": {"n": 2, "checks": {"culprit": True, "parent": True, "revert": True}, "revert_note": "",
                              "culprit": tc("d" * 12, BAD, 0, 2), "parent": tc("c" * 12, GOOD, 2, 0),
                              "revert": tc("e" * 12, GOOD, 2, 0)},
@@ -337,16 +341,21 @@ def test_bisect_md_and_junit_from_a_result() -> None:
     r = _result()
     md = bisect_report.markdown(r)
     assert md.splitlines()[0] == 'rvharness bisect: dddddddddddd ("Revert x") is the first bad commit'
-    for text in ("commit " + "d" * 40, "Confidence: 0.960 (target 0.95)", "Verification (N = 2 runs each):",
+    for text in ("commit " + "d" * 40, "P(culprit) = 0.970 that dddddddddddd is the first bad commit (target 0.95)",
+                 "Clean-run power: 0.960 (target 0.95); this is not P(culprit)", "| dddddddddddd | 2/2 | 0.9700 |", "Verification (N = 2 runs each):",
                  "  - culprit dddddddddddd fails N/N: ok: 2/2 runs failed with the signature, 0/2 clean",
                  "  - report: BUG: x", "    rvharness bisect --tree /t --good a --bad b", "| 3 | cccccccccccc docs / only |",
                  "plus 5 s waiting for other builds"):
         assert text in md, text
     xml = JUnitXml.fromstring(bisect_report.junit(r))
     cases = [c for suite in xml for c in suite]
-    assert [c.result[0].__class__.__name__ if c.result else "pass" for c in cases] == ["Failure", "pass", "pass"]
+    assert [c.result[0].__class__.__name__ if c.result else "pass" for c in cases] == ["Failure", "pass", "pass", "pass"]
+    assert cases[-1].name == "P(culprit) = 0.970 for dddddddddddd"
+    low = _result()
+    low["odds"]["p_culprit"] = 0.9
+    assert JUnitXml.fromstring(bisect_report.junit(low)).__iter__().__next__().failures == 2
     amb = _result("inconclusive")
-    amb.pop("culprit"), amb.pop("verification"), amb.pop("confidence")
+    amb.pop("culprit"), amb.pop("verification"), amb.pop("confidence"), amb.pop("odds")
     amb["candidates"] = [{"short": "x" * 12, "subject": "one"}, {"short": "y" * 12, "subject": "two"}]
     md = bisect_report.markdown(amb)
     assert "Candidates (2), the first bad commit is one of:" in md and "  - yyyyyyyyyyyy two" in md
