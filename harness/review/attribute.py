@@ -20,7 +20,6 @@ from harness.expect.checks import ERROR, FAIL, PASS
 from harness.review.ab import NEW_TITLE, CheckDelta, Comparison, TitleDelta
 from harness.review.kernels import Builder
 from harness.run.repeats import SuiteRun
-from harness.scenario.parse import IMPLICIT_CHECKS
 from harness.scenario.types import Scenario
 
 CONFIDENCE = 0.95
@@ -72,23 +71,13 @@ class Change:
         return None
 
 
-# Checks the runner makes only when they fail (the kernel crashed, hung,
-# never reached the shell, printed a report nobody expected): in a run that
-# judged their scenario, their absence is their pass. Without this a crash
-# brought by patch 2 of 3 had no count on the prefixes that passed, and its
-# attribution ended "ambiguous" after every boot the budget allowed.
-ONLY_WHEN_FAILING = frozenset(IMPLICIT_CHECKS) | {"no unexpected kernel report"}
-
-
 def change_of_check(c: CheckDelta, repeats: int) -> Change:
-    check = c.name.split(": ", 1)[1]
-
     def b_like(run: SuiteRun) -> bool | None:
+        # Every judged run states the implicit checks too (repeats.implicit_passes),
+        # so a crash or a hang has a count on the prefixes that passed.
         v = run.checks.get(c.name)
-        if v is None:
-            if check not in ONLY_WHEN_FAILING or not run.judged_for(c.scenario):
-                return None
-            v = PASS
+        if v is None or not run.judged_for(c.scenario):
+            return None
         return v in (FAIL, ERROR) if c.cls == NEW else v == PASS
     shown, total = (c.b[1], sum(c.b)) if c.cls == NEW else (c.b[0], sum(c.b))
     need = min(runs_for(failure_rate(shown, total), CONFIDENCE), repeats)

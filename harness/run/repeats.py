@@ -22,11 +22,13 @@ from typing import Callable, Sequence
 
 from harness.core.errors import HarnessError
 from harness.core.names import safe
-from harness.expect.checks import ERROR, FAIL, PASS, SKIP
+from harness.expect.checks import ERROR, FAIL, FLAKY, PASS, SKIP
+from harness.expect.result import ScenarioResult
 from harness.kernel.kbuild import BuiltKernel
 from harness.parsers import reports
 from harness.run.parallel import cluster, tasks
 from harness.run.runner import run_scenario
+from harness.scenario.parse import IMPLICIT_CHECKS
 from harness.scenario.types import Scenario
 
 # Report types that are the kernel's reaction to a problem. LKDTM's own
@@ -170,6 +172,36 @@ def _where(out: Path, label: str | None, kernel: BuiltKernel, scn: Scenario, ind
     return out / safe(label or kernel.recipe_name) / safe(scn.name) / f"run-{index}"
 
 
+# The checks the runner states only when they fail (the guest crashed, hung,
+# never reached its shell, missed bring-up, printed a report nobody
+# expected). Review and bisect count them in every run that judged their
+# scenario, passed or failed, so that both kernels of an A/B and every bisect
+# step have counts for them (issue 24): a crash brought by patch 2 of 3 is
+# then placed, where before it had no count on the prefixes that passed.
+IMPLICIT = (*IMPLICIT_CHECKS, "no unexpected kernel report")
+ENDINGS = ("kernel did not crash", "guest responded", "kernel boots to a shell")
+
+
+def implicit_passes(res: ScenarioResult) -> list[str]:
+    """The implicit checks res passed without stating them: those that were
+    evaluated (the run got far enough to see them) and did not fail."""
+    stated = {c.name for c in res.checks}
+    ended = [c for c in res.checks if c.name in ENDINGS and c.verdict == FAIL]
+    before_shell = any(c.step is None for c in ended)      # crashed or stopped while booting
+    out = []
+    for name in IMPLICIT:
+        if name in stated:
+            continue
+        if name in ("kernel boots to a shell", "all CPUs came online at boot") and before_shell:
+            continue
+        if name == "guest responded" and ended:
+            continue
+        if name == "no unexpected kernel report" and (res.verdict not in (PASS, FAIL, FLAKY) or res.model_only):
+            continue
+        out.append(name)
+    return out
+
+
 def _account(run: SuiteRun, scn: Scenario, where: Path, res) -> None:
     """Add one scenario's result (or the harness error it raised) to run."""
     run.artifacts.append(str(where))
@@ -192,6 +224,8 @@ def _account(run: SuiteRun, scn: Scenario, where: Path, res) -> None:
         return
     for c in res.checks:
         run.checks[f"{scn.name}: {c.name}"] = c.verdict
+    for name in implicit_passes(res):
+        run.checks.setdefault(f"{scn.name}: {name}", PASS)
     if getattr(res, "bringup_retries", 0):
         # Every attempt is a sample: a boot that missed bring-up and passed
         # on the retry counts as a failure of the bring-up check in this run

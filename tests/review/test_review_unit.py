@@ -225,21 +225,50 @@ def test_a_scenario_that_always_skips_voids_only_its_own_checks() -> None:
 
 # ------------------------------------------------------------------ attribution
 
+def test_every_judged_run_states_the_implicit_checks_it_passed() -> None:
+    """The runner states "kernel did not crash" and its kind only when they
+    fail; review and bisect count them in every judged run (issue 24), so
+    both kernels of an A/B have counts for them. A check the run never got
+    far enough to see is not given a pass."""
+    from harness.expect.checks import ERROR, FLAKY
+    from harness.expect.result import ScenarioResult
+    from harness.expect.verdicts import CheckResult
+    from harness.run.repeats import IMPLICIT, implicit_passes
+
+    def res(verdict: str, *checks: CheckResult, model_only: bool = False) -> ScenarioResult:
+        return ScenarioResult(None, "k", verdict, list(checks), model_only=model_only)  # type: ignore[arg-type]
+
+    ok = CheckResult("a check", PASS, "x", "x")
+    assert implicit_passes(res(PASS, ok)) == list(IMPLICIT)
+    assert implicit_passes(res(FLAKY, ok)) == list(IMPLICIT)
+    # Crashed while booting: no shell, no bring-up, no step answered.
+    boot_crash = CheckResult("kernel did not crash", FAIL, "no panic", "Kernel panic", None)
+    assert implicit_passes(res(FAIL, boot_crash)) == ["no unexpected kernel report"]
+    # Hung in a step: it booted, brought its CPUs up and did not crash.
+    hang = CheckResult("guest responded", FAIL, "every step completes", "timed out", "trigger")
+    assert implicit_passes(res(FAIL, ok, hang)) == ["kernel boots to a shell", "all CPUs came online at boot",
+                                                    "kernel did not crash", "no unexpected kernel report"]
+    no_shell = CheckResult("kernel boots to a shell", FAIL, "ready line", "timed out", None)
+    assert implicit_passes(res(FAIL, no_shell)) == ["kernel did not crash", "no unexpected kernel report"]
+    # --model-only does not look for unexpected reports; an ERROR did not get there.
+    assert "no unexpected kernel report" not in implicit_passes(res(PASS, ok, model_only=True))
+    assert "no unexpected kernel report" not in implicit_passes(res(ERROR, ok))
+
+
 def test_a_crash_is_placed_on_prefixes_that_pass() -> None:
-    """"kernel did not crash" exists only in runs that crashed: on a prefix
-    that passes, its absence is its pass (before: every such prefix was
+    """A prefix that passes states "kernel did not crash": PASS (above), so a
+    crash brought by patch 2 of 3 is placed (before: every such prefix was
     unjudgeable and the crash's attribution "ambiguous")."""
     delta = ab.CheckDelta("s: kernel did not crash", (3, 0), (0, 3), ab_counts.NEW)
     change = attribute.change_of_check(delta, repeats=3)
     crashed = SuiteRun(1, {"s: kernel did not crash": FAIL, "s: check": "error"})
-    clean = SuiteRun(2, {"s: check": PASS})
+    clean = SuiteRun(2, {"s: check": PASS, "s: kernel did not crash": PASS})
     skipped = SuiteRun(3, {}, skipped="s: not on this arch", unjudged={"s": "skipped: not on this arch"})
     assert change.b_like(crashed) is True
     assert change.b_like(clean) is False
     assert change.b_like(skipped) is None
-    # An ordinary check missing from a run still says nothing.
-    other = attribute.change_of_check(ab.CheckDelta("s: counter", (3, 0), (0, 3), ab_counts.NEW), repeats=3)
-    assert other.b_like(SuiteRun(4, {"s: kernel did not crash": FAIL})) is None
+    # A check missing from a run (a step log written before it was stated) says nothing.
+    assert change.b_like(SuiteRun(4, {"s: check": PASS})) is None
 
 
 def test_first_showing_bisects() -> None:
