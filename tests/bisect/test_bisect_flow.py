@@ -369,3 +369,37 @@ def test_a_culprit_next_to_a_commit_that_does_not_build_is_two_candidates_withou
     assert [c["id"] for c in res["candidates"]] == [shas["broken"], shas["bug"]]
     assert "one of 2" in res["message"] and re.search(r"P = 0\.(49|50)\d", res["message"])
     assert runner.calls <= 15 < res["odds"]["budget"]
+
+
+def test_a_commit_that_hangs_at_boot_is_found(tmp_path: Path) -> None:
+    """A kernel that never reaches its shell FAILs "kernel boots to a shell"
+    (harness/run/endings.py; on a real hanging kernel: tests/run/
+    test_kernel_not_infra.py): a verdict about the kernel, so the bisect
+    names the commit, never steps around it as infrastructure."""
+    r = tmp_path / "linux"
+    r.mkdir()
+    _git(r, "init", "-q", "-b", "main")
+    shas = {}
+    for name, code in (("g0", "ok\n" + FILL), ("g1", "ok\nx\n" + FILL), ("hang", "ok\nx\nhang\n" + FILL),
+                       ("h3", "ok\nx\nhang\n" + FILL + "y\n"), ("h4", "ok\nx\nhang\n" + FILL + "y\nz\n")):
+        (r / "f.c").write_text(code)
+        _git(r, "add", "-A")
+        _git(r, "commit", "-qm", name)
+        shas[name] = _git(r, "rev-parse", "HEAD")
+    builder = FakeBuilder(r, tmp_path)
+
+    class HangsAtBoot(FakeRun):
+        def __call__(self, scenarios, kernel, initrd, out, index, label=None, on_boot=None) -> SuiteRun:
+            self.calls += 1
+            if "hang" in self.b.content[kernel.key]:
+                return SuiteRun(index, {"backtrace-ipi: kernel boots to a shell": "fail", CHECK: "error"},
+                                ran=["backtrace-ipi"])
+            return SuiteRun(index, {CHECK: "pass", "backtrace-ipi: kernel boots to a shell": "pass"},
+                            ran=["backtrace-ipi"])
+    b, _, runner, _ = _bisect(r, shas, tmp_path / "out", good="g0", bad="h4", builder=builder,
+                              runner=HangsAtBoot(builder))
+    res = b.run()
+    assert res["status"] == "found" and exit_code(res) == 0, res["message"]
+    assert res["culprit"]["id"] == shas["hang"] and res["p_culprit"] >= 0.95
+    assert "backtrace-ipi: kernel boots to a shell" in res["signature"]["checks"]
+    assert not any(t["infra"] for t in res["tested"])
