@@ -37,6 +37,8 @@ def _check_lines(rv: Review, checks: list[CheckDelta]) -> list[str]:
         for c in group:
             lines.append(f"- {c.name}")
             lines += _wrap(f"{c.significance}." if c.significance else c.counts_text())
+            if c.attribution and rv.n > 1:
+                lines += _wrap(f"Attribution: {c.attribution}.")
     return lines
 
 

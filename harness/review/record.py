@@ -93,7 +93,7 @@ class Review:
 
     def patch_label(self, k: int | None) -> str:
         if k is None or not 1 <= k <= self.n:
-            return "no single patch (ambiguous)"
+            return "no single patch (undecided)"
         return self.series.patches[k - 1].label
 
     def counts(self, model: bool | None = None) -> dict[str, int]:

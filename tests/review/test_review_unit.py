@@ -260,7 +260,8 @@ def test_a_crash_is_placed_on_prefixes_that_pass() -> None:
     crash brought by patch 2 of 3 is placed (before: every such prefix was
     unjudgeable and the crash's attribution "ambiguous")."""
     delta = ab.CheckDelta("s: kernel did not crash", (3, 0), (0, 3), ab_counts.NEW)
-    change = attribute.change_of_check(delta, repeats=3)
+    change = attribute.change_of_check(delta)
+    assert (change.a, change.b) == ((0, 3), (3, 3))
     crashed = SuiteRun(1, {"s: kernel did not crash": FAIL, "s: check": "error"})
     clean = SuiteRun(2, {"s: check": PASS, "s: kernel did not crash": PASS})
     skipped = SuiteRun(3, {}, skipped="s: not on this arch", unjudged={"s": "skipped: not on this arch"})
@@ -271,27 +272,48 @@ def test_a_crash_is_placed_on_prefixes_that_pass() -> None:
     assert change.b_like(SuiteRun(4, {"s: check": PASS})) is None
 
 
-def test_first_showing_bisects() -> None:
-    for n in range(1, 33):
+def test_place_finds_the_patch_with_its_probability() -> None:
+    """The posterior over the patches, fed by injected runs: a deterministic
+    change is placed at P >= 0.95 with about log2(n) prefixes and a few runs
+    each; the endpoints (base, series) are never run."""
+    for n in range(2, 13):
         for t in range(1, n + 1):
-            asked: list[int] = []
+            counts = {k: (0, 0) for k in range(1, n)}
 
-            def shows(k: int) -> bool:
-                asked.append(k)
-                return k >= t
-            k, order = attribute.first_showing(n, shows)
-            assert k == t and order == asked
-            assert len(asked) <= math.ceil(math.log2(n)), (n, t, asked)
-            assert n not in asked and 0 not in asked      # the endpoints are known
+            def more(k: int) -> bool:
+                f, r = counts[k]
+                counts[k] = (f + (k >= t), r + 1)
+                return True
+            k, p, asked = attribute.place(n, (0, 5), (5, 5), counts.get, more, budget=3 * (n - 1))
+            assert k == t and p >= 0.95, (n, t, k, p, counts)
+            assert 0 not in asked and n not in asked
+            assert len(asked) <= math.ceil(math.log2(n)) + 1, (n, t, asked)
+            assert sum(r for _, r in counts.values()) <= 3 * math.ceil(math.log2(n)) + 1, (n, t, counts)
 
 
-def test_first_showing_steps_around_unjudgeable_prefixes() -> None:
-    # Prefix 4 does not build: the search tests 5 instead and still finds 6.
-    k, asked = attribute.first_showing(8, lambda k: None if k == 4 else k >= 6)
-    assert k == 6 and 4 in asked
-    # 3 and 4 unjudgeable and the change between them: ambiguous, not a guess.
-    k, _ = attribute.first_showing(8, lambda k: None if k in (3, 4) else k >= 4)
-    assert k is None
+def test_place_says_undecided_instead_of_guessing() -> None:
+    # Prefixes 3 and 4 do not build and the change is at 4: 2 is like the base,
+    # 5 like the series, and nothing tells 3 from 4 from 5.
+    counts = {k: (0, 0) for k in range(1, 8)}
+
+    def more(k: int) -> bool:
+        if k in (3, 4):
+            return False
+        f, r = counts[k]
+        counts[k] = (f + (k >= 4), r + 1)
+        return True
+    k, p, _ = attribute.place(8, (0, 5), (5, 5), counts.get, more, budget=30)
+    assert k is None and p < 0.95
+    # A flaky change (1 run in 2 on the series) needs more runs, within the budget.
+    rng = __import__("random").Random(1)
+    counts = {k: (0, 0) for k in range(1, 4)}
+
+    def flaky(k: int) -> bool:
+        f, r = counts[k]
+        counts[k] = (f + (k >= 2 and rng.random() < 0.5), r + 1)
+        return True
+    k, p, _ = attribute.place(4, (0, 9), (5, 9), counts.get, flaky, budget=40)
+    assert k == 2 and p >= 0.95, (k, p, counts)
 
 
 class FakeBuilder:
@@ -332,19 +354,19 @@ def test_attribution_with_injected_build_and_runs() -> None:
         return _run(index, {n: v for n, v in checks.items() if n.startswith(scn.name + ":")})
 
     cmp = ab.Comparison(checks=[ab.CheckDelta("s1: x", (3, 0), (0, 3), ab_counts.NEW),
-                                ab.CheckDelta("s2: y", (3, 0), (2, 1), ab_counts.NEW),
+                                ab.CheckDelta("s2: y", (9, 0), (4, 5), ab_counts.NEW),
                                 ab.CheckDelta("s3: z", (0, 3), (3, 0), ab_counts.FIXED),
                                 ab.CheckDelta("s1: w", (3, 0), (3, 0), ab_counts.UNCHANGED)])
     builder = FakeBuilder()
     judge = attribute.PrefixJudge(builder, [_scn("s1"), _scn("s2"), _scn("s3")], Path("/dev/null"),
                                   Path("/nonexistent"), run_once)
-    asked = attribute.attribute(cmp, 8, judge, repeats=3)
+    asked = attribute.attribute(cmp, 8, judge, repeats=9)
     got = {c.name: c.patch for c in cmp.checks}
     assert got == {"s1: x": 3, "s2: y": 6, "s3: z": 8, "s1: w": None}
     assert sorted(set(builder.calls)) == sorted(asked) and len(asked) <= 7
     # Each prefix's runs of a scenario are numbered from 1 and never repeated.
     assert len(runs) == len(set((k, s, i) for i, (k, s) in enumerate(runs))) and all(k < 8 for k, _ in runs)
-    assert "base+1..2 like the base, base+1..3 like the series" == cmp.checks[0].attribution
+    assert cmp.checks[0].attribution.startswith("patch 3 with P = 0.9")
 
 
 def test_attribution_single_patch_builds_nothing() -> None:
@@ -361,8 +383,8 @@ def test_attribution_around_a_prefix_that_does_not_build() -> None:
     judge = attribute.PrefixJudge(FakeBuilder(broken=(3,)), [_scn("s1")], Path("/dev/null"), Path("/x"),
                                   run_once)
     attribute.attribute(cmp, 4, judge, repeats=2)
-    # 3 does not build: 2 passes, 3 unknown, 4 is the series: ambiguous between 3 and 4.
-    assert cmp.checks[0].patch is None and "ambiguous" in cmp.checks[0].attribution
+    # 3 does not build: 2 passes, 3 unknown, 4 is the series: undecided between 3 and 4.
+    assert cmp.checks[0].patch is None and cmp.checks[0].attribution.startswith("undecided")
 
 
 # ------------------------------------------------------------------ series (b4) on a small git repository
