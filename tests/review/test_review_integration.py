@@ -98,8 +98,10 @@ def test_revert_series_new_failures_attributed_to_their_patch(revert_review: dic
     runs = data["comparison"]["runs_per_scenario"]["backtrace-ipi"]
     assert runs in (5, 9) and (row["a"], row["b"]) == ({"passed": runs, "failed": 0}, {"passed": 0, "failed": runs})
     assert row["decision"] == "DIFFERENT" and row["direction"] == "worse" and row["p"] <= row["level"]
-    # Bisecting 3 patches asks about the two intermediate prefixes at most.
-    assert data["stats"]["prefixes_asked"] == [1, 2]
+    # Placing changes in 3 patches asks about the two intermediate prefixes at most
+    # (in the order the posterior asks), and states P(patch).
+    assert sorted(data["stats"]["prefixes_asked"]) == [1, 2]
+    assert all("with P = " in c["attribution"] for c in own.values()), own
     assert data["stats"]["builds"]["base"] == "cached"
 
 
