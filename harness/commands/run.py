@@ -45,9 +45,9 @@ def _repeats(args: argparse.Namespace) -> int:
     n = getattr(args, "repeats", 1)
     if n < 1:
         raise InputError(None, f"--repeats expects a number of runs of 1 or more, got {n}")
-    if n > 1 and parallel.wanted(args):
-        raise InputError(None, "--repeats above 1 runs serially: it cannot be combined with -j, --cluster, "
-                               "--scheduler-file, --shard or --resume")
+    if n > 1 and (args.shard or args.resume):
+        raise InputError(None, "--repeats above 1 cannot be combined with --shard or --resume "
+                               "(a scenario's runs are judged together, in one run)")
     return n
 
 

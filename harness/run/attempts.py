@@ -220,6 +220,7 @@ def combine(scn: Scenario, kernel: str, art: Path, results: Sequence[ScenarioRes
         started_at=results[0].started_at, ended_at=results[-1].ended_at,
         qemu_spans=[s for r in results for s in r.qemu_spans], infra_retries=sum(r.infra_retries for r in results),
         attempts=list(results), repeats=doc)
+    art.mkdir(parents=True, exist_ok=True)       # none of the runs may have started (infrastructure)
     write_artifacts(out, None)
     (art / REPEATS_JSON).write_text(json.dumps({"scenario": scn.name, "kernel": kernel, **doc}, indent=2))
     return out

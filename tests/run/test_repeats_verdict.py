@@ -21,6 +21,7 @@ from harness.expect.observations import Observations
 from harness.expect.result import ScenarioResult
 from harness.outputs import junit, lines, results
 from harness.run import attempts
+from harness.run.parallel import plan, submit
 from harness.run.scenario_verdict import judge
 from harness.scenario.parse import load
 from harness.scenario.types import Scenario
@@ -205,3 +206,22 @@ def test_a_check_named_only_when_it_fails_counts_in_every_judged_run(scn: Scenar
     assert counts["step late"] == (1, 2)            # run 1 never got there; run 3 passed it
     assert counts[SEEN] == (1, 3)                   # not evaluated after the crash: not shown to hold
     assert res.verdict == FLAKY and res.repeats["primary"] == "run-1"
+
+
+def test_with_j_a_scenarios_runs_are_cells_side_by_side_and_one_result(scn: Scenario, tmp_path: Path) -> None:
+    """-j: each run is a plan cell (run-<i>/ its directory), a scenario's
+    runs next to each other; when all are in they become one result under
+    the first run's index, and the plan reads back with its runs."""
+    other = Scenario(**{**scn.__dict__, "name": "t"})
+    cells = plan.cells([scn, other], [("default", "riscv64")], False, repeats=3)
+    assert [(c.index, c.scenario, c.attempt) for c in cells] == [
+        (0, "s", 1), (1, "s", 2), (2, "s", 3), (3, "t", 1), (4, "t", 2), (5, "t", 3)]
+    assert [c.attempt for c in plan.cells([scn], [("default", "riscv64")], False)] == [0]
+    assert submit.art_dir(tmp_path, cells[1]) == tmp_path / "default" / "s" / "run-2"
+    assert [c.index for c in submit._group(cells, 0)] == [0, 1, 2] and [c.index for c in submit._group(cells, 3)] == [3, 4, 5]
+    plan.write(tmp_path, "run", [], cells, None)
+    assert plan.plan_cells(plan.read(tmp_path)) == cells
+    art = tmp_path / "default" / "s"
+    got = {c.index: _attempt(scn, art, c.attempt, seen=FAIL if c.attempt == 2 else PASS) for c in cells[:3]}
+    submit._combine(cells[:3], {"s": scn, "t": other}, tmp_path, got)
+    assert list(got) == [0] and got[0].verdict == FLAKY and got[0].repeats["failed"] == 1
