@@ -89,10 +89,12 @@ def _print_repeats(r: "ScenarioResult | SavedRun", doc: dict[str, Any], out: Tex
         if c["failed"]:
             print(f"      {count_line(c)}", file=out)
     clean = [c for c in doc["checks"] if c["runs"] and not c["failed"]]
-    for runs in sorted({c["runs"] for c in clean}, reverse=True):
+    groups = sorted({c["runs"] for c in clean}, reverse=True)     # checks judged in fewer runs apart
+    failed = any(c["failed"] for c in doc["checks"])
+    for runs in groups:
         same = [c for c in clean if c["runs"] == runs]
-        who = f"every check ({len(same)})" if len(same) == len(doc["checks"]) else \
-            f"{len(same)} other check{'s' if len(same) > 1 else ''}"
+        who = f"every check ({len(same)})" if not failed and len(groups) == 1 else \
+            f"{len(same)} {'other ' if failed else ''}check{'s' if len(same) > 1 else ''}"
         print(f"      {who}: {seen_line(runs, same[0]['rate_seen_95'])}", file=out)
     if r.verdict == PASS or r.artifacts is None:
         return

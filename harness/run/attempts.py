@@ -23,7 +23,7 @@ from harness.decide.rates import clopper_pearson, rate_seen  # up: pure count st
 from harness.expect.checks import ERROR, FAIL, FLAKY, PASS, SKIP, CheckResult
 from harness.expect.result import ScenarioResult
 from harness.outputs.lines import count_line, repeats_counts, seen_line
-from harness.run.repeats import Counts, SuiteRun, _is_infra, scenario_sample
+from harness.run.repeats import Counts, SuiteRun, scenario_sample
 from harness.run.scenario_verdict import write_artifacts
 from harness.scenario.types import Scenario
 
@@ -47,7 +47,7 @@ def sample_of(res: ScenarioResult, counted: SuiteRun) -> str | None:
     """PASS or FAIL, what one attempt says of the kernel; None when it says
     nothing (skipped, or infrastructure). counted: the attempt's checks as
     repeats.scenario_sample counts them."""
-    if res.verdict == SKIP or _is_infra(res.verdict, res.checks):
+    if counted.unjudged:            # skipped, or infrastructure (repeats._is_infra)
         return None
     return FAIL if res.verdict in (FAIL, ERROR) or counted.failed else PASS
 
@@ -126,8 +126,11 @@ def _implied(scn: Scenario, results: Sequence[ScenarioResult], counted: Sequence
 
 def _order(counted: Sequence[SuiteRun], results: Sequence[ScenarioResult], prefix: str) -> list[str]:
     """Check names in the order the attempts list them (not sorted), the
-    ones only a count adds (bring-up) after them."""
-    names = [c.name for r in results for c in r.checks]
+    ones only a count adds (bring-up) after them; only the judged
+    attempts' when there are any (an infrastructure error's own check,
+    such as a model error, is no check of the kernel)."""
+    judged = [r for r, run in zip(results, counted) if not run.unjudged] or results
+    names = [c.name for r in judged for c in r.checks]
     names += [n.removeprefix(prefix) for run in counted for n in run.checks]
     return list(dict.fromkeys(names))
 

@@ -19,7 +19,7 @@ from harness.core.errors import EXIT_ERROR, EXIT_FAIL, EXIT_NOTHING_RAN, EXIT_OK
 from harness.expect.checks import ERROR, FAIL, FLAKY, MODEL, PASS, SKIP, CheckResult
 from harness.expect.observations import Observations
 from harness.expect.result import ScenarioResult
-from harness.outputs import junit, lines, results
+from harness.outputs import html, junit, lines, results
 from harness.run import attempts
 from harness.run.parallel import plan, submit
 from harness.run.scenario_verdict import judge
@@ -180,6 +180,8 @@ def test_summary_json_and_junit_carry_the_counts(scn: Scenario, tmp_path: Path) 
     assert text.count("<rerunFailure") == 3        # the check, the model's claims, the attempts
     assert "2/3 runs failed: x seen: failed 1/3 (33%, 95% CI 1–91%)" in text
     assert "run-3/console.log" in text
+    report = html.write(out).read_text()          # every run's log linked, the counts shown
+    assert "default/s/run-3/console.log" in report and "2/3 runs failed" in report
 
 
 def test_a_check_failing_in_every_run_fails_in_junit_with_its_counts(scn: Scenario, tmp_path: Path) -> None:
@@ -225,3 +227,15 @@ def test_with_j_a_scenarios_runs_are_cells_side_by_side_and_one_result(scn: Scen
     got = {c.index: _attempt(scn, art, c.attempt, seen=FAIL if c.attempt == 2 else PASS) for c in cells[:3]}
     submit._combine(cells[:3], {"s": scn, "t": other}, tmp_path, got)
     assert list(got) == [0] and got[0].verdict == FLAKY and got[0].repeats["failed"] == 1
+
+
+def test_an_infrastructure_errors_own_check_is_no_check_of_the_kernel(scn: Scenario, tmp_path: Path) -> None:
+    """A run whose only trouble was the harness (the model raised: ERROR,
+    no failed check) is no sample, and its error check is not listed."""
+    art = tmp_path / "out"
+    broken = _attempt(scn, art, 2, verdict=ERROR, reason="model error")
+    broken.checks = [CheckResult("model: predictions", ERROR, "the model runs", "model error: boom", origin=MODEL)]
+    res = attempts.combine(scn, "default", art, [_attempt(scn, art, 1), broken, _attempt(scn, art, 3)])
+    assert res.verdict == PASS and (res.repeats["judged"], res.repeats["failed"]) == (2, 0)
+    assert [c.name for c in res.checks] == [SEEN, CLAIM]
+    assert {(c["failed"], c["runs"]) for c in res.repeats["checks"]} == {(0, 2)}
