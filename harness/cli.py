@@ -87,6 +87,12 @@ def _add_run(sub: Subparsers) -> None:
     r.add_argument("--flaky", choices=("pass", "fail"), default="pass",
                    help="exit status of a scenario that passed only on a retry (FLAKY; default pass: "
                         "exit 0, shown as FLAKY)")
+    r.add_argument("--repeats", type=int, default=1, metavar="N",
+                   help="run each scenario N times on each kernel, each from a fresh boot (default 1): "
+                        "PASS if every run passed, FAIL if every run failed, FLAKY if mixed; each check's "
+                        "failures k/N with an exact 95%% confidence interval of its failure rate, artifacts "
+                        "in OUT/<kernel>/<scenario>/run-<i>/ (with -j, not with --shard or --resume; "
+                        "docs/scenarios.md, Repeats)")
     parallel_opts(r)
     verbosity(r)
     r.set_defaults(func=cmd_run)

@@ -41,7 +41,8 @@ def execute(args, command: str, scenarios: list[Scenario], sources: list[Recipe 
     names = [(k.recipe_name if isinstance(k, kbuild.BuiltKernel) else k.name,
               k.arch.name) for k in sources]
     by_name = {n: k for (n, _), k in zip(names, sources)}
-    all_cells = plan.cells(scenarios, names, own_arch_only)
+    repeats = getattr(args, "repeats", 1)
+    all_cells = plan.cells(scenarios, names, own_arch_only, repeats)
     part = shard.parse(args.shard) if args.shard else None
     mine = shard.select(all_cells, part) if part else all_cells
     if getattr(args, "resume", None):
@@ -54,7 +55,9 @@ def execute(args, command: str, scenarios: list[Scenario], sources: list[Recipe 
     if part:
         kernels = ", ".join(shard.kernels_of(all_cells, part)) or "nothing (fewer kernels than shards)"
         display.say(f"shard {part}: {len(mine)} of {len(all_cells)} cells; kernels: {kernels}")
-    saved = {i: e for i, e in plan.saved(out).items() if i < len(all_cells)}
+    # --repeats runs every run of a scenario (no --resume): cells kept from an
+    # earlier run in OUT would split a scenario's runs.
+    saved = {i: e for i, e in plan.saved(out).items() if i < len(all_cells)} if repeats == 1 else {}
     todo = [c for c in mine if c.index not in saved]
     if saved:
         display.say(f"resume: {len([c for c in mine if c.index in saved])} cells have a verdict, "
@@ -67,7 +70,7 @@ def execute(args, command: str, scenarios: list[Scenario], sources: list[Recipe 
     got = engine.run(where, by_name, scn_by, todo, out, display, getattr(args, "model_only", False),
                      len(all_cells))
     results = [got[c.index] if c.index in got else plan.result_of(saved[c.index], scn_by[c.scenario])
-               for c in mine]
+               for c in mine if c.attempt <= 1]       # a scenario's later runs are in its first's result
     finish(results, out, junit)
     return results
 

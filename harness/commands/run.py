@@ -19,6 +19,7 @@ from harness.scenario import selection
 
 def cmd_run(args: argparse.Namespace) -> int:
 
+    repeats = _repeats(args)
     scenarios = load_scenarios(args.paths or [str(REPO_ROOT / "scenarios")])
     display = display_for(args)
     if args.list:
@@ -35,8 +36,19 @@ def cmd_run(args: argparse.Namespace) -> int:
                                           False, out, junit, display), flaky_fails=getattr(args, "flaky", "pass") == "fail")
     kernels = session.kernels(args, display)
     results = session.run_all(scenarios, kernels, out, Path(args.junit) if args.junit else out / "junit.xml",
-                              display, follow=args.follow, model_only=args.model_only)
+                              display, follow=args.follow, model_only=args.model_only, repeats=repeats)
     return exit_code(results, flaky_fails=getattr(args, "flaky", "pass") == "fail")
+
+
+def _repeats(args: argparse.Namespace) -> int:
+    """--repeats N, checked before anything boots."""
+    n = getattr(args, "repeats", 1)
+    if n < 1:
+        raise InputError(None, f"--repeats expects a number of runs of 1 or more, got {n}")
+    if n > 1 and (args.shard or args.resume):
+        raise InputError(None, "--repeats above 1 cannot be combined with --shard or --resume "
+                               "(a scenario's runs are judged together, in one run)")
+    return n
 
 
 def exit_code(results: list, flaky_fails: bool = False) -> int:

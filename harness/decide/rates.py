@@ -18,7 +18,10 @@ approximations:
 - `tarone_holm(ps, min_ps, alpha)`: Holm's step-down over the checks that
   Tarone's rule keeps: family-wise error <= alpha over all checks.
 - `detectable_rise(...)`: the smallest true failure rate of B that a
-  comparison at this level would have reported with the given power."""
+  comparison at this level would have reported with the given power.
+- `clopper_pearson(failed, runs)`: the exact 95% interval of one failure
+  rate (`run --repeats`), and `rate_seen(runs)`: the smallest rate that
+  runs without a failure would have shown with 95% probability."""
 from __future__ import annotations
 
 import math
@@ -129,3 +132,31 @@ def followup_rise(a: Count, b_runs: int, power: float = 0.8) -> float | None:
         if above >= power:
             return p
     return None
+
+
+def clopper_pearson(failed: int, runs: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The exact (Clopper-Pearson) two-sided interval of a failure rate seen
+    as `failed` of `runs` runs: every true rate the binomial would not
+    reject at 1 - confidence, split equally between the tails. Exact, not a
+    normal approximation, because `run --repeats` has 2 to 20 runs and
+    often 0 failures (0/5 gives 0-52%, 2/5 gives 5.3-85.3%). scipy.stats
+    computes it (binomtest's proportion_ci, method="exact"). With no run
+    nothing is known: (0.0, 1.0)."""
+    if not 0 <= failed <= runs:
+        raise ValueError(f"failed must be within 0..runs, got {failed} of {runs}")
+    if runs == 0:
+        return 0.0, 1.0
+    from scipy.stats import binomtest  # heavy: loaded only when an interval is asked for
+
+    ci = binomtest(failed, runs).proportion_ci(confidence_level=confidence, method="exact")
+    return float(ci.low), float(ci.high)
+
+
+def rate_seen(runs: int, probability: float = 0.95) -> float:
+    """The smallest true failure rate p that `runs` independent runs would
+    have shown at least once with the given probability, 1 - (1-p)^runs =
+    probability: what a check that never failed in those runs rules out
+    (0 of 5 failed: 45% or more would have shown with 95% probability)."""
+    if runs < 1:
+        raise ValueError(f"runs must be at least 1, got {runs}")
+    return 1.0 - (1.0 - probability) ** (1.0 / runs)

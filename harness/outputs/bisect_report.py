@@ -19,6 +19,25 @@ def _runs(c: dict | None) -> str:
         (f", {c['infra']} infra" if c["infra"] else "")
 
 
+def _odds_lines(r: dict, what: str) -> list[str]:
+    """P(culprit), then the clean-run power said to be something else."""
+    lines: list[str] = []
+    odds = r.get("odds")
+    if odds:
+        lines += [f"P(culprit) = {odds['p_culprit']:.3f} that {odds['culprit'][:12]} is the {what} commit "
+                  f"(target {odds['target']:g}): the posterior over the {len(odds['commits']) - 1} candidate "
+                  f"commits from every run of every commit, {odds['extra_runs']} of them asked for by the "
+                  f"posterior (budget {odds['budget']}). docs/bisect.md gives the model and its calibration.", ""]
+    conf = r.get("confidence")
+    if conf is not None:
+        lines += [f"Clean-run power: {conf:.3f} (target {r['params']['confidence']:g}); this is not P(culprit). "
+                  f"It is the chance that a bad commit would have failed at least once in k = "
+                  f"{r['runs_per_good']} runs, with p = {r['failure_rate']:.2f} the failing endpoint's failure "
+                  f"rate (Laplace estimate): 1 - (1-p)^k, (1-p)^k = "
+                  f"{(1 - r['failure_rate']) ** r['runs_per_good']:.3f}.", ""]
+    return lines
+
+
 def markdown(r: dict) -> str:
     rev = r.get("params", {}).get("reverse", False)
     what = "fixed" if rev else "first bad"
@@ -38,21 +57,7 @@ def markdown(r: dict) -> str:
         if culprit.get("diffstat"):
             lines += [culprit["diffstat"].rstrip(), ""]
     odds = r.get("odds")
-    if odds:
-        who = odds["culprit"][:12]
-        lines.append(f"P(culprit) = {odds['p_culprit']:.3f} that {who} is the {what} commit (target "
-                     f"{odds['target']:g}): the posterior over the {len(odds['commits']) - 1} candidate commits "
-                     f"from every run of every commit, {odds['extra_runs']} of them asked for by the posterior "
-                     f"(budget {odds['budget']}). docs/bisect.md gives the model and its calibration.")
-        lines.append("")
-    conf = r.get("confidence")
-    if conf is not None:
-        lines.append(f"Clean-run power: {conf:.3f} (target {r['params']['confidence']:g}); this is not P(culprit). "
-                     f"It is the chance that a bad commit would have failed at least once in k = "
-                     f"{r['runs_per_good']} runs, with p = {r['failure_rate']:.2f} the failing endpoint's failure "
-                     f"rate (Laplace estimate): 1 - (1-p)^k, (1-p)^k = "
-                     f"{(1 - r['failure_rate']) ** r['runs_per_good']:.3f}.")
-        lines.append("")
+    lines += _odds_lines(r, what)
     if r.get("flags"):
         lines += ["Flags:"] + [f"  - {f}" for f in r["flags"]] + [""]
     ver = r.get("verification")
@@ -96,12 +101,9 @@ def markdown(r: dict) -> str:
         lines.append("")
     if odds:
         order = "newest first (--reverse)" if rev else "oldest first"
-        lines.append(f"Every candidate's runs, {order} (failed with the signature / judged runs, P(culprit)):")
-        lines.append("")
-        lines.append("| commit | failed/runs | P(culprit) |")
-        lines.append("|---|---|---|")
-        for c in odds["commits"]:
-            lines.append(f"| {c['short']} | {c['failed']}/{c['runs']} | {c['p_culprit']:.4f} |")
+        lines += [f"Every candidate's runs, {order} (failed with the signature / judged runs, P(culprit)):", "",
+                  "| commit | failed/runs | P(culprit) |", "|---|---|---|"]
+        lines += [f"| {c['short']} | {c['failed']}/{c['runs']} | {c['p_culprit']:.4f} |" for c in odds["commits"]]
         lines.append("")
     st = r.get("stats")
     if st:

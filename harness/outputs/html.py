@@ -20,7 +20,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from harness.core.errors import HarnessError
 from harness.outputs import plots
-from harness.outputs.lines import origin_counts, summary_line
+from harness.outputs.lines import origin_counts, repeats_counts, summary_line
 from harness.outputs.results import EXPECTATION, MODEL, SavedRun, load, matrix_cells, origin
 from harness.scenario.parse import load as load_scenario
 
@@ -94,8 +94,12 @@ def _run_view(run: SavedRun, i: int, out: Path) -> dict[str, Any]:
         art = [(name, _rel(run.artifacts / name, out)) for name in ARTIFACTS if (run.artifacts / name).exists()]
         # the console logs of boots given up and of runs whose QEMU died (runner)
         art += [(p.name, _rel(p, out)) for p in sorted(run.artifacts.glob("console-*.log"))]
+        # run --repeats: every attempt's console logs (the report shows the primary's)
+        art += [(log, _rel(run.artifacts / log, out)) for a in (run.repeats or {}).get("attempts", [])
+                for log in a["console_logs"]]
     return {
-        "id": rid, "run": run, "counts": origin_counts(run.checks),
+        "id": rid, "run": run,
+        "counts": (f"{repeats_counts(run.repeats)}; " if run.repeats else "") + origin_counts(run.checks),
         "expectations": [c for c in checks if c["origin"] == EXPECTATION],
         "claims": [c for c in checks if c["origin"] == MODEL],
         "claims_failed": any(c["verdict"] in ("fail", "error") for c in checks if c["origin"] == MODEL),

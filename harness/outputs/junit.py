@@ -27,7 +27,7 @@ from junitparser.junitparser import Result as _JResult
 from junitparser.junitparser import SystemOut
 
 from harness.expect.checks import ERROR, FAIL, FLAKY, SKIP
-from harness.outputs.lines import origin_counts
+from harness.outputs.lines import count_line, origin_counts, repeats_counts
 from harness.outputs.results import EXPECTATION, MODEL, SavedRun
 
 # The console tails of the failed runs share this many characters; no run
@@ -92,18 +92,24 @@ def rerun_failure(message: str, text: str | None = None) -> RerunFailure:
     return res
 
 
+# A testcase's one result: a flaky check of `run --repeats` holds a <rerunFailure>.
+Outcome = Result | RerunFailure
+
+
 def skipped(message: str) -> Skipped:
     return Skipped(message)
 
 
-def testcase(name: str, classname: str, time: float | None = None, result: Result | None = None,
+def testcase(name: str, classname: str, time: float | None = None, result: Outcome | None = None,
              system_out: str | None = None) -> TestCase:
     """A <testcase>, passed unless result says otherwise; its <system-out>
     (if any) comes before the result. Without time it has no time attribute."""
     tc = TestCase(name, classname, time)
     if system_out is not None:
         tc.append(SystemOut(system_out))
-    if result is not None:
+    if isinstance(result, RerunFailure):
+        tc.append(result)         # not a final result: the testcase still passed
+    elif result is not None:
         tc.result = [result]
     return tc
 
@@ -188,6 +194,12 @@ def _model_case(run: SavedRun, base: str, limit: int) -> TestCase | None:
     if not claims:
         return None
     bad = [c for c in claims if c["verdict"] in (FAIL, ERROR)]
+    flaky = [c for c in claims if c["verdict"] == FLAKY]
+    if not bad and flaky:
+        # run --repeats: claims that failed in some runs only
+        return testcase(MODEL_CASE, f"{base}.model", 0.0, rerun_failure(
+            clean(f"{len(flaky)} of {len(claims)} model claims failed in some runs: "
+                  + "; ".join(c.get("message") or c["name"] for c in flaky[:3]))[:500]))
     if not bad:
         return testcase(MODEL_CASE, f"{base}.model", 0.0)
     parts = [f"--- {bad[0]['name']}\n" + _failure_text(run, bad[0], limit // 2)]
@@ -220,19 +232,40 @@ def _scenario_case(run: SavedRun, base: str) -> TestCase:
 
 
 def _expectation_case(run: SavedRun, c: dict, base: str, seconds: float, failure_chars: int) -> TestCase:
-    res: Result | None = None
+    res: Outcome | None = None
+    # run --repeats: the check's counts over the runs lead its message
+    counts = f"{c['message']}: " if run.repeats and c.get("message") else ""
     if c["verdict"] in (FAIL, ERROR):
         first = c["observed"].splitlines()[0] if c["observed"] else ""
         res = (failure if c["verdict"] == FAIL else error)(
-            clean(f"expected {c['expected']}; observed {first}"[:500]),
+            clean(f"{counts}expected {c['expected']}; observed {first}"[:500]),
             clean(_failure_text(run, c, failure_chars)))
+    elif c["verdict"] == FLAKY:
+        # Failed in some of the repeats only: flaky, as a pass on a retry is.
+        res = rerun_failure(clean(c.get("message") or "failed in some runs")[:500],
+                            clean(f"expected: {c['expected']}\nobserved (failing run): {c['observed']}"[:failure_chars]))
     elif c["verdict"] == SKIP:
         res = skipped(clean(c["observed"][:500]))
     return testcase(clean(c["name"]), f"{base}.expectations", seconds, res)
 
 
+def _repeats_case(run: SavedRun, base: str) -> TestCase:
+    """A FLAKY scenario of `run --repeats` marked as a pass on a retry is:
+    one testcase holding a <rerunFailure>, the counts in its message and
+    every attempt's console logs in its text."""
+    doc = run.repeats or {}
+    failed = [count_line(c) for c in doc.get("checks", []) if c["failed"]]
+    logs = [f"run {a['run']} ({a['sample']}): {', '.join(a['console_logs']) or '-'}" for a in doc.get("attempts", [])]
+    case = testcase("passed and failed over the runs", f"{base}.attempts", 0.0)
+    case.append(rerun_failure(clean(f"{repeats_counts(doc)}: " + "; ".join(failed))[:500],
+                              clean("console logs, relative to " + str(run.artifacts) + ":\n" + "\n".join(logs))))
+    return case
+
+
 def _suite(run: SavedRun, console_chars: int, failure_chars: int) -> TestSuite:
     props = {"verdict": run.verdict, "checks": origin_counts(run.checks)}
+    if run.repeats:
+        props["repeats"] = repeats_counts(run.repeats)
     if run.boot_retries:
         props["boot"] = f"boot retried {run.boot_retries}x: {run.reason}"
     base = f"{ident(run.kernel)}.{ident(run.scenario)}"
@@ -243,7 +276,9 @@ def _suite(run: SavedRun, console_chars: int, failure_chars: int) -> TestSuite:
     model = _model_case(run, base, failure_chars)
     if model is not None:
         cases.append(model)
-    if run.verdict == FLAKY:
+    if run.verdict == FLAKY and run.repeats:
+        cases.append(_repeats_case(run, base))
+    elif run.verdict == FLAKY:
         kept = sorted(p.name for p in run.artifacts.glob("console-*.log")) if run.artifacts else []
         retried = testcase("passed on a retry", f"{base}.attempts", 0.0)
         retried.append(rerun_failure(clean(run.reason.splitlines()[0][:500] if run.reason else "retried"),

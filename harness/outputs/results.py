@@ -40,7 +40,9 @@ def summary_entry(r: "ScenarioResult") -> dict[str, Any]:
             "started_at": _stamp(r.started_at), "ended_at": _stamp(r.ended_at),
             "qemu_spans": [list(s) for s in r.qemu_spans],
             "artifacts": str(r.artifacts) if r.artifacts else None,
-            "checks": [c.to_json() for c in r.checks]}
+            "checks": [c.to_json() for c in r.checks],
+            # run --repeats: every attempt and each check's counts (harness/run/attempts.py)
+            **({"repeats": r.repeats} if getattr(r, "repeats", None) else {})}
 
 
 def _stamp(t: float | None) -> float | None:
@@ -71,10 +73,20 @@ class SavedRun:
     file: str = ""
     covers: list[str] = field(default_factory=list)
     boot_retries: int = 0
+    # run --repeats: attempts and counts; the artifacts are then the
+    # attempts' parent, and the log and observations the primary attempt's.
+    repeats: dict[str, Any] | None = None
+
+    @property
+    def primary(self) -> Path | None:
+        """The directory of the run's console log and observations."""
+        if self.artifacts is None or not self.repeats:
+            return self.artifacts
+        return self.artifacts / self.repeats["primary"]
 
     @property
     def console_log(self) -> Path | None:
-        p = self.artifacts / "console.log" if self.artifacts else None
+        p = self.primary / "console.log" if self.primary else None
         return p if p is not None and p.exists() else None
 
     @cached_property
@@ -100,11 +112,11 @@ class SavedRun:
 
     @cached_property
     def observations(self) -> dict[str, Any]:
-        return (_read_json(self.artifacts / "observations.json") if self.artifacts else None) or {}
+        return (_read_json(self.primary / "observations.json") if self.primary else None) or {}
 
     @cached_property
     def predictions(self) -> dict[str, Any]:
-        return (_read_json(self.artifacts / "predictions.json") if self.artifacts else None) or {}
+        return (_read_json(self.primary / "predictions.json") if self.primary else None) or {}
 
     def by_origin(self, which: str) -> list[dict[str, Any]]:
         return [c for c in self.checks if origin(c) == which]
@@ -127,7 +139,8 @@ def load(out: Path) -> list[SavedRun]:
                 art = out / art   # a summary written with paths relative to another cwd
             runs.append(SavedRun(d["scenario"], d["kernel"], d["verdict"], d.get("reason", ""),
                             float(d.get("seconds", 0.0)), art, list(d.get("checks", [])),
-                            d.get("file", ""), list(d.get("covers", [])), int(d.get("boot_retries", 0))))
+                            d.get("file", ""), list(d.get("covers", [])), int(d.get("boot_retries", 0)),
+                            d.get("repeats") or None))
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(out / SUMMARY, f"entry {i}: missing or bad key {exc}") from None
     return runs

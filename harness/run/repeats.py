@@ -202,6 +202,17 @@ def implicit_passes(res: ScenarioResult) -> list[str]:
     return out
 
 
+def scenario_sample(index: int, scn: Scenario, where: Path, res) -> SuiteRun:
+    """One scenario's result (or the harness error it raised) as a run of
+    that scenario alone, counted as bisect and review count it: the checks
+    it samples, nothing when it was skipped or broke for reasons outside
+    the kernel (`run --repeats` counts its attempts with it)."""
+    run = SuiteRun(index)
+    _account(run, scn, where, res)
+    run.seconds = float(getattr(res, "seconds", 0.0) or 0.0)
+    return run
+
+
 def _account(run: SuiteRun, scn: Scenario, where: Path, res) -> None:
     """Add one scenario's result (or the harness error it raised) to run."""
     run.artifacts.append(str(where))

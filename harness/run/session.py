@@ -13,12 +13,14 @@ from harness.core.errors import InputError
 from harness.core.names import safe
 from harness.core.paths import REPO_ROOT
 from harness.display.follow import following
-from harness.display.progress import Display
+from harness.display.progress import Display, RunStatus
+from harness.expect.result import ScenarioResult
 from harness.kernel import initramfs, kbuild, kernelimage, usertree
 from harness.kernel.recipe import Recipe, load_recipe
 from harness.outputs import lines as terminal
 from harness.outputs import results as results_out
 from harness.outputs import write_all
+from harness.run import attempts
 from harness.run.runner import run_scenario
 from harness.scenario import archskip
 from harness.scenario.types import Scenario
@@ -62,30 +64,43 @@ def kernels(args, display: Display) -> list[kbuild.BuiltKernel]:
 
 def run_all(scenarios: list[Scenario], built: list[kbuild.BuiltKernel], out: Path,
             junit_path: Path, display: Display, follow: bool = False,
-            model_only: bool = False, own_arch_only: bool = False) -> list:
+            model_only: bool = False, own_arch_only: bool = False, repeats: int = 1) -> list:
     """own_arch_only: leave out (not even as skips) the scenarios that do
-    not run on a kernel's arch (the matrix: each scenario on its arches)."""
+    not run on a kernel's arch (the matrix: each scenario on its arches).
+    repeats: each scenario that many times on each kernel, one result for
+    them all (harness/run/attempts.py); 1 runs it once, as always."""
 
     initrds = {a: initramfs.build(a) for a in dict.fromkeys(k.arch for k in built)}
     out.mkdir(parents=True, exist_ok=True)
     results = []
-    with display.running(len(scenarios) * len(built)) as status:
+    with display.running(len(scenarios) * len(built) * repeats) as status:
         for kernel in built:
             initrd = initrds[kernel.arch]
             for scn in scenarios:
                 if own_arch_only and archskip.reason(scn, kernel.arch.name):
                     continue
                 art = out / safe(kernel.recipe_name) / safe(scn.name)
-                status.start(kernel.recipe_name, scn.name)
-                with following(art / "console.log" if follow else None, f"{kernel.recipe_name}/{scn.name}"):
-                    res = run_scenario(scn, kernel, initrd, art, model_only=model_only,
-                                       on_step=status.on_step)
-                status.end()
+                if repeats == 1:
+                    res = _run_one(scn, kernel, initrd, art, status, follow, model_only, scn.name)
+                else:
+                    tries = [_run_one(scn, kernel, initrd, attempts.attempt_dir(art, i), status, follow,
+                                      model_only, f"{scn.name} run {i}/{repeats}") for i in range(1, repeats + 1)]
+                    res = attempts.combine(scn, kernel.recipe_name, art, tries)
                 terminal.print_result(res, sys.stdout)
                 sys.stdout.flush()
                 results.append(res)
     finish(results, out, junit_path)
     return results
+
+
+def _run_one(scn: Scenario, kernel: kbuild.BuiltKernel, initrd: Path, art: Path, status: RunStatus, follow: bool,
+             model_only: bool, label: str) -> ScenarioResult:
+    """One boot of scn into art, shown live as label."""
+    status.start(kernel.recipe_name, label)
+    with following(art / "console.log" if follow else None, f"{kernel.recipe_name}/{label}"):
+        res = run_scenario(scn, kernel, initrd, art, model_only=model_only, on_step=status.on_step)
+    status.end()
+    return res
 
 
 def finish(results: list, out: Path, junit_path: Path) -> None:

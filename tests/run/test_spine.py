@@ -254,3 +254,28 @@ expect:
         assert (art / name).exists(), name
     assert json.loads((art / "verdicts.json").read_text())["verdict"] == "skip"
     assert json.loads((art / "predictions.json").read_text())["steps"]
+
+
+def test_repeats_runs_the_scenario_twice_and_counts(default_kernel, tmp_path: Path) -> None:
+    """run --repeats 2: two fresh boots, each with its own console log, one
+    result with the counts (the decision itself: tests/run/test_repeats_verdict.py)."""
+    out = tmp_path / "out"
+    proc = rvharness("run", "scenarios/backtrace-ipi.yaml", "--repeats", "2", "--out", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    art = out / "default" / "backtrace-ipi"
+    logs = [art / f"run-{i}" / "console.log" for i in (1, 2)]
+    assert all("NMI backtrace for cpu 1" in log.read_text() for log in logs)
+    assert logs[0].stat().st_ino != logs[1].stat().st_ino
+    doc = json.loads((art / "repeats.json").read_text())
+    assert (doc["runs"], doc["judged"]) == (2, 2) and doc["verdict"] in PASSED
+    counts = {c["name"]: c for c in doc["checks"]}
+    own = [c["name"] for c in json.loads((logs[0].parent / "verdicts.json").read_text())["checks"]
+           if not c["name"].startswith("model: ")]
+    assert own and all((counts[n]["failed"], counts[n]["runs"]) == (0, 2) for n in own)
+    assert counts[own[0]]["rate_seen_95"] == pytest.approx(0.7764, abs=1e-4)
+    assert [a["console_logs"][0] for a in doc["attempts"]] == ["run-1/console.log", "run-2/console.log"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary) == 1 and summary[0]["repeats"]["runs"] == 2
+    if doc["verdict"] == "pass":
+        assert "PASS  backtrace-ipi [default] 0/2 runs failed" in proc.stdout
+    assert_no_qemu(out)

@@ -31,29 +31,32 @@ class PlanCell:
     kernel: str          # the kernel's name (its artifact directory)
     arch: str
     scenario: str
+    attempt: int = 0     # run --repeats: which of the scenario's runs (from 1); 0: the only one
 
     @property
     def label(self) -> str:
-        return f"{self.scenario} [{self.kernel}]"
+        return f"{self.scenario} [{self.kernel}]" + (f" run {self.attempt}" if self.attempt else "")
 
 
 def cells(scenarios: Sequence[Scenario], kernels: Sequence[tuple[str, str]],
-          own_arch_only: bool) -> list[PlanCell]:
+          own_arch_only: bool, repeats: int = 1) -> list[PlanCell]:
     """kernels: (name, arch) in order. own_arch_only: the matrix leaves out
-    the scenarios that do not run on a kernel's arch."""
+    the scenarios that do not run on a kernel's arch. repeats > 1: a cell
+    per run of each scenario, a scenario's runs next to each other."""
     out: list[PlanCell] = []
     for name, arch in kernels:
         for scn in scenarios:
             if own_arch_only and archskip.reason(scn, arch):
                 continue
-            out.append(PlanCell(len(out), name, arch, scn.name))
+            for attempt in range(1, repeats + 1) if repeats > 1 else [0]:
+                out.append(PlanCell(len(out), name, arch, scn.name, attempt))
     return out
 
 
 def write(out: Path, command: str, argv: list[str], all_cells: list[PlanCell], shard: str | None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     doc = {"format": FORMAT, "command": command, "argv": argv, "shard": shard,
-           "cells": [[c.kernel, c.arch, c.scenario] for c in all_cells]}
+           "cells": [[c.kernel, c.arch, c.scenario] + ([c.attempt] if c.attempt else []) for c in all_cells]}
     tmp = out / f".{PLAN}.tmp"
     tmp.write_text(json.dumps(doc, indent=1))
     os.replace(tmp, out / PLAN)
@@ -74,7 +77,7 @@ def read(out: Path) -> dict[str, Any]:
 
 
 def plan_cells(doc: dict[str, Any]) -> list[PlanCell]:
-    return [PlanCell(i, k, a, s) for i, (k, a, s) in enumerate(doc["cells"])]
+    return [PlanCell(i, *c) for i, c in enumerate(doc["cells"])]
 
 
 # ---------------------------------------------------------------- one cell's result

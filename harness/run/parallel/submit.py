@@ -22,6 +22,7 @@ from harness.expect.result import ScenarioResult
 from harness.kernel import kbuild
 from harness.kernel.recipe import Recipe
 from harness.outputs import lines as terminal
+from harness.run import attempts
 from harness.run.parallel import cluster, plan, tasks
 from harness.run.parallel.plan import PlanCell
 from harness.scenario.types import Scenario
@@ -31,7 +32,31 @@ LOST_AFTER = 30.0        # seconds without a scheduler before the run gives up
 
 
 def art_dir(out: Path, cell: PlanCell) -> Path:
-    return out / safe(cell.kernel) / safe(cell.scenario)
+    base = out / safe(cell.kernel) / safe(cell.scenario)
+    return attempts.attempt_dir(base, cell.attempt) if cell.attempt else base
+
+
+def _group(order: Sequence[PlanCell], i: int) -> list[PlanCell]:
+    """The cells from order[i] that make one result: a scenario's runs
+    under --repeats (next to each other, plan.cells), else the one cell."""
+    first = order[i]
+    if not first.attempt:
+        return [first]
+    j = i + 1
+    while j < len(order) and order[j].attempt == first.attempt + (j - i) and \
+            (order[j].kernel, order[j].scenario) == (first.kernel, first.scenario):
+        j += 1
+    return list(order[i:j])
+
+
+def _combine(group: list[PlanCell], scenarios: dict[str, Scenario], out: Path,
+             results: dict[int, object]) -> None:
+    """A scenario's runs in results replaced by their one result, under
+    the index of the first."""
+    first = group[0]
+    tries = [results.pop(c.index) for c in group]
+    results[first.index] = attempts.combine(scenarios[first.scenario], first.kernel,
+                                            out / safe(first.kernel) / safe(first.scenario), tries)
 
 
 def _write_files(dest: Path, files: dict[str, bytes]) -> None:
@@ -123,7 +148,8 @@ def _collect(c, f, cl: PlanCell, builds: dict, scenarios: dict[str, Scenario], o
 def run(where: cluster.ClusterTarget, kernels: dict[str, Recipe | kbuild.BuiltKernel],
         scenarios: dict[str, Scenario], todo: Sequence[PlanCell], out: Path, display: Display,
         model_only: bool, total: int) -> dict[int, object]:
-    """Run the todo cells; returns index -> ScenarioResult. Each verdict is
+    """Run the todo cells; returns index -> ScenarioResult (a scenario's
+    runs under --repeats: one result, under its first run's index). Each verdict is
     saved in OUT/cells/ as it arrives; an infrastructure failure (a task
     that kept killing its workers, a harness bug) is a result with verdict
     ERROR but is not saved, so --resume runs that cell again."""
@@ -168,9 +194,15 @@ def run(where: cluster.ClusterTarget, kernels: dict[str, Recipe | kbuild.BuiltKe
                 for f in done:
                     _collect(c, f, boots[f], builds, scenarios, out, results, todo)
                     view.done_one()
-                # The serial order: print every result whose predecessors are all in.
-                while next_print < len(order) and order[next_print].index in results:
-                    terminal.print_result(results[order[next_print].index], sys.stdout)
+                # The serial order: print every result whose predecessors are all in
+                # (a scenario's runs under --repeats: once all are, as one result).
+                while next_print < len(order):
+                    group = _group(order, next_print)
+                    if not all(c.index in results for c in group):
+                        break
+                    if group[0].attempt:
+                        _combine(group, scenarios, out, results)
+                    terminal.print_result(results[group[0].index], sys.stdout)
                     sys.stdout.flush()
-                    next_print += 1
+                    next_print += len(group)
     return results
