@@ -9,7 +9,7 @@ from scipy.stats import fisher_exact
 
 from harness.decide import compare, rates
 from harness.decide.ab_counts import NEW, UNDECIDED, classify
-from harness.decide.posterior import Search, posterior
+from harness.decide.posterior import Priors, Search, posterior
 
 
 @pytest.mark.parametrize("an,bn", [(3, 3), (6, 6), (10, 12), (5, 9)])
@@ -131,3 +131,19 @@ def test_bayesian_search_is_calibrated_on_simulated_histories() -> None:
             stopped += 1
             right += best == culprit
     assert stopped >= 290 and right / stopped >= 0.90
+
+
+def test_point_masses_make_one_run_decisive_and_a_contrary_run_undoes_it() -> None:
+    """The mixture priors bench/decide measured (off by default: they cost
+    calibration): with p_bad = 1 likely, one clean run of commit 2 moves the
+    culprit after it; a failure-free bad side is then contradicted by one
+    clean run of commit 4, and the weight goes back to the uniform part."""
+    sure = Priors(bad_one=0.9)
+    counts = [(0, 2), (0, 0), (0, 1), (0, 0), (1, 1), (2, 2)]
+    assert sum(posterior(counts, sure, first=1)[3:]) > sum(posterior(counts, first=1)[3:])
+    mixed = [(0, 2), (0, 0), (0, 1), (0, 0), (1, 2), (2, 2)]
+    assert posterior(mixed, sure, first=1)[4] < posterior(counts, sure, first=1)[4]
+    # A point mass at p_good = 0: one failure rules out every later culprit.
+    never = Priors(good_zero=1.0)
+    post = posterior([(0, 2), (0, 1), (1, 1), (0, 0), (2, 2)], never, first=1)
+    assert post[3] == post[4] == 0.0 and post[2] == max(post)
