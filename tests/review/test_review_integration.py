@@ -151,7 +151,11 @@ def test_revert_series_junit_and_patchwork(revert_review: dict) -> None:
     new = set(_checks(revert_review["data"], "new failure"))
     assert new and new <= failed
     checks = [json.loads((out / "patchwork" / f"{i:04d}.json").read_text()) for i in (1, 2, 3)]
-    assert [c["state"] for c in checks] == ["fail", "fail", "success"], checks
+    # Patch 3 changes nothing these scenarios see: success, or a warning when the
+    # review's only undecided check is a retried boot's bring-up (1.5% of boots).
+    undecided = [c for c in revert_review["data"]["comparison"]["checks"] if c["class"] == "undecided"]
+    want3 = "warning" if undecided and all(_bringup_noise(c) for c in undecided) else "success"
+    assert [c["state"] for c in checks] == ["fail", "fail", want3], checks
     assert all(c["context"] == "rvharness" and c["target_url"].endswith("review.md") for c in checks)
     assert ": model: " not in checks[1]["description"] and "kdb-roundup: " in checks[1]["description"]
 
