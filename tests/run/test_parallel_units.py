@@ -14,7 +14,9 @@ import pytest
 
 from harness.core.children import die_with_harness
 from harness.core.errors import InputError
+from harness.core.names import safe
 from harness.run import repeats
+from harness.run.attempts import BRINGUP_CHECK
 from harness.run.parallel import ledger, shard
 from harness.run.parallel.plan import PlanCell
 from harness.scenario import parse as scenario
@@ -83,14 +85,35 @@ def test_sweep_kills_what_a_dead_worker_left_and_nothing_else(tmp_path, monkeypa
                 d.rmdir()
 
 
+def _failed_beyond_a_kept_bringup_miss(run: repeats.SuiteRun) -> list[str]:
+    """run.failed, less a bring-up miss the runner booted again for and kept
+    the kernel's words of (console-boot1.log), the next boot having brought
+    every CPU up. A secondary vCPU misses the kernel's 1 s wait in 1.5% of
+    boots with two VMs on two cores (docs/measurements.md, bringup); CI met
+    one here. That sample is the kernel's timing under a loaded host, not a
+    difference between the serial and parallel paths this test compares."""
+    out = []
+    for name in run.failed:
+        scn, _, check = name.partition(": ")
+        if check == BRINGUP_CHECK:
+            where = next(Path(a) for a in run.artifacts if Path(a).parent.name == safe(scn))
+            kept, final = where / "console-boot1.log", where / "console.log"
+            if kept.exists() and "failed to come online" in kept.read_text(errors="replace") \
+                    and "failed to come online" not in final.read_text(errors="replace"):
+                continue
+        out.append(name)
+    return out
+
+
 def test_run_once_in_parallel_gives_the_serial_checks(default_kernel, initrd, tmp_path) -> None:
     scns = [scenario.load(ROOT / "scenarios" / n) for n in ("backtrace-ipi.yaml", "ipi-stop-reboot.yaml")]
     serial = repeats.run_once(scns, default_kernel, initrd, tmp_path / "serial", 1)
     par = repeats.run_many(scns, default_kernel, initrd, tmp_path / "par", [1, 2], jobs=2)
     assert [r.index for r in par] == [1, 2]
+    assert _failed_beyond_a_kept_bringup_miss(serial) == []
     for r in par:
         assert not r.infra and r.checks.keys() == serial.checks.keys()
-        assert r.failed == serial.failed == []
+        assert _failed_beyond_a_kept_bringup_miss(r) == []
         assert all((Path(a) / "console.log").stat().st_size > 0 for a in r.artifacts)
     assert repeats.run_once(scns[:1], default_kernel, initrd, tmp_path / "one", 3, jobs=2).checks.keys() == \
         {k: v for k, v in serial.checks.items() if k.startswith("backtrace-ipi:")}.keys()
