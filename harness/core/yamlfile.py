@@ -2,6 +2,7 @@
 validation errors can name the file, line and column."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -162,6 +163,11 @@ class Fields:
             raise self.at(key).error(f"expected {_type_names(types)}, got a boolean")
         if not isinstance(val, types):
             raise self.at(key).error(f"expected {_type_names(types)}, got {_kind(val)}")
+        if isinstance(val, float) and not math.isfinite(val):
+            # YAML's .nan and .inf: every comparison with nan is false, so a
+            # bound of nan passes whatever was measured, and a timeout of
+            # inf never detects a hang. No field means either.
+            raise self.at(key).error(f"expected a finite number, got {val}")
         return val
 
     def str_list(self, key: str) -> list[str]:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from harness.core.yamlfile import Fields
 from harness.expect import validators as vf
-from harness.expect.kind import ExpectationKind, Outcome, check_cpu_table, check_step
+from harness.expect.kind import ExpectationKind, Outcome, check_cpu_table, check_step, needs_one_of
 from harness.expect.observations import Observations
 from harness.expect.verdicts import ERROR, FAIL, PASS
 from harness.parsers import backtrace, cpulist
@@ -24,6 +24,8 @@ def validate(args: dict[str, Any], af: Fields, ctx: "Ctx") -> None:
     if args["accounted"] not in ("online", "any"):
         raise af.at("accounted").error("expected 'online' (each online CPU has an IPI backtrace or "
                                        "'skipped: idling' line) or 'any' (no such requirement)")
+    if args["accounted"] == "any":
+        needs_one_of(args, af, ("forms", "sender"), " with accounted: any")
 
 
 def expected(a: Mapping[str, Any]) -> str:

@@ -21,11 +21,8 @@ def validate(args: dict[str, Any], af: Fields, ctx: "Ctx") -> None:
         check_step(args, af, ctx)
     if (args["present"] is None) == (args["absent"] is None):
         raise af.where.error("give exactly one of 'present' or 'absent'")
-    pattern = args["present"] or args["absent"]
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise af.at("present" if args["present"] else "absent").error(f"bad regular expression: {exc}")
+    key = "present" if args["present"] is not None else "absent"
+    vf.regex(args[key], af.at(key), ctx)
 
 
 def expected(a: Mapping[str, Any]) -> str:

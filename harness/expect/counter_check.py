@@ -23,6 +23,9 @@ def validate(args: dict[str, Any], af: Fields, ctx: "Ctx") -> None:
         if label not in ctx.snapshot_labels:
             raise af.at("between").error(f"no snapshot labelled '{label}' "
                                          f"(snapshots: {', '.join(sorted(ctx.snapshot_labels)) or 'none'})")
+    if between[0] == between[1]:
+        raise af.at("between").error(f"expected two different snapshots, got '{between[0]}' twice "
+                                     "(a snapshot compared with itself moves by 0 whatever the kernel did)")
     bounds = [k for k in ("delta", "at_least", "at_most") if args[k] is not None]
     if not bounds:
         raise af.where.error("give at least one of delta, at_least, at_most")
@@ -30,10 +33,8 @@ def validate(args: dict[str, Any], af: Fields, ctx: "Ctx") -> None:
         table = args[key]
         where = af.at(key)
         for cpu, value in table.items():
-            if cpu != "others" and not isinstance(cpu, int):
-                raise where.error(f"keys are CPU numbers or 'others', got {cpu!r}")
-            if isinstance(cpu, int):
-                vf.cpu(cpu, where, ctx)
+            if cpu != "others":
+                vf.cpu_key(cpu, where, ctx)
             if not isinstance(value, int) or isinstance(value, bool):
                 raise where.error(f"CPU {cpu}: expected an integer count, got {value!r}")
 

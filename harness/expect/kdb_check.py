@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Mapping
 
 from harness.core.yamlfile import Fields
-from harness.expect.kind import ExpectationKind, Outcome, check_cpu_table, check_step
+from harness.expect.kind import ExpectationKind, Outcome, check_cpu_table, check_step, needs_one_of
 from harness.expect.observations import Observations
 from harness.expect.verdicts import ERROR, FAIL, PASS
 from harness.parsers import cpulist
@@ -21,6 +21,7 @@ def validate(args: dict[str, Any], af: Fields, ctx: "Ctx") -> None:
     if args["btc"] not in (None, "online"):
         raise af.at("btc").error("expected 'online' (btc shows a trace for every online CPU)")
     check_step(args, af, ctx)
+    needs_one_of(args, af, ("available", "states", "go_refused", "btc"))
 
 
 def expected(a: Mapping[str, Any]) -> str:

@@ -56,8 +56,13 @@ def check_cpu_table(af: Fields, key: str, table: Mapping[Any, Any] | None, what:
     """A {CPU number: one of `allowed`} table (kdb states, backtrace forms)."""
     where = af.at(key)
     for cpu, value in (table or {}).items():
-        if not isinstance(cpu, int):
-            raise where.error(f"keys are CPU numbers, got {cpu!r}")
-        vf.cpu(cpu, where, ctx)
+        vf.cpu_key(cpu, where, ctx)
         if value not in allowed:
             raise where.error(f"CPU {cpu}: unknown {what} {value!r} (expected one of: {', '.join(allowed)})")
+
+
+def needs_one_of(args: Mapping[str, Any], af: Fields, keys: tuple[str, ...], why: str = "") -> None:
+    """An expectation that names nothing it can fail on passes on any
+    console, so it is refused: one of keys must be given (not empty)."""
+    if all(args[k] is None or args[k] == {} for k in keys):
+        raise af.where.error(f"names nothing it can fail on{why}: give at least one of {', '.join(keys)}")

@@ -17,6 +17,14 @@ if TYPE_CHECKING:
 def validate(args: dict[str, Any], af: Fields, ctx: "Ctx") -> None:
     if args["max_ms"] is None and args["min_ms"] is None:
         raise af.where.error("give max_ms, min_ms or both")
+    if args["min_ms"] is not None and not args["min_ms"] > 0:
+        raise af.at("min_ms").error(f"expected a positive bound, got {args['min_ms']} (no latency is below it, "
+                                    "so it passes whatever was measured)")
+    if args["max_ms"] is not None and args["min_ms"] is not None and args["min_ms"] > args["max_ms"]:
+        raise af.at("min_ms").error(f"min_ms {args['min_ms']:g} is above max_ms {args['max_ms']:g}: "
+                                    "no latency can pass")
+    if args["count"] is not None and args["count"] < 1:
+        raise af.at("count").error(f"expected a count of at least 1 step, got {args['count']}")
     if not 0 < args["percentile"] <= 100:
         raise af.at("percentile").error("expected a percentile in (0, 100]")
     if not any(n.startswith(args["steps"]) for n in ctx.step_names):

@@ -4,6 +4,7 @@ for the expectations to use them): each takes (value, where, ctx) and
 raises where.error(...) with what was expected."""
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from harness.core.yamlfile import Where
@@ -21,8 +22,17 @@ def cpu(value: Any, where: Where, ctx: "Ctx") -> None:
 
 
 def positive(value: Any, where: Where, ctx: "Ctx") -> None:
-    if value <= 0:
+    # `not value > 0`, not `value <= 0`: nan is neither, and must not pass.
+    if not value > 0:
         raise where.error(f"expected a positive number, got {value}")
+
+
+def cpu_key(key: Any, where: Where, ctx: "Ctx") -> None:
+    """A key of a {CPU: ...} table. YAML reads `true:` as a boolean, which
+    Python takes for the integer 1: it must not stand for CPU 1."""
+    if not isinstance(key, int) or isinstance(key, bool):
+        raise where.error(f"keys are CPU numbers, got {key!r}")
+    cpu(key, where, ctx)
 
 
 def cpu_list(value: Any, where: Where, ctx: "Ctx") -> None:
@@ -38,3 +48,15 @@ def locations(value: Any, where: Where, ctx: "Ctx") -> None:
     for loc in value:
         if loc not in ALL_LOCATIONS:
             raise where.error(f"unknown vCPU location {loc!r} (expected one of: {', '.join(ALL_LOCATIONS)})")
+
+
+def regex(value: Any, where: Where, ctx: "Ctx") -> None:
+    """A pattern to look for in console text. One that matches the empty
+    string ('', '.*', 'a?') is found in any text: as 'present' it passes and
+    as 'absent' it fails whatever the kernel printed."""
+    try:
+        compiled = re.compile(value)
+    except re.error as exc:
+        raise where.error(f"bad regular expression: {exc}") from None
+    if compiled.search("") is not None:
+        raise where.error(f"the pattern {value!r} matches the empty string, so any console text has it")

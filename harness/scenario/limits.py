@@ -25,6 +25,11 @@ MAX_REPEAT_DEPTH = 8
 # byte canonical line) must pass; the guest's line editor takes text in at
 # 0.7-2 KB/s (console.TRANSFER_BYTES_PER_S), so 8 KiB already costs seconds.
 MAX_COMMAND_BYTES = 8192
+# A step's `timeout` and the machine's `boot_timeout`, in seconds. The
+# longest shipped is 120 s; a bound of hours (or 1e300) means a hang is never
+# called one within CI's 90 minutes, so the kernel's hang would surface as
+# the pipeline's timeout instead of a failed check.
+MAX_TIMEOUT_S = 1800.0
 
 
 def _rounds(repeat: Any) -> int:
@@ -108,3 +113,10 @@ def kdb_command_problem(command: str) -> str | None:
     if len(command) > MAX_KDB_COMMAND:
         return f"{len(command)} characters; kdb reads at most {MAX_KDB_COMMAND}"
     return None
+
+
+def check_timeout(seconds: float, where: Where) -> None:
+    """A timeout the harness can act on: above 0 (nan is not) and at most
+    MAX_TIMEOUT_S."""
+    if not 0 < seconds <= MAX_TIMEOUT_S:
+        raise where.error(f"expected seconds above 0 and at most {MAX_TIMEOUT_S:g}, got {seconds}")

@@ -170,7 +170,7 @@ def _parse_step(path: Path, raw: Any, where: Where, index: int, ctx: Ctx,
         raise f.at("name").error(f"duplicate step name '{name}'")
     ctx.step_names.add(name)
     timeout = float(f.get("timeout", NUM, 30.0))
-    vf.positive(timeout, f.at("timeout"), ctx)
+    scenario_limits.check_timeout(timeout, f.at("timeout"))
     label = args.get("probe") if kind in ("kdb", "panic") else args["label"] if kind == "vcpus" else None
     if label is not None:
         if label in ctx.probe_labels:
@@ -254,10 +254,14 @@ def load(path: Path) -> Scenario:
     memory = mf.get("memory", str, "512M")
     if not _MEMORY.match(memory):
         raise mf.at("memory").error(f"expected a size like 512M or 1G, got {memory!r}")
+    if size_bytes(memory) <= 0:
+        raise mf.at("memory").error(f"expected a positive size like 512M or 1G, got {memory!r}")
+    boot_timeout = float(mf.get("boot_timeout", NUM, 60.0))
+    scenario_limits.check_timeout(boot_timeout, mf.at("boot_timeout"))
     qemu_args = mf.str_list("qemu_args")
     qemuargs.check_scenario(path, mf.value.get("qemu_args"), qemu_args, mf.at("qemu_args"))
     machine = MachineSettings(cpus, memory, tuple(mf.str_list("cmdline")), tuple(qemu_args),
-                              float(mf.get("boot_timeout", NUM, 60.0)),
+                              boot_timeout,
                               bool(mf.get("reboot", bool, False)), bool(mf.get("exclusive", bool, False)))
     ctx = Ctx(cpus, memory=size_bytes(memory))
 

@@ -8,15 +8,15 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from harness.core.yamlfile import Where
-from harness.expect.validators import NUM, cpu, cpu_list, locations, positive
+from harness.expect.validators import NUM, cpu, cpu_list, locations, positive, regex
 from harness.scenario import limits as scenario_limits
 
 if TYPE_CHECKING:
     from harness.scenario.parse import Ctx
 
-# NUM, cpu, cpu_list, locations and positive come from expect/validators.py.
+# NUM, cpu, cpu_list, locations, positive and regex come from expect/validators.py.
 __all__ = ["NUM", "cpu", "cpu_list", "locations", "positive", "size_bytes", "sysrq_key", "one_line",
-           "via", "not_negative", "share", "balloon_target", "regex", "kdb_commands",
+           "via", "not_negative", "seconds", "share", "balloon_target", "regex", "kdb_commands",
            "LKDTM_BACKGROUND", "LKDTM_CRASHING", "LKDTM_RETURNING", "LKDTM_POINTS", "crash_point"]
 
 _MEMORY = re.compile(r"^\d+[MG]$")
@@ -45,8 +45,25 @@ def via(value: Any, where: Where, ctx: "Ctx") -> None:
 
 
 def not_negative(value: Any, where: Where, ctx: "Ctx") -> None:
-    if value < 0:
+    """A wait inside a step (reset's `after`, balloon's `hold`): 0 means at
+    once; the host idles that long whatever the step's timeout, so it is
+    bounded as `seconds` is."""
+    if not value >= 0:
         raise where.error(f"expected a number >= 0, got {value}")
+    _at_most_timeout(value, where)
+
+
+def seconds(value: Any, where: Where, ctx: "Ctx") -> None:
+    """A duration the step spends (sleep, pause, load, starve): positive and
+    no longer than the longest timeout (scenario/limits.py), so no step
+    holds the harness past what a hang would."""
+    positive(value, where, ctx)
+    _at_most_timeout(value, where)
+
+
+def _at_most_timeout(value: float, where: Where) -> None:
+    if value > scenario_limits.MAX_TIMEOUT_S:
+        raise where.error(f"expected at most {scenario_limits.MAX_TIMEOUT_S:g} seconds, got {value}")
 
 
 def share(value: Any, where: Where, ctx: "Ctx") -> None:
@@ -60,13 +77,6 @@ def balloon_target(value: Any, where: Where, ctx: "Ctx") -> None:
     if not 64 << 20 <= size_bytes(value) < ctx.memory:
         raise where.error(f"expected a target from 64M up to below the machine's memory "
                           f"({ctx.memory >> 20}M), got {value}")
-
-
-def regex(value: Any, where: Where, ctx: "Ctx") -> None:
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise where.error(f"bad regular expression: {exc}") from None
 
 
 def kdb_commands(value: Any, where: Where, ctx: "Ctx") -> None:

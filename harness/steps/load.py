@@ -47,7 +47,7 @@ STEP = StepType(
     shorthand="cpu",
     fields={
         "cpu": (int, True, None, v.cpu),
-        "seconds": (v.NUM, False, None, v.positive),
+        "seconds": (v.NUM, False, None, v.seconds),
     },
     execute=execute,
     transition=transition,

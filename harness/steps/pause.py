@@ -31,7 +31,7 @@ STEP = StepType(
     kind="pause",
     shorthand="seconds",
     fields={
-        "seconds": (v.NUM, True, None, v.positive),
+        "seconds": (v.NUM, True, None, v.seconds),
     },
     execute=execute,
     transition=transition,

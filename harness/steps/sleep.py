@@ -30,7 +30,7 @@ STEP = StepType(
     kind="sleep",
     shorthand="seconds",
     fields={
-        "seconds": (v.NUM, True, None, v.positive),
+        "seconds": (v.NUM, True, None, v.seconds),
     },
     execute=execute,
     transition=transition,

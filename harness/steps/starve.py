@@ -38,7 +38,7 @@ STEP = StepType(
     shorthand=None,
     fields={
         "cpus": (list, True, None, v.cpu_list),
-        "seconds": (v.NUM, True, None, v.positive),
+        "seconds": (v.NUM, True, None, v.seconds),
         "during": (str, False, None, v.one_line),
         "share": (v.NUM, False, 0.01, v.share),
     },

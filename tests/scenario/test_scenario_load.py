@@ -62,6 +62,40 @@ def test_errors_name_line_and_key(tmp_path: Path, old: str, new: str, line: int,
     assert str(path) in str(err.value)
 
 
+# Each was accepted by `check` on bb27a38 and gave a check that passes
+# whatever the kernel does, or a timeout that blames the kernel or never
+# fires (issue 19). Line 10 is GOOD's backtrace expectation, 9 its counter.
+@pytest.mark.parametrize("old,new,line,fragment", [
+    ("backtrace: {step: trigger, sender: 1}", "latency: {steps: trigger, max_ms: .nan}", 10, "finite number, got nan"),
+    ("backtrace: {step: trigger, sender: 1}", "latency: {steps: trigger, max_ms: .inf}", 10, "finite number, got inf"),
+    ("backtrace: {step: trigger, sender: 1}", "latency: {steps: trigger, min_ms: 0}", 10, "expected a positive bound"),
+    ("backtrace: {step: trigger, sender: 1}", "latency: {steps: trigger, min_ms: 9, max_ms: 5}", 10,
+     "no latency can pass"),
+    ("backtrace: {step: trigger, sender: 1}", "latency: {steps: trigger, max_ms: 5, count: 0}", 10, "at least 1"),
+    ("  - name: trigger\n", "  - name: trigger\n    timeout: .nan\n", 6, "finite number, got nan"),
+    ("  - name: trigger\n", "  - name: trigger\n    timeout: .inf\n", 6, "finite number, got inf"),
+    ("  - name: trigger\n", "  - name: trigger\n    timeout: 100000\n", 6, "at most 1800"),
+    ("machine: {cpus: 4}", "machine: {cpus: 4, boot_timeout: .inf}", 2, "finite number, got inf"),
+    ("machine: {cpus: 4}", "machine: {cpus: 4, boot_timeout: -5}", 2, "above 0"),
+    ("machine: {cpus: 4}", "machine: {cpus: 4, memory: 0M}", 2, "positive size"),
+    ("  - snapshot: after\n", "  - snapshot: after\n  - sleep: .nan\n", 8, "finite number, got nan"),
+    ("  - snapshot: after\n", "  - snapshot: after\n  - sleep: 86400\n", 8, "at most 1800 seconds"),
+    ("  - snapshot: after\n", "  - snapshot: after\n  - reset: {after: 86400}\n", 8, "at most 1800 seconds"),
+    ("backtrace: {step: trigger, sender: 1}", "kdb: {step: trigger}", 10, "names nothing it can fail on"),
+    ("backtrace: {step: trigger, sender: 1}", "kdb: {step: trigger, states: {true: current}}", 10,
+     "keys are CPU numbers, got True"),
+    ("backtrace: {step: trigger, sender: 1}", "backtrace: {step: trigger, accounted: any}", 10,
+     "names nothing it can fail on with accounted: any"),
+    ("between: [before, after]", "between: [before, before]", 9, "two different snapshots"),
+    ("delta: {1: 0, others: 1}", "delta: {true: 0, others: 1}", 9, "keys are CPU numbers, got True"),
+    ("backtrace: {step: trigger, sender: 1}", "console: {present: ''}", 10, "matches the empty string"),
+    ("backtrace: {step: trigger, sender: 1}", "console: {absent: 'x*'}", 10, "matches the empty string"),
+    ("  - snapshot: after\n", "  - snapshot: after\n  - wait_for: '.*'\n", 8, "matches the empty string"),
+])
+def test_checks_that_cannot_fail_are_refused(tmp_path: Path, old: str, new: str, line: int, fragment: str) -> None:
+    test_errors_name_line_and_key(tmp_path, old, new, line, fragment)
+
+
 def test_malformed_yaml(tmp_path: Path) -> None:
     with pytest.raises(InputError) as err:
         scenario.load(write(tmp_path, "steps: [\n  - a: b\n  c"))
