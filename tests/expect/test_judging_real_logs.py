@@ -96,3 +96,22 @@ def test_the_model_never_expects_failed_to_stop_when_every_cpu_can_stop() -> Non
     # ipi-stop-panic-stuck, CPU 3 with interrupts off) breaks the claim.
     assert "SMP: failed to stop secondary CPUs" in ONE_STUCK
     assert _never_checks(ONE_STUCK)[name] == FAIL
+
+
+def test_a_line_the_model_says_a_step_must_print_is_looked_for_in_that_step_only(tmp_path: Path) -> None:
+    # Two backtrace rounds; the real log of one round is the first step's
+    # output, and the second step printed nothing. Searched from the start of
+    # the console (as it was, to the step's end + 4 KiB) the second round
+    # passed on the first round's lines.
+    path = tmp_path / "twice.yaml"
+    path.write_text("name: twice\nmachine: {cpus: 4}\nsteps:\n"
+                    "  - {name: a, sysrq: {key: l, cpu: 1}}\n  - {name: b, sysrq: {key: l, cpu: 1}}\n")
+    scn = scenario.load(path)
+    run = crosscheck.run_model(scn, Features.reference(None, arch="riscv64"))
+    console = CLEAN + "\n/ # echo quiet\nquiet\n/ # "
+    obs = Observations(console=console, cpus=4)
+    obs.steps["a"] = StepRecord("a", "sysrq", 0, len(CLEAN), 0.0, [0, 1, 2, 3])
+    obs.steps["b"] = StepRecord("b", "sysrq", len(CLEAN), len(console), 0.0, [0, 1, 2, 3])
+    verdicts = {c.name: c.verdict for c in crosscheck.crosscheck(run, obs) if ":console:" in c.name}
+    assert verdicts["model: a:console:sysrq-l"] == PASS
+    assert verdicts["model: b:console:sysrq-l"] == FAIL, verdicts
