@@ -82,8 +82,8 @@ def _add_run(sub: Subparsers) -> None:
     r.add_argument("--junit", metavar="FILE", help="JUnit XML path (default OUT/junit.xml)")
     r.add_argument("--out", metavar="DIR", help="artifact directory (default rvharness-out/<time>)")
     r.add_argument("--model-only", action="store_true",
-                   help="judge by the reference model's claims alone (the scenarios' own expectations "
-                        "are not evaluated)")
+                   help="judge by the reference model's claims (the scenarios' own expectations "
+                        "are not evaluated; a crash, hang or missed bring-up still fails)")
     r.add_argument("--flaky", choices=("pass", "fail"), default="pass",
                    help="exit status of a scenario that passed only on a retry (FLAKY; default pass: "
                         "exit 0, shown as FLAKY)")

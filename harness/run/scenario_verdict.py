@@ -21,7 +21,7 @@ from harness.expect.checks import (
 )
 from harness.expect.observations import Observations
 from harness.expect.result import ScenarioResult
-from harness.scenario.parse import REPORT_TYPES
+from harness.scenario.parse import IMPLICIT_CHECKS, REPORT_TYPES
 from harness.scenario.types import Scenario
 
 
@@ -40,7 +40,11 @@ def judge(result: ScenarioResult, scn: Scenario, obs: Observations, model_checks
                              for e in scn.expect if e.kind != "model")
     if wants_model and result.verdict in (PASS, FAIL):
         result.checks.extend(model_checks)
-    counted = [c for c in result.checks if c.verdict != NOT_COMPARED and (not model_only or c.origin == MODEL)]
+    # With model_only the scenario's expectations are left out, but not what
+    # the runner saw the kernel do (crash, hang, no shell, missed bring-up):
+    # a kernel that panicked used to pass with "0/0 model claims" (issue 19).
+    counted = [c for c in result.checks if c.verdict != NOT_COMPARED
+               and (not model_only or c.origin == MODEL or c.name in IMPLICIT_CHECKS)]
     if result.verdict in (PASS, FAIL) and model_only:
         result.verdict = PASS
     if result.verdict == PASS:

@@ -115,3 +115,24 @@ def test_a_line_the_model_says_a_step_must_print_is_looked_for_in_that_step_only
     verdicts = {c.name: c.verdict for c in crosscheck.crosscheck(run, obs) if ":console:" in c.name}
     assert verdicts["model: a:console:sysrq-l"] == PASS
     assert verdicts["model: b:console:sysrq-l"] == FAIL, verdicts
+
+
+def test_a_kernel_that_crashed_fails_model_only_too() -> None:
+    # The real console of an oops in a step that does not crash on purpose.
+    # --model-only used to pass it: "0/0 model claims" once the crash had
+    # ended the run before any claim could be compared.
+    from harness.core.errors import GuestCrashed
+    from harness.run.endings import Progress, crashed
+    from harness.run.scenario_verdict import judge
+
+    text = _golden("lkdtm-bug-riscv64.log")
+    scn = _load("ipi-resched")
+    for model_only in (False, True):
+        res = ScenarioResult(scn, "default", PASS)
+        obs = Observations(console=text, cpus=4)
+        crashed(GuestCrashed("kernel BUG at drivers/misc/lkdtm/bugs.c", text),
+                res, obs, Progress({0, 1, 2, 3}, None, current=scn.steps[0]))
+        judge(res, scn, obs, [], [], model_only)
+        assert res.verdict == FAIL, (model_only, res.verdict, res.summary())
+        assert [c.name for c in res.checks if c.verdict == FAIL] == ["kernel did not crash"]
+    assert res.summary() == "expectations not evaluated (--model-only), failed: kernel did not crash, 0/0 model claims"
