@@ -115,10 +115,10 @@ def testcase(name: str, classname: str, time: float | None = None, result: Outco
 
 
 def testsuite(name: str, cases: Iterable[TestCase], properties: Mapping[str, str] | None = None,
-              file: str = "", system_out: str | None = None) -> TestSuite:
+              file: str = "", system_out: str | None = None, time: float | None = None) -> TestSuite:
     """A <testsuite> of cases, its <properties> first (the xunit schema has
-    properties on a suite only) and its <system-out> last; counts and time
-    are those of its cases."""
+    properties on a suite only) and its <system-out> last; counts are those
+    of its cases, and so is the time unless given."""
     suite = TestSuite(name)
     if file:
         suite._elem.set("file", file)
@@ -128,6 +128,8 @@ def testsuite(name: str, cases: Iterable[TestCase], properties: Mapping[str, str
     if system_out is not None:
         suite.append(SystemOut(system_out))
     suite.update_statistics()
+    if time is not None:
+        suite.time = round(time, 3)     # measured whole, where its cases have none
     return suite
 
 
@@ -137,9 +139,14 @@ def document(name: str, suites: Iterable[TestSuite], skipped_total: bool = False
     (only on each <testsuite>), where junitparser puts one: it is dropped
     unless skipped_total."""
     xml = JUnitXml(name)
+    suites = list(suites)
     for suite in suites:
         xml.add_testsuite(suite)
-    xml.update_statistics()
+    # Summed here: JUnitXml.update_statistics would first recount each
+    # suite from its cases, losing a suite's own time (testsuite(time=)).
+    xml.tests, xml.failures, xml.errors, xml.skipped = (
+        sum(getattr(s, k) or 0 for s in suites) for k in ("tests", "failures", "errors", "skipped"))
+    xml.time = round(sum(s.time or 0.0 for s in suites), 3)
     if not skipped_total:
         xml._elem.attrib.pop("skipped", None)
     text = xml.tostring()
@@ -197,11 +204,11 @@ def _model_case(run: SavedRun, base: str, limit: int) -> TestCase | None:
     flaky = [c for c in claims if c["verdict"] == FLAKY]
     if not bad and flaky:
         # run --repeats: claims that failed in some runs only
-        return testcase(MODEL_CASE, f"{base}.model", 0.0, rerun_failure(
+        return testcase(MODEL_CASE, f"{base}.model", None, rerun_failure(
             clean(f"{len(flaky)} of {len(claims)} model claims failed in some runs: "
                   + "; ".join(c.get("message") or c["name"] for c in flaky[:3]))[:500]))
     if not bad:
-        return testcase(MODEL_CASE, f"{base}.model", 0.0)
+        return testcase(MODEL_CASE, f"{base}.model")
     parts = [f"--- {bad[0]['name']}\n" + _failure_text(run, bad[0], limit // 2)]
     used = len(parts[0])
     for c in bad[1:LISTED_CLAIMS]:
@@ -216,7 +223,7 @@ def _model_case(run: SavedRun, base: str, limit: int) -> TestCase | None:
         clean(f"{len(bad)} of {len(claims)} model claims disagree with the kernel: "
               + "; ".join(c["name"] for c in bad[:3]))[:500],
         clean("\n\n".join(parts)))
-    return testcase(MODEL_CASE, f"{base}.model", 0.0, res)
+    return testcase(MODEL_CASE, f"{base}.model", None, res)
 
 
 def _scenario_case(run: SavedRun, base: str) -> TestCase:
@@ -228,10 +235,10 @@ def _scenario_case(run: SavedRun, base: str) -> TestCase:
     elif run.verdict in (ERROR, FAIL):
         res = (error if run.verdict == ERROR else failure)(clean((run.reason or run.verdict).splitlines()[0]),
                                                            clean(f"{run.reason}\n{attachment(run)}"))
-    return testcase("scenario", f"{base}.expectations", run.seconds, res)
+    return testcase("scenario", f"{base}.expectations", None, res)
 
 
-def _expectation_case(run: SavedRun, c: dict, base: str, seconds: float, failure_chars: int) -> TestCase:
+def _expectation_case(run: SavedRun, c: dict, base: str, failure_chars: int) -> TestCase:
     res: Outcome | None = None
     # run --repeats: the check's counts over the runs lead its message
     counts = f"{c['message']}: " if run.repeats and c.get("message") else ""
@@ -246,7 +253,7 @@ def _expectation_case(run: SavedRun, c: dict, base: str, seconds: float, failure
                             clean(f"expected: {c['expected']}\nobserved (failing run): {c['observed']}"[:failure_chars]))
     elif c["verdict"] == SKIP:
         res = skipped(clean(c["observed"][:500]))
-    return testcase(clean(c["name"]), f"{base}.expectations", seconds, res)
+    return testcase(clean(c["name"]), f"{base}.expectations", None, res)
 
 
 def _repeats_case(run: SavedRun, base: str) -> TestCase:
@@ -256,7 +263,7 @@ def _repeats_case(run: SavedRun, base: str) -> TestCase:
     doc = run.repeats or {}
     failed = [count_line(c) for c in doc.get("checks", []) if c["failed"]]
     logs = [f"run {a['run']} ({a['sample']}): {', '.join(a['console_logs']) or '-'}" for a in doc.get("attempts", [])]
-    case = testcase("passed and failed over the runs", f"{base}.attempts", 0.0)
+    case = testcase("passed and failed over the runs", f"{base}.attempts")
     case.append(rerun_failure(clean(f"{repeats_counts(doc)}: " + "; ".join(failed))[:500],
                               clean("console logs, relative to " + str(run.artifacts) + ":\n" + "\n".join(logs))))
     return case
@@ -269,10 +276,17 @@ def _suite(run: SavedRun, console_chars: int, failure_chars: int) -> TestSuite:
     if run.boot_retries:
         props["boot"] = f"boot retried {run.boot_retries}x: {run.reason}"
     base = f"{ident(run.kernel)}.{ident(run.scenario)}"
+    if run.verdict == SKIP:
+        # Skipped as a whole: one <skipped> with the reason, whatever checks
+        # the model judged before the skip (a testcase that "passed" made
+        # skipped="0" on a scenario the terminal called SKIP).
+        return testsuite(f"{run.kernel}/{run.scenario}", [_scenario_case(run, base)], props, file=run.file,
+                         system_out=clean(attachment(run)), time=run.seconds)
+    # No per-check time: the checks are judged together from one run, so
+    # the run's time is the suite's and a testcase has none (dividing it
+    # evenly made times nobody measured).
     cases = [] if run.checks else [_scenario_case(run, base)]
-    own = run.by_origin(EXPECTATION)
-    cases += [_expectation_case(run, c, base, round(run.seconds / max(1, len(own)), 3), failure_chars)
-              for c in own]
+    cases += [_expectation_case(run, c, base, failure_chars) for c in run.by_origin(EXPECTATION)]
     model = _model_case(run, base, failure_chars)
     if model is not None:
         cases.append(model)
@@ -280,14 +294,15 @@ def _suite(run: SavedRun, console_chars: int, failure_chars: int) -> TestSuite:
         cases.append(_repeats_case(run, base))
     elif run.verdict == FLAKY:
         kept = sorted(p.name for p in run.artifacts.glob("console-*.log")) if run.artifacts else []
-        retried = testcase("passed on a retry", f"{base}.attempts", 0.0)
+        retried = testcase("passed on a retry", f"{base}.attempts")
         retried.append(rerun_failure(clean(run.reason.splitlines()[0][:500] if run.reason else "retried"),
                                      clean("earlier attempts' console logs: " + (", ".join(kept) or "-"))))
         cases.append(retried)
     out = attachment(run)
     if run.verdict in (FAIL, ERROR) and run.console:
         out += "\n" + _console_tail(run, console_chars)
-    return testsuite(f"{run.kernel}/{run.scenario}", cases, props, file=run.file, system_out=clean(out))
+    return testsuite(f"{run.kernel}/{run.scenario}", cases, props, file=run.file, system_out=clean(out),
+                     time=run.seconds)
 
 
 def render(runs: list[SavedRun]) -> str:

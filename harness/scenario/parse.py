@@ -3,6 +3,7 @@ Validated completely before any QEMU starts; every error names the file,
 line and column."""
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -203,7 +204,40 @@ def _parse_expect(path: Path, raw: Any, where: Where, index: int, ctx: Ctx) -> E
         return Expectation(kind, f.get("name", str, kind), {}, f.where)
     args = _fields(path, raw[kind], ekind.fields, ctx, f"expect[{index}].{kind}", f.at(kind))
     ekind.validate(args, Fields(path, raw[kind], f"expect[{index}].{kind}", f.at(kind)), ctx)
-    return Expectation(kind, f.get("name", str, f"{kind}-{index + 1}"), args, f.where)
+    return Expectation(kind, f.get("name", str, None) or default_name(kind, ekind.expected(args)), args, f.where)
+
+
+# An expectation without a name is named for what it checks, so that the
+# line, `show`, JUnit and the report say it (issue 19: 32 of 103 JUnit
+# testcases were called "counter-1", "backtrace-2"). Cut to this length.
+NAME_MAX = 160
+
+
+def default_name(kind: str, expected: str) -> str:
+    text = f"{kind}: {expected}"
+    return text if len(text) <= NAME_MAX else text[:NAME_MAX - 3] + "..."
+
+
+def _unique_names(path: Path, expect: list[Expectation], raw: Any) -> tuple[Expectation, ...]:
+    """Every check is reported and counted by name: two of one name would
+    hide one of them. A name the file gives twice is an error; a generated
+    one that repeats gets ' (2)', ' (3)'."""
+    seen: set[str] = set()
+    out = []
+    for i, (exp, item) in enumerate(zip(expect, raw)):
+        name = exp.name
+        if name in seen:
+            if isinstance(item, dict) and "name" in item:
+                raise Fields(path, item, f"expect[{i}]", exp.where).at("name").error(
+                    f"duplicate expectation name '{name}'")
+            n = 2
+            while f"{name} ({n})" in seen:
+                n += 1
+            name = f"{name} ({n})"
+            exp = dataclasses.replace(exp, name=name)
+        seen.add(name)
+        out.append(exp)
+    return tuple(out)
 
 
 IMPLICIT_CHECKS = ("kernel boots to a shell", "all CPUs came online at boot", "guest responded", "kernel did not crash")
@@ -277,8 +311,8 @@ def load(path: Path) -> Scenario:
     scenario_limits.check_step_total(path, steps_raw, f.at("steps"))   # before expanding
     steps = tuple(_parse_steps(path, steps_raw, ctx, "steps", {}, ""))
     expect_raw = f.get("expect", list, [])
-    expect = tuple(_parse_expect(path, raw, item_where(path, expect_raw, i, f"expect[{i}]"), i, ctx)
-                   for i, raw in enumerate(expect_raw))
+    expect = _unique_names(path, [_parse_expect(path, raw, item_where(path, expect_raw, i, f"expect[{i}]"), i, ctx)
+                                  for i, raw in enumerate(expect_raw)], expect_raw)
     return Scenario(
         name=name, path=path, description=f.get("description", str, ""),
         covers=tuple(f.str_list("covers")), machine=machine, requires=tuple(requires),

@@ -188,3 +188,16 @@ def test_event_names_are_qemus(tmp_path: Path) -> None:
         scenario.load(bad)
     bad.write_text("name: ev\nsteps:\n  - shell: 'true'\nexpect:\n  - event: {name: GUEST_PANICKED, present: false}\n")
     assert scenario.load(bad).expect[0].args["name"] == "GUEST_PANICKED"
+
+
+def test_expectations_are_named_for_what_they_check_and_names_are_unique(tmp_path: Path) -> None:
+    twice = GOOD + "  - backtrace: {step: trigger, sender: 1}\n"
+    scn = scenario.load(write(tmp_path, twice))
+    assert [e.name for e in scn.expect] == [
+        "counter: 'CPU backtrace interrupts' before->after: delta {1: 0, 'others': 1}",
+        "backtrace: every online CPU accounted for after step 'trigger' by an IPI backtrace, sent from CPU 1",
+        "backtrace: every online CPU accounted for after step 'trigger' by an IPI backtrace, sent from CPU 1 (2)"]
+    named = GOOD + "  - {name: same, model: true}\n  - {name: same, backtrace: {step: trigger}}\n"
+    with pytest.raises(InputError) as err:
+        scenario.load(write(tmp_path, named))
+    assert "duplicate expectation name 'same'" in str(err.value) and err.value.line == 12, str(err.value)
