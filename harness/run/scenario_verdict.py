@@ -4,8 +4,10 @@ kernel reports nobody expected, and expectations.json, observations.json
 and verdicts.json in the run's directory."""
 from __future__ import annotations
 
+import bisect
 import json
 import re
+from typing import Callable
 
 from harness.expect.checks import (
     ERROR,
@@ -21,6 +23,7 @@ from harness.expect.checks import (
 )
 from harness.expect.observations import Observations
 from harness.expect.result import ScenarioResult
+from harness.parsers import reports
 from harness.scenario.parse import IMPLICIT_CHECKS, REPORT_TYPES
 from harness.scenario.types import Scenario
 
@@ -85,11 +88,12 @@ def unexpected_reports(result: ScenarioResult, scn: Scenario, obs: Observations,
     if not obs.console or result.verdict not in (PASS, FAIL, FLAKY):
         return
     lines, found = obs.kernel_reports()
+    step_at = _step_of_line(obs)
     for rep in found:
         if rep.type not in LISTED_REPORT_TYPES:
             continue
         text = rep.text(lines)
-        named = any(e.kind == "report" and e.args["type"] == rep.type for e in scn.expect) or any(
+        named = any(_excuses(e.args, rep, step_at(rep.first_line)) for e in scn.expect if e.kind == "report") or any(
             e.kind == "console" and e.args["present"] and re.search(e.args["present"], text, re.MULTILINE)
             for e in scn.expect)
         foreseen = any(re.search(p, text, re.MULTILINE) for p in predicted)
@@ -103,6 +107,27 @@ def unexpected_reports(result: ScenarioResult, scn: Scenario, obs: Observations,
                                          "; ".join(failing)[:2000]))
         if result.verdict in (PASS, FLAKY):
             result.verdict = FAIL
+
+
+def _excuses(args: dict, rep: reports.Report, step: str | None) -> bool:
+    """A report expectation excuses a report of its type on the CPU and in
+    the step it names (either, when it names none): `report: {type:
+    csd-lock, cpu: 0}` used to excuse csd-lock reports from every CPU."""
+    return (args["type"] == rep.type and (args["cpu"] is None or args["cpu"] == rep.cpu)
+            and (args["step"] is None or args["step"] == step))
+
+
+def _step_of_line(obs: Observations) -> Callable[[int], str | None]:
+    """The step whose console window holds console line n (1-based, as
+    klog numbers them), or None (booting, or after the last step)."""
+    starts = [0] + [m.end() for m in re.finditer("\n", obs.console)]
+    spans = sorted((rec.start, rec.end, name) for name, rec in obs.steps.items())
+
+    def step_at(n: int) -> str | None:
+        at = starts[min(max(n - 1, 0), len(starts) - 1)]
+        i = bisect.bisect_right(spans, (at, float("inf"), "")) - 1
+        return spans[i][2] if i >= 0 and spans[i][0] <= at < spans[i][1] else None
+    return step_at
 
 
 def write_artifacts(result: ScenarioResult, obs: Observations | None) -> None:

@@ -136,3 +136,23 @@ def test_a_kernel_that_crashed_fails_model_only_too() -> None:
         assert res.verdict == FAIL, (model_only, res.verdict, res.summary())
         assert [c.name for c in res.checks if c.verdict == FAIL] == ["kernel did not crash"]
     assert res.summary() == "expectations not evaluated (--model-only), failed: kernel did not crash, 0/0 model claims"
+
+
+def test_a_report_expectation_excuses_only_its_cpu_and_step(tmp_path: Path) -> None:
+    # The real WARNING on CPU 1 (console line 5), printed in step b.
+    b_starts = sum(len(line) + 1 for line in WARNING.split("\n")[:3])
+    unexpected = {}
+    for excuse in ("{type: warning}", "{type: warning, cpu: 1}", "{type: warning, cpu: 3}",
+                   "{type: warning, step: b}", "{type: warning, step: a}", "{type: warning, cpu: 1, step: b}"):
+        path = tmp_path / "s.yaml"
+        path.write_text("name: s\nsteps:\n  - {name: a, shell: 'true'}\n  - {name: b, shell: 'true'}\n"
+                        f"expect:\n  - report: {excuse}\n")
+        obs = Observations(console=WARNING, cpus=4)
+        obs.steps["a"] = StepRecord("a", "shell", 0, b_starts, 0.0, [0, 1, 2, 3])
+        obs.steps["b"] = StepRecord("b", "shell", b_starts, len(WARNING), 0.0, [0, 1, 2, 3])
+        result = ScenarioResult(scenario.load(path), "default", PASS)
+        _unexpected_reports(result, result.scenario, obs, [], False)
+        unexpected[excuse] = result.verdict
+    assert unexpected == {"{type: warning}": PASS, "{type: warning, cpu: 1}": PASS, "{type: warning, cpu: 3}": FAIL,
+                          "{type: warning, step: b}": PASS, "{type: warning, step: a}": FAIL,
+                          "{type: warning, cpu: 1, step: b}": PASS}
