@@ -110,6 +110,7 @@ class Observations:
             "qemu_spans": self.qemu_spans, "qemu_died_of_signal": self.qemu_died_of_signal,
             "kernel_release": self.kernel_release,
             "cpus": self.cpus,
+            "boot_ipi_rows": self.boot_ipi_rows,    # /proc/interrupts' IPI rows right after boot
             # Everything the parsers find in the whole console: backtrace
             # rounds, kdb sessions, kernel reports.
             "console": observe.observe(self.console, self.cpus, self.system_map,

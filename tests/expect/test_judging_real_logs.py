@@ -156,3 +156,40 @@ def test_a_report_expectation_excuses_only_its_cpu_and_step(tmp_path: Path) -> N
     assert unexpected == {"{type: warning}": PASS, "{type: warning, cpu: 1}": PASS, "{type: warning, cpu: 3}": FAIL,
                           "{type: warning, step: b}": PASS, "{type: warning, step: a}": FAIL,
                           "{type: warning, cpu: 1, step: b}": PASS}
+
+
+def test_missing_data_is_a_disagreement_not_silence(tmp_path: Path) -> None:
+    """The model's claims against real captures with one thing missing: a
+    row the reference kernel has, a clean snapshot, the 'Sending NMI' line,
+    the IPI rows after boot. Each used to be skipped or "not compared"."""
+    from harness.parsers import interrupts
+
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\nsteps:\n  - snapshot: before\n  - {name: trigger, sysrq: {key: l, cpu: 1}}\n"
+                    "  - snapshot: after\n")
+    scn = scenario.load(path)
+    run = crosscheck.run_model(scn, Features.reference(None, arch="riscv64"))
+    snaps = DATA / "interrupts"
+    good_rows = interrupts.parse((snaps / "default-4cpus.txt").read_text()).ipi_names()
+
+    def judge(after: str, console: str = CLEAN, boot_rows: list[str] = good_rows) -> dict[str, str]:
+        obs = Observations(console=console, cpus=4, boot_ipi_rows=boot_rows)
+        obs.snapshots["before"] = interrupts.parse((snaps / "default-4cpus.txt").read_text())
+        obs.snapshots["after"] = interrupts.parse(after)
+        for name, kind, start, end in (("1-snapshot", "snapshot", 0, 0), ("trigger", "sysrq", 0, len(console)),
+                                       ("3-snapshot", "snapshot", len(console), len(console))):
+            obs.steps[name] = StepRecord(name, kind, start, end, 0.1, [0, 1, 2, 3])
+        return {c.name: c.verdict for c in crosscheck.crosscheck(run, obs)}
+
+    after = (snaps / "default-4cpus-after-sysrq-l-cpu1.txt").read_text()
+    clean = judge(after)
+    assert clean["model: CPU backtrace interrupts before->after CPU2"] == PASS
+    assert clean["model: trigger:backtrace:targets"] == PASS and clean["model: boot:ipi_rows"] == PASS
+    no_row = judge((snaps / "revert-f15c21a3de1b-4cpus.txt").read_text())
+    assert no_row["model: CPU backtrace interrupts before->after CPU2"] == FAIL
+    corrupted = judge(after.replace("KGDB roundup interrupts", "KGDB roundup interrupts\nIPI8: 0 0"))
+    assert corrupted["model: counters before->after"] == FAIL
+    assert not any(" before->after CPU" in n for n in corrupted)
+    quiet = "\n".join(ln for ln in CLEAN.split("\n") if "Sending NMI" not in ln)
+    assert judge(after, quiet)["model: trigger:backtrace:targets"] == FAIL
+    assert judge(after, boot_rows=[])["model: boot:ipi_rows"] == FAIL

@@ -53,3 +53,12 @@ def test_reverted_kernel_lacks_backtrace_row() -> None:
 def test_garbage_is_flagged_not_raised() -> None:
     for text in ("", "junk\nmore junk", "           CPU0\nIPI0: x y Rescheduling\n\x00\xff"):
         assert interrupts.parse(text).corrupted
+
+
+def test_a_shell_job_notice_after_the_rows_is_not_corruption() -> None:
+    # A random-sequence run's snapshot: busybox sh printed "[1]+  Terminated
+    # timeout 2 taskset ..." after cat's output. The rows are whole.
+    snap = load("default-4cpus-job-notice.txt")
+    assert not snap.corrupted and snap.row("KGDB roundup interrupts").counts == {0: 1, 1: 2, 2: 2, 3: 1}
+    text = (DATA / "default-4cpus-job-notice.txt").read_text()
+    assert interrupts.parse(text.replace("[1]+  Terminated", "[1]+  Bogus")).corrupted
