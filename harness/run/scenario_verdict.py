@@ -22,6 +22,7 @@ from harness.expect.checks import (
     expected_of,
 )
 from harness.expect.observations import Observations
+from harness.expect.allowed_reports import allowed
 from harness.expect.result import ScenarioResult
 from harness.parsers import reports
 from harness.scenario.parse import IMPLICIT_CHECKS, REPORT_TYPES
@@ -70,25 +71,26 @@ def judge(result: ScenarioResult, scn: Scenario, obs: Observations, model_checks
     result.model_only = model_only
 
 
-# Kernel reports listed when neither a scenario's expectations nor the model
-# account for them, and those that fail it (docs/scenarios.md, "Reports
-# nobody expected"). lkdtm's own "Performing direct entry" lines are the
-# steps' doing. CPU hotplug reports are listed but do not fail: under TCG a
-# descheduled vCPU makes "CPUn may not have stopped" (2 of 20 random hotplug
-# sequences at load ~5) and "failed to come online" (boot retry) without any
-# kernel fault; the hotplug scenarios name them where they matter.
+# Kernel reports judged when neither a scenario's expectations nor the model
+# account for them (docs/scenarios.md, "Reports nobody expected"). lkdtm's
+# own "Performing direct entry" lines are the steps' doing. A report fails
+# the check unless the project-wide allow-list (expect/allowed_reports.py)
+# names its type and title, with the reason and the evidence.
 LISTED_REPORT_TYPES = frozenset(REPORT_TYPES) - {"none", "lkdtm"}
-FAILING_REPORT_TYPES = LISTED_REPORT_TYPES - {"cpu-hotplug"}
+UNEXPECTED_CHECK = "no unexpected kernel report"
 
 
 def unexpected_reports(result: ScenarioResult, scn: Scenario, obs: Observations,
                        predicted: list[str], model_only: bool) -> None:
     """List every kernel report the console holds that no expectation names
-    and the model does not predict; fail the scenario on them."""
+    and the model does not predict, and state the check "no unexpected
+    kernel report" in every judged run: it fails on any such report the
+    allow-list does not name."""
     if not obs.console or result.verdict not in (PASS, FAIL, FLAKY):
         return
     lines, found = obs.kernel_reports()
     step_at = _step_of_line(obs)
+    failing, excused = [], []
     for rep in found:
         if rep.type not in LISTED_REPORT_TYPES:
             continue
@@ -99,14 +101,24 @@ def unexpected_reports(result: ScenarioResult, scn: Scenario, obs: Observations,
         foreseen = any(re.search(p, text, re.MULTILINE) for p in predicted)
         if named or foreseen:
             continue
-        result.unexpected_reports.append(f"{rep.type} on CPU {rep.cpu}: {rep.title}")
-    failing = [r for r in result.unexpected_reports if r.split(" on CPU", 1)[0] in FAILING_REPORT_TYPES]
-    if failing and not model_only:
-        result.checks.append(CheckResult("no unexpected kernel report", FAIL,
-                                         "every kernel report named by an expectation or predicted by the model",
-                                         "; ".join(failing)[:2000]))
+        seen = f"{rep.type} on CPU {rep.cpu}: {rep.title}"
+        result.unexpected_reports.append(seen)
+        entry = allowed(rep.type, rep.title)
+        if entry is None:
+            failing.append(seen)
+        else:
+            excused.append(f"{seen} (allowed: {entry.reason.split(':')[0]}; {entry.evidence.split(';')[0]})")
+    if model_only:
+        return
+    expected = "every kernel report named by an expectation, predicted by the model or on the allow-list"
+    if failing:
+        result.checks.append(CheckResult(UNEXPECTED_CHECK, FAIL, expected,
+                                         "; ".join(failing + excused)[:2000]))
         if result.verdict in (PASS, FLAKY):
             result.verdict = FAIL
+    else:
+        result.checks.append(CheckResult(UNEXPECTED_CHECK, PASS, expected,
+                                         "; ".join(excused)[:2000] or "none"))
 
 
 def _excuses(args: dict, rep: reports.Report, step: str | None) -> bool:
