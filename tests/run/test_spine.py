@@ -101,7 +101,12 @@ expect:
     assert elapsed < 30, f"took {elapsed:.1f}s: waited for the step timeout instead of the panic"
     verdicts = json.loads((out / "default" / "panics" / "verdicts.json").read_text())
     assert verdicts["verdict"] == "fail"
-    assert [c["verdict"] for c in verdicts["checks"]] == ["fail", "error"]
+    # The crash fails its check; the expectation it cut short is an error;
+    # the panic is what the model predicts of sysrq c, so it is no
+    # unexpected report (a check every judged run states).
+    assert [(c["name"], c["verdict"]) for c in verdicts["checks"]] == [
+        ("kernel did not crash", "fail"), ("exit_status: step 'crash' exits 0", "error"),
+        ("no unexpected kernel report", "pass")]
     assert "sysrq triggered crash" in (out / "default" / "panics" / "console.log").read_text()
     assert_no_qemu(out)
 
