@@ -145,6 +145,24 @@ def load(path: Path, version: int | None = None) -> Series:
     return from_messages(msgs, str(path), version, path)
 
 
+def _refuse_unordered(b4, msgs: list[EmailMessage], path: Path | None) -> None:  # noqa: ANN001 - b4 module
+    """Several different patches of one version without [PATCH n/m]
+    numbers have no order. b4 takes an unnumbered patch from the same
+    author with a later date for a new version of the one before it, so a
+    directory of plain `git format-patch --no-numbered` files (commits a
+    second apart or more, as a user's are) became "3 versions" and only the
+    last patch was tested."""
+    seen: dict[int, str] = {}
+    for m in msgs:
+        subj = b4.LoreSubject(str(m.get("Subject", "")))
+        if not subj.patch or not subj.counters_inferred or subj.reply or subj.resend:
+            continue
+        first = seen.setdefault(subj.revision, subj.subject)
+        if first != subj.subject:
+            raise InputError(path, f"'{subj.full_subject}': no [PATCH n/m] number, and the mbox holds "
+                                   "several patches, so their order is unknown")
+
+
 def from_range(tree: Path, rng: str, dest: Path) -> tuple[Series, str]:
     """BASE..TIP in a git tree: the commits as git format-patch files under
     dest (the tree is only read), then the same path as a directory. Returns
@@ -167,6 +185,7 @@ def from_range(tree: Path, rng: str, dest: Path) -> tuple[Series, str]:
 def from_messages(msgs: list[EmailMessage], source: str, version: int | None = None,
                   path: Path | None = None) -> Series:
     b4 = _b4()
+    _refuse_unordered(b4, msgs, path)
     mbx = b4.LoreMailbox()
     for m in msgs:
         try:

@@ -389,9 +389,11 @@ def test_attribution_around_a_prefix_that_does_not_build() -> None:
 
 # ------------------------------------------------------------------ series (b4) on a small git repository
 
-def _git(repo: Path, *args: str) -> str:
+def _git(repo: Path, *args: str, date: str | None = None) -> str:
     env = {**os.environ, "GIT_AUTHOR_NAME": "Dev", "GIT_AUTHOR_EMAIL": "dev@example.org",
            "GIT_COMMITTER_NAME": "Dev", "GIT_COMMITTER_EMAIL": "dev@example.org"}
+    if date is not None:
+        env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = date
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
                           env=env).stdout.strip()
 
@@ -411,7 +413,10 @@ def small_repo(tmp_path: Path) -> tuple[Path, str, list[str]]:
                                              ("a: three", "line 25\n", "line 25 and more\n")]):
         text = (repo / "a.c").read_text().replace(old, new)
         (repo / "a.c").write_text(text)
-        _git(repo, "commit", "-q", "-am", subject)
+        # A minute apart, as a user's commits are: with equal dates b4 took
+        # unnumbered patches for one series, with rising ones for versions,
+        # and test_series_bad_input passed or failed with the clock.
+        _git(repo, "commit", "-q", "-am", subject, date=f"2026-01-01T00:0{i + 1}:00Z")
         shas.append(_git(repo, "rev-parse", "HEAD"))
     return repo, base, shas
 
