@@ -28,20 +28,23 @@ def positive(value: Any, where: Where, ctx: "Ctx") -> None:
 
 
 def cpu_key(key: Any, where: Where, ctx: "Ctx") -> None:
-    """A key of a {CPU: ...} table. YAML reads `true:` as a boolean, which
+    """A key of a {CPU: ...} table."""
+    _cpu_number(key, where, ctx, "keys are CPU numbers")
+
+
+def _cpu_number(value: Any, where: Where, ctx: "Ctx", expected: str) -> None:
+    """An integer CPU of the machine. YAML reads `true` as a boolean, which
     Python takes for the integer 1: it must not stand for CPU 1."""
-    if not isinstance(key, int) or isinstance(key, bool):
-        raise where.error(f"keys are CPU numbers, got {key!r}")
-    cpu(key, where, ctx)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise where.error(f"{expected}, got {value!r}")
+    cpu(value, where, ctx)
 
 
 def cpu_list(value: Any, where: Where, ctx: "Ctx") -> None:
     if not value:
         raise where.error("expected a non-empty list of CPU numbers")
     for c in value:
-        if not isinstance(c, int) or isinstance(c, bool):
-            raise where.error(f"expected CPU numbers, got {c!r}")
-        cpu(c, where, ctx)
+        _cpu_number(c, where, ctx, "expected CPU numbers")
 
 
 def locations(value: Any, where: Where, ctx: "Ctx") -> None:

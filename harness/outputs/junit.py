@@ -276,20 +276,19 @@ def _suite(run: SavedRun, console_chars: int, failure_chars: int) -> TestSuite:
     if run.boot_retries:
         props["boot"] = f"boot retried {run.boot_retries}x: {run.reason}"
     base = f"{ident(run.kernel)}.{ident(run.scenario)}"
-    if run.verdict == SKIP:
-        # Skipped as a whole: one <skipped> with the reason, whatever checks
-        # the model judged before the skip (a testcase that "passed" made
-        # skipped="0" on a scenario the terminal called SKIP).
-        return testsuite(f"{run.kernel}/{run.scenario}", [_scenario_case(run, base)], props, file=run.file,
-                         system_out=clean(attachment(run)), time=run.seconds)
     # No per-check time: the checks are judged together from one run, so
     # the run's time is the suite's and a testcase has none (dividing it
     # evenly made times nobody measured).
-    cases = [] if run.checks else [_scenario_case(run, base)]
-    cases += [_expectation_case(run, c, base, failure_chars) for c in run.by_origin(EXPECTATION)]
-    model = _model_case(run, base, failure_chars)
-    if model is not None:
-        cases.append(model)
+    if run.verdict == SKIP or not run.checks:
+        # Skipped as a whole: one <skipped> with the reason, whatever checks
+        # the model judged before the skip (a testcase that "passed" made
+        # skipped="0" on a scenario the terminal called SKIP).
+        cases = [_scenario_case(run, base)]
+    else:
+        cases = [_expectation_case(run, c, base, failure_chars) for c in run.by_origin(EXPECTATION)]
+        model = _model_case(run, base, failure_chars)
+        if model is not None:
+            cases.append(model)
     if run.verdict == FLAKY and run.repeats:
         cases.append(_repeats_case(run, base))
     elif run.verdict == FLAKY:

@@ -21,8 +21,8 @@ from harness.expect.checks import (
     evaluate,
     expected_of,
 )
-from harness.expect.observations import Observations
 from harness.expect.allowed_reports import allowed
+from harness.expect.observations import Observations
 from harness.expect.result import ScenarioResult
 from harness.parsers import reports
 from harness.scenario.parse import IMPLICIT_CHECKS, REPORT_TYPES

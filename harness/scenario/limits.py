@@ -115,8 +115,16 @@ def kdb_command_problem(command: str) -> str | None:
     return None
 
 
+def check_duration(seconds: float, where: Where) -> None:
+    """Any time a scenario asks the harness to wait (a timeout, a sleep, a
+    hold): at most MAX_TIMEOUT_S, so nothing waits past what a hang would."""
+    if seconds > MAX_TIMEOUT_S:
+        raise where.error(f"expected at most {MAX_TIMEOUT_S:g} seconds, got {seconds}")
+
+
 def check_timeout(seconds: float, where: Where) -> None:
-    """A timeout the harness can act on: above 0 (nan is not) and at most
-    MAX_TIMEOUT_S."""
-    if not 0 < seconds <= MAX_TIMEOUT_S:
-        raise where.error(f"expected seconds above 0 and at most {MAX_TIMEOUT_S:g}, got {seconds}")
+    """A timeout the harness can act on: above 0 (nan is not) and within
+    check_duration's bound."""
+    if not seconds > 0:
+        raise where.error(f"expected seconds above 0, got {seconds}")
+    check_duration(seconds, where)

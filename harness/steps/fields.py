@@ -50,7 +50,7 @@ def not_negative(value: Any, where: Where, ctx: "Ctx") -> None:
     bounded as `seconds` is."""
     if not value >= 0:
         raise where.error(f"expected a number >= 0, got {value}")
-    _at_most_timeout(value, where)
+    scenario_limits.check_duration(value, where)
 
 
 def seconds(value: Any, where: Where, ctx: "Ctx") -> None:
@@ -58,12 +58,7 @@ def seconds(value: Any, where: Where, ctx: "Ctx") -> None:
     no longer than the longest timeout (scenario/limits.py), so no step
     holds the harness past what a hang would."""
     positive(value, where, ctx)
-    _at_most_timeout(value, where)
-
-
-def _at_most_timeout(value: float, where: Where) -> None:
-    if value > scenario_limits.MAX_TIMEOUT_S:
-        raise where.error(f"expected at most {scenario_limits.MAX_TIMEOUT_S:g} seconds, got {value}")
+    scenario_limits.check_duration(value, where)
 
 
 def share(value: Any, where: Where, ctx: "Ctx") -> None:
